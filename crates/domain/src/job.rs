@@ -1,0 +1,683 @@
+//! The email-job contract v1: the JSON wire shape, and the rules that turn it into an [`EmailJob`].
+//!
+//! Parsing is strict, as Auth0's Management API is: unknown fields are refused, each field is
+//! checked, and the cross-field rules Auth0 documents (e.g. no `result_url` together with
+//! `client_id` or `organization_id` on a verification ticket) apply. Every refusal says which field
+//! is wrong and why, so it can travel in a dead-letter header.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::ids::{ClientId, EmailAddress, IdError, JobId, OrganizationId, UserId};
+use crate::kind::JobKind;
+
+/// A ticket lives this long when `ttl_sec` is absent or 0: five days, as in Auth0.
+pub const DEFAULT_TTL_SEC: u64 = 432_000;
+/// The longest ticket Herald issues (one year); longer requests are refused, not clamped.
+pub const MAX_TTL_SEC: u64 = 31_536_000;
+/// The only schema version this crate reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Why a job body was refused. Each variant maps to one stable `reason` code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    #[error("the job body is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { size: usize, limit: usize },
+    #[error("the job body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("unknown job type {0:?}; expected verification_email, enrollment_email, password_change_email or welcome_email")]
+    UnknownType(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl JobError {
+    /// The machine-readable reason, as written in the `x-herald-reason` dead-letter header.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            JobError::TooLarge { .. } => "body_too_large",
+            JobError::MalformedJson(_) => "malformed_json",
+            JobError::UnknownType(_) => "unknown_type",
+            JobError::Invalid(_) => "invalid_job",
+        }
+    }
+
+    fn field(field: &str, message: impl std::fmt::Display) -> Self {
+        JobError::Invalid(format!("{field} {message}"))
+    }
+}
+
+impl From<IdError> for JobError {
+    fn from(e: IdError) -> Self {
+        JobError::Invalid(e.to_string())
+    }
+}
+
+/// The JSON body exactly as it travels over AMQP (contract v1). Field names follow Auth0,
+/// including its one camelCase field, `includeEmailInRedirect`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireJob {
+    /// Schema version; absent means 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub user: WireUser,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_sec: Option<u64>,
+    #[serde(
+        default,
+        rename = "includeEmailInRedirect",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub include_email_in_redirect: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<EnrollmentFactor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_multiple_enrollments: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_email_as_verified: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireUser {
+    pub user_id: String,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+/// The MFA factor an enrollment ticket is for (Auth0's `factor` enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnrollmentFactor {
+    PushNotification,
+    Phone,
+    Email,
+    Otp,
+    WebauthnRoaming,
+    WebauthnPlatform,
+}
+
+impl EnrollmentFactor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnrollmentFactor::PushNotification => "push-notification",
+            EnrollmentFactor::Phone => "phone",
+            EnrollmentFactor::Email => "email",
+            EnrollmentFactor::Otp => "otp",
+            EnrollmentFactor::WebauthnRoaming => "webauthn-roaming",
+            EnrollmentFactor::WebauthnPlatform => "webauthn-platform",
+        }
+    }
+}
+
+impl std::str::FromStr for EnrollmentFactor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+            format!(
+                "unknown factor {s:?}; expected push-notification, phone, email, otp, webauthn-roaming or webauthn-platform"
+            )
+        })
+    }
+}
+
+/// The recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub user_id: UserId,
+    pub email: EmailAddress,
+    /// Free text from upstream: untrusted, escaped wherever it is shown.
+    pub name: Option<String>,
+    /// The user's preferred locale as sent; negotiation decides whether it is usable.
+    pub locale: Option<String>,
+}
+
+/// How the job's ticket behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketOptions {
+    pub result_url: Option<Url>,
+    pub ttl_sec: u64,
+    pub include_email_in_redirect: bool,
+}
+
+/// The kind-specific part of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobSpec {
+    Verification {
+        ticket: TicketOptions,
+    },
+    Enrollment {
+        ticket: TicketOptions,
+        factor: Option<EnrollmentFactor>,
+        allow_multiple_enrollments: bool,
+    },
+    PasswordChange {
+        ticket: TicketOptions,
+        mark_email_as_verified: bool,
+    },
+    Welcome,
+}
+
+/// A validated email job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailJob {
+    pub id: JobId,
+    pub user: User,
+    pub client_id: Option<ClientId>,
+    pub organization_id: Option<OrganizationId>,
+    /// The requested email locale as sent; negotiation decides whether it is usable.
+    pub email_locale: Option<String>,
+    /// A lowercase hostname; whether it is allowed is configuration, checked by the worker.
+    pub custom_domain: Option<String>,
+    pub spec: JobSpec,
+}
+
+impl EmailJob {
+    /// Parses and validates a job body, refusing bodies over `max_bytes`.
+    pub fn parse(body: &[u8], max_bytes: usize) -> Result<Self, JobError> {
+        if body.len() > max_bytes {
+            return Err(JobError::TooLarge {
+                size: body.len(),
+                limit: max_bytes,
+            });
+        }
+        let wire: WireJob = serde_json::from_slice(body).map_err(|e| {
+            use serde_json::error::Category;
+            match e.classify() {
+                Category::Syntax | Category::Eof | Category::Io => {
+                    JobError::MalformedJson(e.to_string())
+                }
+                Category::Data => JobError::Invalid(e.to_string()),
+            }
+        })?;
+        Self::from_wire(wire)
+    }
+
+    /// Best-effort read of a job's `id` from a body that may be invalid, so even a refused job can
+    /// be recorded under its idempotency key.
+    pub fn peek_id(body: &[u8]) -> Option<JobId> {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            id: String,
+        }
+        let probe: IdOnly = serde_json::from_slice(body).ok()?;
+        JobId::parse(probe.id).ok()
+    }
+
+    pub fn from_wire(wire: WireJob) -> Result<Self, JobError> {
+        if let Some(v) = wire.version
+            && v != SCHEMA_VERSION
+        {
+            return Err(JobError::field(
+                "version",
+                format!("{v} is not supported; this worker reads version {SCHEMA_VERSION}"),
+            ));
+        }
+        let kind =
+            JobKind::from_type_name(&wire.kind).ok_or(JobError::UnknownType(wire.kind.clone()))?;
+        let id = JobId::parse(wire.id)?;
+        let user = User {
+            user_id: UserId::parse(wire.user.user_id)?,
+            email: EmailAddress::parse(wire.user.email)?,
+            name: optional_text("user.name", wire.user.name, 300)?,
+            locale: optional_text("user.locale", wire.user.locale, 64)?,
+        };
+        let client_id = wire.client_id.map(ClientId::parse).transpose()?;
+        let organization_id = wire.organization_id.map(OrganizationId::parse).transpose()?;
+        let email_locale = optional_text("email_locale", wire.email_locale, 64)?;
+        let custom_domain = wire.custom_domain.map(parse_domain).transpose()?;
+        let result_url = wire.result_url.map(parse_result_url).transpose()?;
+
+        let only_on = |present: bool, field: &str, allowed: JobKind| {
+            if present && kind != allowed {
+                Err(JobError::field(
+                    field,
+                    format!("is only allowed on {allowed} jobs, not on {kind}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        only_on(wire.factor.is_some(), "factor", JobKind::Enrollment)?;
+        only_on(
+            wire.allow_multiple_enrollments.is_some(),
+            "allow_multiple_enrollments",
+            JobKind::Enrollment,
+        )?;
+        only_on(
+            wire.mark_email_as_verified.is_some(),
+            "mark_email_as_verified",
+            JobKind::PasswordChange,
+        )?;
+
+        // Auth0: result_url is for the classic experience only. A verification (and so, here, an
+        // enrollment) ticket refuses it next to client_id or organization_id; a password-change
+        // ticket refuses it next to organization_id only.
+        if result_url.is_some() {
+            let conflict = match kind {
+                JobKind::Verification | JobKind::Enrollment => {
+                    if client_id.is_some() {
+                        Some("client_id")
+                    } else if organization_id.is_some() {
+                        Some("organization_id")
+                    } else {
+                        None
+                    }
+                }
+                JobKind::PasswordChange => organization_id.is_some().then_some("organization_id"),
+                JobKind::Welcome => None,
+            };
+            if let Some(other) = conflict {
+                return Err(JobError::field(
+                    "result_url",
+                    format!("cannot be specified when using {other}"),
+                ));
+            }
+        }
+
+        let ttl_sec = match wire.ttl_sec {
+            None | Some(0) => DEFAULT_TTL_SEC,
+            Some(t) if t > MAX_TTL_SEC => {
+                return Err(JobError::field(
+                    "ttl_sec",
+                    format!("must be at most {MAX_TTL_SEC} seconds (one year)"),
+                ));
+            }
+            Some(t) => t,
+        };
+        let ticket = TicketOptions {
+            result_url,
+            ttl_sec,
+            include_email_in_redirect: wire.include_email_in_redirect.unwrap_or(false),
+        };
+
+        let spec = match kind {
+            JobKind::Verification => JobSpec::Verification { ticket },
+            JobKind::Enrollment => JobSpec::Enrollment {
+                ticket,
+                factor: wire.factor,
+                allow_multiple_enrollments: wire.allow_multiple_enrollments.unwrap_or(false),
+            },
+            JobKind::PasswordChange => JobSpec::PasswordChange {
+                ticket,
+                mark_email_as_verified: wire.mark_email_as_verified.unwrap_or(false),
+            },
+            JobKind::Welcome => {
+                // A welcome email carries no ticket, so ticket fields would be silently dropped.
+                for (present, field) in [
+                    (ticket.result_url.is_some(), "result_url"),
+                    (wire.ttl_sec.is_some(), "ttl_sec"),
+                    (wire.include_email_in_redirect.is_some(), "includeEmailInRedirect"),
+                ] {
+                    if present {
+                        return Err(JobError::field(
+                            field,
+                            "is not allowed on welcome_email jobs, which carry no ticket",
+                        ));
+                    }
+                }
+                JobSpec::Welcome
+            }
+        };
+
+        Ok(EmailJob {
+            id,
+            user,
+            client_id,
+            organization_id,
+            email_locale,
+            custom_domain,
+            spec,
+        })
+    }
+
+    pub fn kind(&self) -> JobKind {
+        match self.spec {
+            JobSpec::Verification { .. } => JobKind::Verification,
+            JobSpec::Enrollment { .. } => JobKind::Enrollment,
+            JobSpec::PasswordChange { .. } => JobKind::PasswordChange,
+            JobSpec::Welcome => JobKind::Welcome,
+        }
+    }
+
+    /// The ticket settings, for kinds that issue a ticket.
+    pub fn ticket(&self) -> Option<&TicketOptions> {
+        match &self.spec {
+            JobSpec::Verification { ticket }
+            | JobSpec::Enrollment { ticket, .. }
+            | JobSpec::PasswordChange { ticket, .. } => Some(ticket),
+            JobSpec::Welcome => None,
+        }
+    }
+
+    /// The wire form; `parse(to_json())` gives back an equal job.
+    pub fn to_wire(&self) -> WireJob {
+        let ticket = self.ticket();
+        let mut wire = WireJob {
+            version: None,
+            id: self.id.to_string(),
+            kind: self.kind().type_name().to_string(),
+            user: WireUser {
+                user_id: self.user.user_id.to_string(),
+                email: self.user.email.to_string(),
+                name: self.user.name.clone(),
+                locale: self.user.locale.clone(),
+            },
+            client_id: self.client_id.as_ref().map(ToString::to_string),
+            organization_id: self.organization_id.as_ref().map(ToString::to_string),
+            email_locale: self.email_locale.clone(),
+            result_url: ticket.and_then(|t| t.result_url.as_ref().map(ToString::to_string)),
+            ttl_sec: ticket.map(|t| t.ttl_sec),
+            include_email_in_redirect: ticket.map(|t| t.include_email_in_redirect),
+            custom_domain: self.custom_domain.clone(),
+            ..WireJob::default()
+        };
+        match &self.spec {
+            JobSpec::Enrollment {
+                factor,
+                allow_multiple_enrollments,
+                ..
+            } => {
+                wire.factor = *factor;
+                wire.allow_multiple_enrollments = Some(*allow_multiple_enrollments);
+            }
+            JobSpec::PasswordChange {
+                mark_email_as_verified,
+                ..
+            } => wire.mark_email_as_verified = Some(*mark_email_as_verified),
+            JobSpec::Verification { .. } | JobSpec::Welcome => {}
+        }
+        wire
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.to_wire()).expect("a WireJob always serializes")
+    }
+
+    /// Starts a job of `kind` for a user; `build()` applies the same rules as [`EmailJob::parse`].
+    pub fn builder(
+        kind: JobKind,
+        user_id: impl Into<String>,
+        email: impl Into<String>,
+    ) -> EmailJobBuilder {
+        EmailJobBuilder {
+            wire: WireJob {
+                id: JobId::generate().to_string(),
+                kind: kind.type_name().to_string(),
+                user: WireUser {
+                    user_id: user_id.into(),
+                    email: email.into(),
+                    ..WireUser::default()
+                },
+                ..WireJob::default()
+            },
+        }
+    }
+}
+
+/// Builds an [`EmailJob`] field by field, for producers and the CLI.
+#[derive(Debug, Clone)]
+pub struct EmailJobBuilder {
+    wire: WireJob,
+}
+
+impl EmailJobBuilder {
+    /// Sets the idempotency key (a fresh `job_…` id is used otherwise).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.wire.id = id.into();
+        self
+    }
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.wire.user.name = Some(name.into());
+        self
+    }
+    pub fn user_locale(mut self, locale: impl Into<String>) -> Self {
+        self.wire.user.locale = Some(locale.into());
+        self
+    }
+    pub fn email_locale(mut self, locale: impl Into<String>) -> Self {
+        self.wire.email_locale = Some(locale.into());
+        self
+    }
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.wire.client_id = Some(id.into());
+        self
+    }
+    pub fn organization_id(mut self, id: impl Into<String>) -> Self {
+        self.wire.organization_id = Some(id.into());
+        self
+    }
+    pub fn result_url(mut self, url: impl Into<String>) -> Self {
+        self.wire.result_url = Some(url.into());
+        self
+    }
+    pub fn ttl_sec(mut self, ttl: u64) -> Self {
+        self.wire.ttl_sec = Some(ttl);
+        self
+    }
+    pub fn include_email_in_redirect(mut self, yes: bool) -> Self {
+        self.wire.include_email_in_redirect = Some(yes);
+        self
+    }
+    pub fn custom_domain(mut self, domain: impl Into<String>) -> Self {
+        self.wire.custom_domain = Some(domain.into());
+        self
+    }
+    pub fn factor(mut self, factor: EnrollmentFactor) -> Self {
+        self.wire.factor = Some(factor);
+        self
+    }
+    pub fn allow_multiple_enrollments(mut self, yes: bool) -> Self {
+        self.wire.allow_multiple_enrollments = Some(yes);
+        self
+    }
+    pub fn mark_email_as_verified(mut self, yes: bool) -> Self {
+        self.wire.mark_email_as_verified = Some(yes);
+        self
+    }
+    pub fn build(self) -> Result<EmailJob, JobError> {
+        EmailJob::from_wire(self.wire)
+    }
+}
+
+fn optional_text(
+    field: &'static str,
+    value: Option<String>,
+    max: usize,
+) -> Result<Option<String>, JobError> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.len() > max => Err(JobError::field(
+            field,
+            format!("must be at most {max} bytes long"),
+        )),
+        Some(v) if v.chars().any(char::is_control) => {
+            Err(JobError::field(field, "must not contain control characters"))
+        }
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) => Ok(Some(v)),
+    }
+}
+
+fn parse_result_url(raw: String) -> Result<Url, JobError> {
+    let url = Url::parse(&raw)
+        .map_err(|e| JobError::field("result_url", format!("is not a valid URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(JobError::field(
+            "result_url",
+            "must be an absolute http or https URL",
+        ));
+    }
+    Ok(url)
+}
+
+/// A custom domain is a bare hostname, as Auth0's `auth0-custom-domain` header (3 to 255 chars).
+fn parse_domain(raw: String) -> Result<String, JobError> {
+    let domain = raw.trim().to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if domain.len() < 3 || domain.len() > 255 || !domain.contains('.') || !domain.split('.').all(label_ok)
+    {
+        return Err(JobError::field(
+            "custom_domain",
+            format!("{raw:?} is not a hostname such as login.example.com"),
+        ));
+    }
+    Ok(domain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: usize = 64 * 1024;
+
+    fn parse(json: &str) -> Result<EmailJob, JobError> {
+        EmailJob::parse(json.as_bytes(), LIMIT)
+    }
+
+    fn reason(json: &str) -> &'static str {
+        parse(json).unwrap_err().reason()
+    }
+
+    #[test]
+    fn a_minimal_verification_job_gets_auth0_defaults() {
+        let job = parse(r#"{"id":"j1","type":"verification_email","user":{"user_id":"u1","email":"a@example.com"}}"#).unwrap();
+        assert_eq!(job.kind(), JobKind::Verification);
+        let ticket = job.ticket().unwrap();
+        assert_eq!(ticket.ttl_sec, DEFAULT_TTL_SEC);
+        assert!(!ticket.include_email_in_redirect);
+        assert!(ticket.result_url.is_none());
+    }
+
+    #[test]
+    fn ttl_zero_means_the_default() {
+        let job = parse(r#"{"id":"j1","type":"password_change_email","ttl_sec":0,"user":{"user_id":"u1","email":"a@example.com"}}"#).unwrap();
+        assert_eq!(job.ticket().unwrap().ttl_sec, DEFAULT_TTL_SEC);
+        let job = parse(r#"{"id":"j1","type":"password_change_email","ttl_sec":60,"user":{"user_id":"u1","email":"a@example.com"}}"#).unwrap();
+        assert_eq!(job.ticket().unwrap().ttl_sec, 60);
+    }
+
+    #[test]
+    fn every_kind_of_bad_input_has_its_reason() {
+        assert_eq!(reason("{not json"), "malformed_json");
+        assert_eq!(reason(""), "malformed_json");
+        assert_eq!(
+            reason(r#"{"id":"j1","type":"sms","user":{"user_id":"u1","email":"a@example.com"}}"#),
+            "unknown_type"
+        );
+        assert_eq!(
+            reason(r#"{"id":"j1","type":"welcome_email","user":{"user_id":"u1"}}"#),
+            "invalid_job"
+        );
+        assert_eq!(
+            reason(r#"{"id":"j1","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com"},"ttl":5}"#),
+            "invalid_job"
+        );
+        let big = format!(
+            r#"{{"id":"j1","type":"welcome_email","user":{{"user_id":"u1","email":"a@example.com","name":"{}"}}}}"#,
+            "x".repeat(LIMIT)
+        );
+        assert_eq!(reason(&big), "body_too_large");
+    }
+
+    #[test]
+    fn error_messages_name_the_field() {
+        let err = parse(r#"{"id":"j1","type":"welcome_email","user":{"user_id":"u1"}}"#).unwrap_err();
+        assert!(err.to_string().contains("email"), "{err}");
+        let err = parse(r#"{"id":"j1","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com"},"ttl":5}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `ttl`"), "{err}");
+        let err = parse(r#"{"id":"j1","type":"welcome_email","user":{"user_id":"u1","email":"nope"}}"#).unwrap_err();
+        assert!(err.to_string().contains("user.email"), "{err}");
+    }
+
+    #[test]
+    fn result_url_follows_auth0_rules() {
+        let base = r#""user":{"user_id":"u1","email":"a@example.com"},"result_url":"https://app.test/done""#;
+        let verify_with_client = format!(r#"{{"id":"j","type":"verification_email","client_id":"c1",{base}}}"#);
+        assert!(parse(&verify_with_client).unwrap_err().to_string().contains("cannot be specified when using client_id"));
+        let verify_with_org = format!(r#"{{"id":"j","type":"verification_email","organization_id":"o1",{base}}}"#);
+        assert!(parse(&verify_with_org).unwrap_err().to_string().contains("organization_id"));
+        let reset_with_client = format!(r#"{{"id":"j","type":"password_change_email","client_id":"c1",{base}}}"#);
+        assert!(parse(&reset_with_client).is_ok(), "password change allows result_url with client_id");
+        let reset_with_org = format!(r#"{{"id":"j","type":"password_change_email","organization_id":"o1",{base}}}"#);
+        assert!(parse(&reset_with_org).is_err());
+        let relative = r#"{"id":"j","type":"verification_email","user":{"user_id":"u1","email":"a@example.com"},"result_url":"/done"}"#;
+        assert!(parse(relative).is_err());
+        let js = r#"{"id":"j","type":"verification_email","user":{"user_id":"u1","email":"a@example.com"},"result_url":"javascript:alert(1)"}"#;
+        assert!(parse(js).is_err());
+    }
+
+    #[test]
+    fn kind_specific_fields_stay_on_their_kind() {
+        let user = r#""user":{"user_id":"u1","email":"a@example.com"}"#;
+        assert!(parse(&format!(r#"{{"id":"j","type":"enrollment_email","factor":"webauthn-roaming","allow_multiple_enrollments":true,{user}}}"#)).is_ok());
+        assert!(parse(&format!(r#"{{"id":"j","type":"enrollment_email","factor":"carrier-pigeon",{user}}}"#)).is_err());
+        assert!(parse(&format!(r#"{{"id":"j","type":"verification_email","factor":"otp",{user}}}"#)).is_err());
+        assert!(parse(&format!(r#"{{"id":"j","type":"password_change_email","mark_email_as_verified":true,{user}}}"#)).is_ok());
+        assert!(parse(&format!(r#"{{"id":"j","type":"welcome_email","mark_email_as_verified":true,{user}}}"#)).is_err());
+        assert!(parse(&format!(r#"{{"id":"j","type":"welcome_email","ttl_sec":5,{user}}}"#)).is_err());
+    }
+
+    #[test]
+    fn custom_domains_must_be_hostnames() {
+        let user = r#""user":{"user_id":"u1","email":"a@example.com"}"#;
+        let job = parse(&format!(r#"{{"id":"j","type":"welcome_email","custom_domain":"Login.Acme.Test",{user}}}"#)).unwrap();
+        assert_eq!(job.custom_domain.as_deref(), Some("login.acme.test"));
+        for bad in ["https://acme.test", "acme", "acme.test:443", "a b.test"] {
+            assert!(parse(&format!(r#"{{"id":"j","type":"welcome_email","custom_domain":"{bad}",{user}}}"#)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hostile_names_are_kept_for_escaping_but_line_breaks_are_refused() {
+        let ok = parse(r#"{"id":"j","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com","name":"<script>alert(1)</script>"}}"#).unwrap();
+        assert_eq!(ok.user.name.as_deref(), Some("<script>alert(1)</script>"));
+        assert!(parse(r#"{"id":"j","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com","name":"Eve\r\nBcc: x@evil.test"}}"#).is_err());
+    }
+
+    #[test]
+    fn the_wire_form_round_trips() {
+        let job = EmailJob::builder(JobKind::Enrollment, "u1", "a@example.com")
+            .id("job-1")
+            .name("Ana")
+            .email_locale("pt-BR")
+            .organization_id("org_acme")
+            .factor(EnrollmentFactor::Otp)
+            .ttl_sec(600)
+            .build()
+            .unwrap();
+        let again = EmailJob::parse(&job.to_json(), LIMIT).unwrap();
+        assert_eq!(again, job);
+        assert_eq!(EmailJob::peek_id(&job.to_json()).unwrap().as_str(), "job-1");
+    }
+
+    #[test]
+    fn unsupported_versions_are_refused() {
+        assert!(parse(r#"{"version":1,"id":"j","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com"}}"#).is_ok());
+        assert!(parse(r#"{"version":2,"id":"j","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com"}}"#).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! Herald's domain: the email-job contract (v1), its validation rules, locales and tickets.
+//!
+//! Everything here is pure: no I/O, no async runtime, no database or broker types. Other crates
+//! parse at their edges into these types and pass them around.
+
+pub mod ids;
+pub mod job;
+pub mod kind;
+pub mod locale;
+pub mod ticket;
+
+pub use ids::{ClientId, EmailAddress, IdError, JobId, OrganizationId, UserId};
+pub use job::{
+    EmailJob, EmailJobBuilder, EnrollmentFactor, JobError, JobSpec, MAX_TTL_SEC, DEFAULT_TTL_SEC,
+    TicketOptions, User, WireJob,
+};
+pub use kind::{JobKind, TemplateName};
+pub use locale::{Locale, negotiate};
+pub use ticket::{TicketPurpose, TicketSecret, TicketToken, TokenHash, TokenSalt, ticket_base};
