@@ -77,7 +77,8 @@ text_id!(
 );
 
 /// The job's idempotency key. It becomes the AMQP `message_id` and the left half of the email's
-/// `Message-ID`, so it is restricted to characters that are safe in both without quoting.
+/// `Message-ID`, so it is restricted to an RFC 5322 dot-atom: letters, digits, `-` and `_`,
+/// with single dots between them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(String);
 
@@ -97,11 +98,17 @@ impl JobId {
         }
         if let Some(bad) = value
             .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
         {
             return Err(IdError::new(
                 "id",
-                format!("may only contain A-Z, a-z, 0-9, '-', '_', '.' and ':' (found {bad:?})"),
+                format!("may only contain A-Z, a-z, 0-9, '-', '_' and '.' (found {bad:?})"),
+            ));
+        }
+        if value.starts_with('.') || value.ends_with('.') || value.contains("..") {
+            return Err(IdError::new(
+                "id",
+                "must not start or end with '.' or contain '..' (it becomes part of the email's Message-ID)",
             ));
         }
         Ok(Self(value))
@@ -170,7 +177,11 @@ mod tests {
     #[test]
     fn job_ids_are_restricted_to_header_safe_characters() {
         assert!(JobId::parse("job_0000000000000001").is_ok());
-        assert!(JobId::parse("order-42:welcome").is_ok());
+        assert!(JobId::parse("order-42.welcome").is_ok());
+        assert!(JobId::parse("order-42:welcome").is_err());
+        assert!(JobId::parse(".a").is_err());
+        assert!(JobId::parse("a.").is_err());
+        assert!(JobId::parse("a..b").is_err());
         assert!(JobId::parse("").is_err());
         assert!(JobId::parse("a b").is_err());
         assert!(JobId::parse("a>b").is_err());

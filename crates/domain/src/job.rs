@@ -59,35 +59,36 @@ impl From<IdError> for JobError {
 #[serde(deny_unknown_fields)]
 pub struct WireJob {
     /// Schema version; absent means 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
     pub id: String,
     #[serde(rename = "type")]
     pub kind: String,
     pub user: WireUser,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub organization_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub email_locale: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub result_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub ttl_sec: Option<u64>,
     #[serde(
         default,
         rename = "includeEmailInRedirect",
+        deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
     pub include_email_in_redirect: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub custom_domain: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub factor: Option<EnrollmentFactor>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub allow_multiple_enrollments: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub mark_email_as_verified: Option<bool>,
 }
 
@@ -96,10 +97,25 @@ pub struct WireJob {
 pub struct WireUser {
     pub user_id: String,
     pub email: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+}
+
+/// Reads an optional field that, when present, must hold a value: `null` is refused like any other
+/// wrong type, as Auth0's schema validation does (an absent field stays `None` via `default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "null is not a valid value; omit the field instead",
+        )),
+    }
 }
 
 /// The MFA factor an enrollment ticket is for (Auth0's `factor` enum).
@@ -202,10 +218,14 @@ impl EmailJob {
         let wire: WireJob = serde_json::from_slice(body).map_err(|e| {
             use serde_json::error::Category;
             match e.classify() {
-                Category::Syntax | Category::Eof | Category::Io => {
+                // serde_json reports some shape errors (e.g. `null` for an enum) as syntax; the
+                // body is malformed only if it is not JSON at all.
+                Category::Syntax | Category::Eof | Category::Io
+                    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() =>
+                {
                     JobError::MalformedJson(e.to_string())
                 }
-                Category::Data => JobError::Invalid(e.to_string()),
+                _ => JobError::Invalid(e.to_string()),
             }
         })?;
         Self::from_wire(wire)
@@ -673,6 +693,16 @@ mod tests {
         let again = EmailJob::parse(&job.to_json(), LIMIT).unwrap();
         assert_eq!(again, job);
         assert_eq!(EmailJob::peek_id(&job.to_json()).unwrap().as_str(), "job-1");
+    }
+
+    #[test]
+    fn explicit_nulls_are_refused_not_read_as_absent() {
+        let user = r#""user":{"user_id":"u1","email":"a@example.com"}"#;
+        for field in [r#""factor":null"#, r#""ttl_sec":null"#, r#""client_id":null"#, r#""includeEmailInRedirect":null"#] {
+            let err = parse(&format!(r#"{{"id":"j","type":"welcome_email",{field},{user}}}"#)).unwrap_err();
+            assert!(err.to_string().contains("null"), "{field}: {err}");
+        }
+        assert!(parse(r#"{"id":"j","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com","name":null}}"#).is_err());
     }
 
     #[test]

@@ -1,1 +1,17 @@
-//! Placeholder; filled in by its owner.
+//! Herald's PostgreSQL store: the connection pool and migrations, the registry of organizations,
+//! clients and template overrides, and the job ledger and tickets.
+//!
+//! Queries are runtime-checked (`sqlx::query_as::<_, Row>`) and covered by integration tests against
+//! a real PostgreSQL, so the build needs neither `DATABASE_URL` nor `.sqlx` offline data.
+
+pub mod db;
+pub mod error;
+pub mod ledger;
+pub mod registry;
+
+pub use db::Store;
+pub use error::StoreError;
+pub use ledger::{
+    BeginOutcome, IssuedTicket, JobEvent, JobRecord, JobStatus, LedgerJob, StoredTicket, TicketSpec,
+};
+pub use registry::{Branding, Client, Organization, OverrideScope, TemplateOverride};

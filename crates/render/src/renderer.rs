@@ -1,0 +1,404 @@
+//! The renderer: default templates compiled once, the fluent catalog, and the pipeline that turns
+//! a template, a locale and a context into a subject, an inlined HTML body and a text body.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use css_inline::CSSInliner;
+use handlebars::{Handlebars, RenderErrorReason, Template};
+use herald_domain::{Locale, TemplateName, negotiate};
+
+use crate::context::{EmailContext, View, ViewError};
+use crate::error::{LoadError, Part, RenderError};
+use crate::i18n::{Catalog, MessageError, TranslateHelper};
+use crate::sources::{self, SourceFile};
+
+/// Handlebars sources that replace the default for one part of an email; `None` keeps the default.
+///
+/// They are rendered with the same context, helpers (`t`) and partials (`layout`, `button`) as the
+/// defaults. The subject is rendered like the text part (no escaping) and then made single-line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateSources {
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+}
+
+/// A rendered email, ready to be put into a MIME message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedEmail {
+    /// One line: no control characters, runs of spaces collapsed, trimmed.
+    pub subject: String,
+    /// A full HTML document with its CSS inlined into `style` attributes.
+    pub html: String,
+    pub text: String,
+}
+
+/// Loaded once at startup and shared (it is `Send + Sync`); every render is `&self`.
+pub struct Renderer {
+    /// HTML-escaping registry for the HTML bodies.
+    html: Handlebars<'static>,
+    /// Non-escaping registry for the text bodies and subjects.
+    text: Handlebars<'static>,
+    catalog: Arc<Catalog>,
+    /// Used when a requested locale matches none of the loaded ones.
+    default_locale: Locale,
+    inliner: CSSInliner<'static>,
+}
+
+impl fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Renderer")
+            .field("locales", &self.catalog.locales())
+            .field("default_locale", &self.default_locale)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The partial every default template is wrapped in.
+const LAYOUT: &str = "layout";
+
+impl Renderer {
+    /// The `templates/` and `locales/` directories compiled into the binary.
+    pub fn embedded() -> Result<Self, LoadError> {
+        Self::build(
+            &sources::embedded_templates()?,
+            &sources::embedded_locales()?,
+        )
+    }
+
+    /// The same layout read from disk at runtime, for operators who customise the defaults.
+    ///
+    /// `templates` holds `layout.{html,text}.hbs` and `<template>.{html,text}.hbs` for every
+    /// template (any other `<name>.{html,text}.hbs` becomes a partial); `locales` holds
+    /// `<lang>/*.ftl`. Every locale must define the same messages, and every default template
+    /// must render in every locale, or loading fails.
+    pub fn from_dirs(templates: &Path, locales: &Path) -> Result<Self, LoadError> {
+        Self::build(
+            &sources::from_disk(templates)?,
+            &sources::from_disk(locales)?,
+        )
+    }
+
+    fn build(templates: &[SourceFile], locales: &[SourceFile]) -> Result<Self, LoadError> {
+        let catalog = Arc::new(Catalog::load(locales)?);
+        let helper = TranslateHelper::new(Arc::clone(&catalog));
+        let mut html = registry(handlebars::html_escape, helper.clone());
+        let mut text = registry(handlebars::no_escape, helper);
+
+        for file in templates {
+            if file.path.components().count() != 1 {
+                continue;
+            }
+            let name = file.path.to_string_lossy();
+            let (registry, stem) = if let Some(stem) = name.strip_suffix(".html.hbs") {
+                (&mut html, stem)
+            } else if let Some(stem) = name.strip_suffix(".text.hbs") {
+                (&mut text, stem)
+            } else {
+                continue;
+            };
+            registry
+                .register_template_string(stem, &file.contents)
+                .map_err(|e| LoadError::Template {
+                    file: name.to_string(),
+                    source: Box::new(e),
+                })?;
+        }
+        let required = std::iter::once(LAYOUT).chain(TemplateName::ALL.map(TemplateName::as_str));
+        for name in required {
+            for (registry, kind) in [(&html, "html"), (&text, "text")] {
+                if !registry.has_template(name) {
+                    return Err(LoadError::MissingTemplate {
+                        file: format!("{name}.{kind}.hbs"),
+                    });
+                }
+            }
+        }
+        for template in TemplateName::ALL {
+            let source = format!(r#"{{{{t "{template}-subject" brand=brand.name}}}}"#);
+            text.register_template_string(&subject_name(template), &source)
+                .map_err(|e| LoadError::Template {
+                    file: format!("<{template} subject>"),
+                    source: Box::new(e),
+                })?;
+        }
+
+        let english = Locale::english();
+        let default_locale = if catalog.locales().contains(&english) {
+            english
+        } else {
+            catalog
+                .locales()
+                .first()
+                .cloned()
+                .ok_or(LoadError::NoLocales)?
+        };
+        let renderer = Self {
+            html,
+            text,
+            catalog,
+            default_locale,
+            inliner: CSSInliner::options()
+                .load_remote_stylesheets(false)
+                .keep_style_tags(false)
+                // Media queries cannot be inlined; they stay in a <style> for clients that read it.
+                .keep_at_rules(true)
+                .build(),
+        };
+        renderer.check_all(None).map_err(|e| LoadError::Defaults {
+            source: Box::new(e),
+        })?;
+        Ok(renderer)
+    }
+
+    /// The loaded locales, sorted by tag; pass them to [`herald_domain::negotiate`].
+    pub fn available_locales(&self) -> &[Locale] {
+        self.catalog.locales()
+    }
+
+    /// Renders `template` in `locale` (negotiated against the loaded locales: `fr-CA` renders in
+    /// `fr`, an unknown one in `en`), using `overrides` for the parts they provide.
+    pub fn render(
+        &self,
+        template: TemplateName,
+        locale: &Locale,
+        ctx: &EmailContext,
+        overrides: Option<&TemplateSources>,
+    ) -> Result<RenderedEmail, RenderError> {
+        let tag = locale.to_string();
+        let locale = negotiate(
+            [Some(tag.as_str())],
+            self.available_locales(),
+            &self.default_locale,
+        );
+        let view = View::new(ctx, &locale).map_err(|e| match e {
+            ViewError::UnsafeLink => RenderError::UnsafeLink { template },
+        })?;
+        let data = serde_json::to_value(&view).map_err(|e| RenderError::Template {
+            template,
+            part: Part::Html,
+            locale: locale.clone(),
+            source: Box::new(RenderErrorReason::SerdeError(e).into()),
+        })?;
+        let data = handlebars::Context::from(data);
+        let (subject_source, html_source, text_source) = match overrides {
+            Some(o) => (o.subject.as_deref(), o.html.as_deref(), o.text.as_deref()),
+            None => (None, None, None),
+        };
+        let job = Job {
+            template,
+            locale: &locale,
+            data: &data,
+        };
+
+        let subject = job.part(
+            &self.text,
+            Part::Subject,
+            &subject_name(template),
+            subject_source,
+        )?;
+        let subject = single_line(&subject);
+        if subject.is_empty() {
+            return Err(job.empty(Part::Subject));
+        }
+
+        let html = job.part(&self.html, Part::Html, template.as_str(), html_source)?;
+        if html.trim().is_empty() {
+            return Err(job.empty(Part::Html));
+        }
+        let html = self.inliner.inline(&html).map_err(|e| RenderError::Css {
+            template,
+            locale: locale.clone(),
+            source: Box::new(e),
+        })?;
+
+        let text = tidy_text(&job.part(&self.text, Part::Text, template.as_str(), text_source)?);
+        if text.is_empty() {
+            return Err(job.empty(Part::Text));
+        }
+
+        Ok(RenderedEmail {
+            subject,
+            html,
+            text,
+        })
+    }
+
+    /// Compiles `sources` and renders them in every loaded locale against two sample contexts
+    /// (fully populated, and as sparse as a real job can be), so a broken override is refused
+    /// before it is stored rather than failing on a real email.
+    pub fn check_override(
+        &self,
+        template: TemplateName,
+        sources: &TemplateSources,
+    ) -> Result<(), RenderError> {
+        for (part, source) in [
+            (Part::Subject, &sources.subject),
+            (Part::Html, &sources.html),
+            (Part::Text, &sources.text),
+        ] {
+            if let Some(source) = source {
+                compile(template, part, source)?;
+            }
+        }
+        self.check_template(template, Some(sources))
+    }
+
+    fn check_all(&self, sources: Option<&TemplateSources>) -> Result<(), RenderError> {
+        TemplateName::ALL
+            .into_iter()
+            .try_for_each(|template| self.check_template(template, sources))
+    }
+
+    fn check_template(
+        &self,
+        template: TemplateName,
+        sources: Option<&TemplateSources>,
+    ) -> Result<(), RenderError> {
+        let samples = [
+            EmailContext::sample(template),
+            EmailContext::minimal_sample(template),
+        ];
+        for locale in self.available_locales() {
+            for ctx in &samples {
+                self.render(template, locale, ctx, sources)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One render in progress, for naming the template and locale in errors.
+struct Job<'a> {
+    template: TemplateName,
+    locale: &'a Locale,
+    data: &'a handlebars::Context,
+}
+
+impl Job<'_> {
+    /// Renders the default template `name`, or `source` when given, with `registry`.
+    fn part(
+        &self,
+        registry: &Handlebars<'_>,
+        part: Part,
+        name: &str,
+        source: Option<&str>,
+    ) -> Result<String, RenderError> {
+        let rendered = match source {
+            Some(source) => {
+                compile(self.template, part, source)?;
+                registry.render_template_with_context(source, self.data)
+            }
+            None => registry.render_with_context(name, self.data),
+        };
+        rendered.map_err(|e| self.classify(part, e))
+    }
+
+    /// Surfaces the `t` helper's errors (missing message, bad argument) with their key.
+    fn classify(&self, part: Part, error: handlebars::RenderError) -> RenderError {
+        if let RenderErrorReason::NestedError(inner) = error.reason()
+            && let Some(message) = inner.downcast_ref::<MessageError>()
+        {
+            return RenderError::Message {
+                template: self.template,
+                part,
+                locale: self.locale.clone(),
+                key: message.key.clone(),
+                problem: message.problem.clone(),
+            };
+        }
+        RenderError::Template {
+            template: self.template,
+            part,
+            locale: self.locale.clone(),
+            source: Box::new(error),
+        }
+    }
+
+    fn empty(&self, part: Part) -> RenderError {
+        RenderError::Empty {
+            template: self.template,
+            part,
+            locale: self.locale.clone(),
+        }
+    }
+}
+
+fn registry(escape: fn(&str) -> String, helper: TranslateHelper) -> Handlebars<'static> {
+    let mut registry = Handlebars::new();
+    registry.set_strict_mode(true);
+    // Partials are not re-indented: that would add spaces inside the text part and <pre>.
+    registry.set_prevent_indent(true);
+    registry.register_escape_fn(escape);
+    registry.register_helper("t", Box::new(helper));
+    registry
+}
+
+fn subject_name(template: TemplateName) -> String {
+    format!("{template}.subject")
+}
+
+fn compile(template: TemplateName, part: Part, source: &str) -> Result<Template, RenderError> {
+    Template::compile(source).map_err(|e| RenderError::Compile {
+        template,
+        part,
+        source: Box::new(e),
+    })
+}
+
+/// Makes a header-safe subject: every control character (CR, LF, tab, ...) and line separator
+/// becomes a space, runs of spaces collapse to one, and the ends are trimmed.
+pub(crate) fn single_line(raw: &str) -> String {
+    raw.split(|c: char| {
+        c.is_control() || c.is_ascii_whitespace() || matches!(c, '\u{2028}' | '\u{2029}')
+    })
+    .filter(|word| !word.is_empty())
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// Strips trailing spaces, keeps at most one blank line in a row, and ends with one newline.
+fn tidy_text(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut pending_blank = false;
+    for line in raw.lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            pending_blank = !out.is_empty();
+            continue;
+        }
+        if pending_blank {
+            out.push('\n');
+            pending_blank = false;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_one_line_whatever_they_contain() {
+        assert_eq!(
+            single_line("  Hi\r\nBcc: evil@x\tthere\u{2028}\u{85}now \u{0}! "),
+            "Hi Bcc: evil@x there now !"
+        );
+        assert_eq!(single_line("\r\n\t"), "");
+        assert_eq!(
+            single_line("Bienvenue sur Acme\u{a0}!"),
+            "Bienvenue sur Acme\u{a0}!"
+        );
+    }
+
+    #[test]
+    fn text_keeps_single_blank_lines_only() {
+        assert_eq!(tidy_text("\n\n a  \n\n\n\nb\n  \nc"), " a\n\nb\n\nc\n");
+        assert_eq!(tidy_text(" \n\n"), "");
+    }
+}

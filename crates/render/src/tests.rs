@@ -1,0 +1,621 @@
+//! Renderer tests over the embedded defaults: every template × locale, escaping, subjects,
+//! branding, overrides and their checks.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use herald_domain::{Locale, TemplateName};
+
+use crate::{Brand, EmailContext, RenderError, RenderedEmail, Renderer, TemplateSources};
+
+const URL: &str = "https://auth.example.com/tickets/verify?ticket=T0k3n";
+const LOCALES: [&str; 6] = ["en", "fr", "de", "es", "pt-BR", "ja"];
+
+fn renderer() -> &'static Renderer {
+    static RENDERER: OnceLock<Renderer> = OnceLock::new();
+    RENDERER.get_or_init(|| Renderer::embedded().unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn locale(tag: &str) -> Locale {
+    Locale::parse(tag).expect("valid tag")
+}
+
+fn ctx(template: TemplateName) -> EmailContext {
+    let mut ctx = EmailContext::sample(template);
+    if ctx.url.is_some() {
+        ctx.url = Some(URL.into());
+    }
+    ctx
+}
+
+fn render(template: TemplateName, tag: &str, ctx: &EmailContext) -> RenderedEmail {
+    renderer()
+        .render(template, &locale(tag), ctx, None)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn with_name(name: &str) -> EmailContext {
+    let mut ctx = ctx(TemplateName::VerifyEmail);
+    ctx.user.name = Some(name.into());
+    ctx
+}
+
+/// The text of every `<style>` block in `html`.
+fn style_blocks(html: &str) -> Vec<&str> {
+    html.split("<style")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('>')?.1.split_once("</style>"))
+        .map(|(css, _)| css.trim())
+        .collect()
+}
+
+#[test]
+fn every_template_renders_in_every_locale() {
+    let r = renderer();
+    let available: Vec<String> = r
+        .available_locales()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(available.len(), LOCALES.len(), "{available:?}");
+    for tag in LOCALES {
+        assert!(available.iter().any(|a| a == tag), "{tag} is not loaded");
+    }
+    for template in TemplateName::ALL {
+        let minimal = EmailContext {
+            url: ctx(template).url,
+            ..EmailContext::minimal_sample(template)
+        };
+        for context in [ctx(template), minimal] {
+            for tag in LOCALES {
+                let email = render(template, tag, &context);
+                let at = format!("{template} in {tag}");
+                for part in [&email.subject, &email.html, &email.text] {
+                    assert!(!part.trim().is_empty(), "{at}: empty part");
+                    assert!(!part.contains("Unknown"), "{at}: {part}");
+                    assert!(
+                        !part.contains(['\u{2068}', '\u{2069}']),
+                        "{at}: isolation marks"
+                    );
+                    assert!(
+                        !part.contains("{{") && !part.contains("{ $"),
+                        "{at}: {part}"
+                    );
+                }
+                assert!(!email.subject.contains(['\r', '\n']), "{at}");
+                assert!(email.html.contains("style=\""), "{at}: CSS not inlined");
+                assert!(email.html.starts_with("<!DOCTYPE html>"), "{at}");
+                assert!(email.html.contains(&format!("lang=\"{tag}\"")), "{at}");
+                if let Some(url) = &context.url {
+                    assert!(email.html.contains(&format!("href=\"{url}\"")), "{at}");
+                    assert!(email.text.contains(url.as_str()), "{at}: {}", email.text);
+                }
+                for css in style_blocks(&email.html) {
+                    assert!(css.starts_with("@media"), "{at}: non-inlined CSS {css}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_button_and_page_are_styled_inline() {
+    let email = render(
+        TemplateName::VerifyEmail,
+        "en",
+        &ctx(TemplateName::VerifyEmail),
+    );
+    let button = email
+        .html
+        .split("<a ")
+        .find(|a| a.contains("class=\"button\""))
+        .expect("a button");
+    assert!(
+        button.contains("style=\"") && button.contains("padding"),
+        "{button}"
+    );
+    let body = email.html.split("<body").nth(1).expect("a body");
+    assert!(
+        body.starts_with(" style=\"") && body.contains("background-color"),
+        "{body:.200}"
+    );
+    assert!(email.html.contains("max-width: 560px"));
+}
+
+#[test]
+fn a_french_render_is_in_french() {
+    let email = render(
+        TemplateName::VerifyEmail,
+        "fr",
+        &ctx(TemplateName::VerifyEmail),
+    );
+    assert!(
+        email.subject.starts_with("Vérifiez votre adresse e-mail"),
+        "{}",
+        email.subject
+    );
+    for part in [&email.html, &email.text] {
+        assert!(part.contains("Bonjour Alex Example,"), "{part}");
+        assert!(part.contains("Ce lien expire dans 5 jours."), "{part}");
+        assert!(!part.contains("Verify your email"), "{part}");
+    }
+    let one_day = EmailContext {
+        ttl_sec: Some(86_400),
+        ..ctx(TemplateName::ResetEmail)
+    };
+    let email = render(TemplateName::ResetEmail, "fr", &one_day);
+    assert!(
+        email.text.contains("Ce lien expire dans 1 jour."),
+        "{}",
+        email.text
+    );
+}
+
+#[test]
+fn a_regional_or_unknown_locale_is_negotiated() {
+    let template = TemplateName::WelcomeEmail;
+    let fr = render(template, "fr", &ctx(template));
+    assert_eq!(render(template, "fr-CA", &ctx(template)), fr);
+    let en = render(template, "en", &ctx(template));
+    assert_eq!(render(template, "ko", &ctx(template)), en);
+}
+
+#[test]
+fn hostile_names_are_escaped_in_html_including_through_fluent() {
+    for name in [
+        "<script>alert(1)</script>",
+        "\"><img src=x onerror=alert(1)>",
+    ] {
+        let email = render(TemplateName::VerifyEmail, "en", &with_name(name));
+        assert!(!email.html.contains("<script"), "{}", email.html);
+        assert!(!email.html.contains("<img src=x"), "{}", email.html);
+        assert!(!email.html.contains("<img src=\"x\""), "{}", email.html);
+        // The greeting is a fluent message with the name as an argument.
+        assert!(
+            email.text.contains(&format!("Hello {name},")),
+            "{}",
+            email.text
+        );
+    }
+    let email = render(
+        TemplateName::VerifyEmail,
+        "en",
+        &with_name("<script>alert(1)</script>"),
+    );
+    assert!(
+        email
+            .html
+            .contains("Hello &lt;script&gt;alert(1)&lt;/script&gt;,")
+    );
+}
+
+#[test]
+fn the_t_helper_escapes_even_in_triple_stash_and_the_text_registry_does_not() {
+    let overrides = TemplateSources {
+        html: Some(r#"<p>{{t "greeting-named" name=user.name}}|{{{t "greeting-named" name=user.name}}}</p>"#.into()),
+        text: Some(r#"{{t "greeting-named" name=user.name}}"#.into()),
+        subject: None,
+    };
+    let ctx = with_name("<b>Tom & Jerry</b>");
+    let email = renderer()
+        .render(
+            TemplateName::VerifyEmail,
+            &locale("en"),
+            &ctx,
+            Some(&overrides),
+        )
+        .expect("renders");
+    assert!(!email.html.contains("<b>"), "{}", email.html);
+    assert_eq!(
+        email
+            .html
+            .matches("Hello &lt;b&gt;Tom &amp; Jerry&lt;/b&gt;,")
+            .count(),
+        2,
+        "{}",
+        email.html
+    );
+    assert_eq!(email.text, "Hello <b>Tom & Jerry</b>,\n");
+}
+
+#[test]
+fn a_subject_override_cannot_inject_headers() {
+    let overrides = TemplateSources {
+        subject: Some("Hi {{user.email}}\r\nBcc: evil@x\n\tX-Other: y".into()),
+        ..TemplateSources::default()
+    };
+    let email = renderer()
+        .render(
+            TemplateName::VerifyEmail,
+            &locale("en"),
+            &ctx(TemplateName::VerifyEmail),
+            Some(&overrides),
+        )
+        .expect("renders");
+    assert_eq!(email.subject, "Hi alex@example.com Bcc: evil@x X-Other: y");
+}
+
+#[test]
+fn a_brand_name_with_line_breaks_cannot_inject_headers_through_the_default_subject() {
+    let mut ctx = ctx(TemplateName::WelcomeEmail);
+    ctx.brand.name = "Acme\r\nBcc: evil@x".into();
+    let email = render(TemplateName::WelcomeEmail, "en", &ctx);
+    assert_eq!(email.subject, "Welcome to Acme Bcc: evil@x");
+}
+
+#[test]
+fn branding_shows_the_logo_and_primary_colour() {
+    let mut ctx = ctx(TemplateName::VerifyEmail);
+    ctx.brand.logo_url = Some("https://cdn.acme.test/logo.png".into());
+    ctx.brand.primary_color = "#FF6600".into();
+    ctx.brand.page_background = "#fafaf9".into();
+    ctx.brand.name = "Acme Corp".into();
+    let email = render(TemplateName::VerifyEmail, "en", &ctx);
+    assert!(
+        email
+            .html
+            .contains("src=\"https://cdn.acme.test/logo.png\""),
+        "{}",
+        email.html
+    );
+    assert!(email.html.contains("alt=\"Acme Corp\""));
+    assert!(email.html.contains("bgcolor=\"#ff6600\""), "{}", email.html);
+    assert!(
+        email.html.contains("background-color: #ff6600"),
+        "{}",
+        email.html
+    );
+    assert!(email.html.contains("background-color: #fafaf9"));
+    assert!(!email.html.contains(Brand::NEUTRAL_PAGE_BACKGROUND));
+}
+
+#[test]
+fn invalid_colours_and_logo_urls_fall_back_to_neutral() {
+    let mut ctx = ctx(TemplateName::VerifyEmail);
+    ctx.brand.primary_color = "red;} body{display:none".into();
+    ctx.brand.page_background = "url(https://evil.test/x)".into();
+    ctx.brand.logo_url = Some("javascript:alert(1)".into());
+    let email = render(TemplateName::VerifyEmail, "en", &ctx);
+    assert!(!email.html.contains("display:none"), "{}", email.html);
+    assert!(!email.html.contains("evil.test"));
+    assert!(!email.html.contains("javascript:"));
+    assert!(!email.html.contains("<img"));
+    assert!(email.html.contains(Brand::NEUTRAL_PRIMARY_COLOR));
+    assert!(email.html.contains(Brand::NEUTRAL_PAGE_BACKGROUND));
+}
+
+#[test]
+fn without_an_organization_the_neutral_brand_and_friendly_name_are_used() {
+    let ctx = EmailContext {
+        organization: None,
+        brand: Brand::neutral("Herald"),
+        ..ctx(TemplateName::VerifyEmail)
+    };
+    let email = render(TemplateName::VerifyEmail, "en", &ctx);
+    assert_eq!(email.subject, "Verify your email address for Herald");
+    assert!(email.html.contains(Brand::NEUTRAL_PRIMARY_COLOR));
+    assert!(email.html.contains(Brand::NEUTRAL_PAGE_BACKGROUND));
+    assert!(!email.html.contains("<img"));
+    assert!(email.text.contains("The Herald team"), "{}", email.text);
+}
+
+#[test]
+fn a_missing_name_gets_the_neutral_greeting() {
+    for name in [None, Some("   ".to_string())] {
+        let mut ctx = ctx(TemplateName::ResetEmail);
+        ctx.user.name = name;
+        let email = render(TemplateName::ResetEmail, "de", &ctx);
+        assert!(email.text.contains("Guten Tag,\n"), "{}", email.text);
+    }
+}
+
+#[test]
+fn the_expiry_line_appears_only_with_a_ttl() {
+    let mut ctx = ctx(TemplateName::VerifyEmail);
+    ctx.ttl_sec = Some(3 * 3600);
+    let email = render(TemplateName::VerifyEmail, "en", &ctx);
+    assert!(
+        email.text.contains("This link expires in 3 hours."),
+        "{}",
+        email.text
+    );
+    assert!(email.html.contains("This link expires in 3 hours."));
+    ctx.ttl_sec = None;
+    let email = render(TemplateName::VerifyEmail, "en", &ctx);
+    assert!(!email.text.contains("expires"), "{}", email.text);
+    assert!(!email.html.contains("expires"));
+}
+
+#[test]
+fn enrollment_links_the_ticket_and_names_the_factor() {
+    let template = TemplateName::EnrollmentEmail;
+    let email = render(template, "en", &ctx(template));
+    assert!(
+        email
+            .text
+            .contains("Method: authenticator app (one-time codes)"),
+        "{}",
+        email.text
+    );
+    let overrides = TemplateSources {
+        text: Some("{{link}}".into()),
+        ..TemplateSources::default()
+    };
+    let email = renderer()
+        .render(template, &locale("en"), &ctx(template), Some(&overrides))
+        .expect("renders");
+    assert_eq!(email.text, format!("{URL}\n"));
+    let no_factor = EmailContext {
+        factor: None,
+        ..ctx(template)
+    };
+    assert!(!render(template, "en", &no_factor).text.contains("Method"));
+}
+
+#[test]
+fn welcome_has_a_login_button_only_with_somewhere_to_log_in() {
+    let template = TemplateName::WelcomeEmail;
+    let email = render(template, "en", &ctx(template));
+    assert!(
+        email.html.contains("href=\"https://app.example/login\""),
+        "{}",
+        email.html
+    );
+    assert!(
+        email.text.contains("Sign in:\nhttps://app.example/login"),
+        "{}",
+        email.text
+    );
+    assert!(email.text.contains("You can now sign in to Example App."));
+    let bare = EmailContext {
+        application: None,
+        url: None,
+        ..ctx(template)
+    };
+    let email = render(template, "en", &bare);
+    assert!(!email.html.contains("class=\"button\""), "{}", email.html);
+    assert!(!email.text.contains("Sign in"), "{}", email.text);
+}
+
+#[test]
+fn a_link_that_is_not_http_is_refused() {
+    let mut ctx = ctx(TemplateName::VerifyEmail);
+    ctx.url = Some("javascript:alert(1)".into());
+    let err = renderer()
+        .render(TemplateName::VerifyEmail, &locale("en"), &ctx, None)
+        .unwrap_err();
+    assert!(matches!(err, RenderError::UnsafeLink { .. }), "{err}");
+}
+
+#[test]
+fn overrides_replace_the_default_parts() {
+    let overrides = TemplateSources {
+        subject: Some("Custom {{brand.name}} subject".into()),
+        html: Some(
+            "<html><head><style>p { color: #123456; }</style></head><body><p>Custom {{url}}</p></body></html>".into(),
+        ),
+        text: Some("Custom text {{url}}".into()),
+    };
+    let email = renderer()
+        .render(
+            TemplateName::VerifyEmail,
+            &locale("fr"),
+            &ctx(TemplateName::VerifyEmail),
+            Some(&overrides),
+        )
+        .expect("renders");
+    assert_eq!(email.subject, "Custom Example Org subject");
+    assert!(
+        email
+            .html
+            .contains(&format!("<p style=\"color: #123456;\">Custom {URL}</p>")),
+        "{}",
+        email.html
+    );
+    assert_eq!(email.text, format!("Custom text {URL}\n"));
+
+    let only_subject = TemplateSources {
+        subject: Some("Only the subject".into()),
+        ..TemplateSources::default()
+    };
+    let email = renderer()
+        .render(
+            TemplateName::VerifyEmail,
+            &locale("fr"),
+            &ctx(TemplateName::VerifyEmail),
+            Some(&only_subject),
+        )
+        .expect("renders");
+    assert_eq!(email.subject, "Only the subject");
+    assert!(email.text.contains("Bonjour"), "the default text is kept");
+}
+
+#[test]
+fn an_override_may_use_the_layout_and_button_partials() {
+    let overrides = TemplateSources {
+        html: Some(r#"{{#> layout}}{{> button href=url label="Go"}}{{/layout}}"#.into()),
+        ..TemplateSources::default()
+    };
+    renderer()
+        .check_override(TemplateName::ResetEmail, &overrides)
+        .expect("a good override passes");
+}
+
+#[test]
+fn check_override_refuses_broken_sources() {
+    let r = renderer();
+    let cases = [
+        (
+            TemplateSources {
+                html: Some("<p>{{#if url}}unclosed</p>".into()),
+                ..Default::default()
+            },
+            "syntax",
+        ),
+        (
+            TemplateSources {
+                text: Some("{{shout user.name}}".into()),
+                ..Default::default()
+            },
+            "helper",
+        ),
+        (
+            TemplateSources {
+                subject: Some("{{user.nmae}}".into()),
+                ..Default::default()
+            },
+            "variable",
+        ),
+        (
+            TemplateSources {
+                text: Some(r#"{{t "no-such-key"}}"#.into()),
+                ..Default::default()
+            },
+            "message",
+        ),
+        (
+            TemplateSources {
+                text: Some("{{organization.display_name}}".into()),
+                ..Default::default()
+            },
+            "sparse",
+        ),
+        (
+            TemplateSources {
+                subject: Some(" \r\n ".into()),
+                ..Default::default()
+            },
+            "empty",
+        ),
+        (
+            TemplateSources {
+                html: Some("{{> nope}}".into()),
+                ..Default::default()
+            },
+            "partial",
+        ),
+    ];
+    for (sources, what) in cases {
+        let err = r
+            .check_override(TemplateName::VerifyEmail, &sources)
+            .expect_err(what);
+        let message = err.to_string();
+        assert!(message.contains("verify_email"), "{what}: {message}");
+    }
+    let err = r
+        .check_override(
+            TemplateName::VerifyEmail,
+            &TemplateSources {
+                text: Some(r#"{{t "no-such-key"}}"#.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, RenderError::Message { key, .. } if key == "no-such-key"),
+        "{err}"
+    );
+    let err = r
+        .check_override(
+            TemplateName::VerifyEmail,
+            &TemplateSources {
+                html: Some("{{#if x}}".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, RenderError::Compile { .. }), "{err}");
+}
+
+#[test]
+fn the_renderer_is_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Renderer>();
+    assert_send_sync::<RenderError>();
+    let shared = Arc::new(Renderer::embedded().expect("loads"));
+    std::thread::scope(|s| {
+        for tag in LOCALES {
+            let shared = Arc::clone(&shared);
+            s.spawn(move || {
+                for template in TemplateName::ALL {
+                    let email = shared
+                        .render(template, &locale(tag), &ctx(template), None)
+                        .expect("renders");
+                    assert_eq!(email, render(template, tag, &ctx(template)));
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn from_dirs_loads_the_same_defaults_as_embedded() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let from_disk = Renderer::from_dirs(&root.join("templates"), &root.join("locales"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        from_disk.available_locales(),
+        renderer().available_locales()
+    );
+    let template = TemplateName::EnrollmentEmail;
+    assert_eq!(
+        from_disk
+            .render(template, &locale("ja"), &ctx(template), None)
+            .expect("renders"),
+        render(template, "ja", &ctx(template))
+    );
+    let missing = Renderer::from_dirs(&root.join("locales"), &root.join("locales")).unwrap_err();
+    assert!(missing.to_string().contains("layout.html.hbs"), "{missing}");
+    let nowhere = Renderer::from_dirs(&root.join("no-such-dir"), &root.join("locales"));
+    assert!(nowhere.is_err());
+}
+
+#[test]
+fn odd_contexts_render_without_panicking() {
+    let odd = |template: TemplateName| EmailContext {
+        user: crate::UserView {
+            user_id: String::new(),
+            email: String::new(),
+            name: Some("\u{0}\r\n\u{202e}ﷺ👩‍👩‍👧 {{user.email}} { $name }".into()),
+        },
+        url: ctx(template).url.map(|u| format!("{u}&x=\"'<>")),
+        ttl_sec: Some(u64::MAX),
+        application: Some(crate::ApplicationView {
+            name: String::new(),
+            login_uri: Some("ftp://nope".into()),
+        }),
+        organization: Some(crate::OrganizationView {
+            id: String::new(),
+            name: String::new(),
+            display_name: String::new(),
+        }),
+        brand: Brand {
+            name: "</style><script>x</script>".into(),
+            logo_url: Some("https://x.test/\"onerror=\"alert(1)".into()),
+            primary_color: "#FFFFFF".into(),
+            page_background: "#000000".into(),
+        },
+        friendly_name: String::new(),
+        factor: Some("}{ $x".into()),
+    };
+    for template in TemplateName::ALL {
+        for tag in LOCALES {
+            let email = render(template, tag, &odd(template));
+            // Inside a quoted attribute `<` is inert (and serializers leave it as is).
+            let outside_attributes: String = email.html.split('"').step_by(2).collect();
+            assert!(!outside_attributes.contains("<script"), "{}", email.html);
+            assert!(!email.html.contains("onerror=\"alert"), "{}", email.html);
+            assert!(!email.subject.contains(['\r', '\n', '\0']));
+        }
+    }
+    let zero = EmailContext {
+        ttl_sec: Some(0),
+        ..ctx(TemplateName::VerifyEmail)
+    };
+    let email = render(TemplateName::VerifyEmail, "en", &zero);
+    assert!(
+        email.text.contains("This link expires in 1 minute."),
+        "{}",
+        email.text
+    );
+}

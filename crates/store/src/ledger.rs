@@ -1,0 +1,532 @@
+//! The job ledger and tickets: one row per job id, its single ticket, and the job's history.
+//!
+//! `begin_attempt` is the idempotency gate. In one transaction it records the job (the id is the
+//! primary key), refuses duplicates of finished jobs, takes a short lease so two deliveries of the
+//! same job cannot send at once, and creates or re-derives the job's one ticket. The token itself is
+//! never stored: only its SHA-256 and the salt it is derived from (see `herald_domain::ticket`).
+
+use std::time::Duration;
+
+use herald_domain::{TicketPurpose, TicketSecret, TicketToken, TokenHash, TokenSalt};
+use sqlx::Row;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::Store;
+use crate::error::StoreError;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    Sending,
+    Sent,
+    Retrying,
+    Dead,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Sending => "sending",
+            JobStatus::Sent => "sent",
+            JobStatus::Retrying => "retrying",
+            JobStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            JobStatus::Queued,
+            JobStatus::Sending,
+            JobStatus::Sent,
+            JobStatus::Retrying,
+            JobStatus::Dead,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// What the ledger needs to know about a job that is about to be attempted.
+#[derive(Debug, Clone)]
+pub struct JobRecord<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub recipient: &'a str,
+    pub user_id: &'a str,
+    pub organization_id: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub locale: &'a str,
+    pub message_id: &'a str,
+    pub payload: &'a serde_json::Value,
+}
+
+/// The ticket a job issues, as stored (everything the redeeming pages will need).
+#[derive(Debug, Clone)]
+pub struct TicketSpec<'a> {
+    pub purpose: TicketPurpose,
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub client_id: Option<&'a str>,
+    pub organization_id: Option<&'a str>,
+    pub result_url: Option<&'a str>,
+    pub include_email_in_redirect: bool,
+    pub mark_email_as_verified: bool,
+    pub factor: Option<&'a str>,
+    pub allow_multiple_enrollments: bool,
+    pub custom_domain: Option<&'a str>,
+    pub ttl: Duration,
+}
+
+/// A job's ticket with its token rebuilt for this attempt.
+#[derive(Debug, Clone)]
+pub struct IssuedTicket {
+    pub id: Uuid,
+    pub token: TicketToken,
+    pub expires_at: OffsetDateTime,
+}
+
+/// The answer of [`Store::begin_attempt`].
+#[derive(Debug, Clone)]
+pub enum BeginOutcome {
+    /// Go ahead: this is attempt number `attempt` (1-based).
+    Proceed {
+        attempt: u32,
+        ticket: Option<IssuedTicket>,
+    },
+    /// The job was already delivered; this delivery is a duplicate.
+    AlreadySent,
+    /// The job was already dead-lettered; this delivery is a duplicate.
+    AlreadyDead,
+    /// Another delivery of the same job holds the lease until `until`.
+    Busy {
+        until: OffsetDateTime,
+        attempts: u32,
+    },
+}
+
+/// A job as the ledger knows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LedgerJob {
+    pub id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub dead_reason: Option<String>,
+    pub recipient: Option<String>,
+    pub user_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub client_id: Option<String>,
+    pub locale: Option<String>,
+    pub message_id: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub sent_at: Option<OffsetDateTime>,
+}
+
+/// One line of a job's history.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobEvent {
+    pub attempt: i32,
+    pub event: String,
+    pub detail: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+/// A stored ticket (never the token).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredTicket {
+    pub id: Uuid,
+    pub job_id: String,
+    pub token_hash: Vec<u8>,
+    pub purpose: String,
+    pub user_id: String,
+    pub email: String,
+    pub client_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub result_url: Option<String>,
+    pub include_email_in_redirect: bool,
+    pub mark_email_as_verified: bool,
+    pub factor: Option<String>,
+    pub allow_multiple_enrollments: bool,
+    pub custom_domain: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+const TICKET_COLUMNS: &str = "id, job_id, token_hash, purpose, user_id, email, client_id, \
+     organization_id, result_url, include_email_in_redirect, mark_email_as_verified, factor, \
+     allow_multiple_enrollments, custom_domain, created_at, expires_at, used_at";
+
+const JOB_COLUMNS: &str = "id, type, status, attempts, last_error, dead_reason, recipient, \
+     user_id, organization_id, client_id, locale, message_id, created_at, updated_at, sent_at";
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn pg_interval(d: Duration) -> sqlx::postgres::types::PgInterval {
+    sqlx::postgres::types::PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+impl Store {
+    /// Records an attempt at a job and issues (or rebuilds) its ticket, atomically.
+    ///
+    /// `min_attempt` is the attempt number the message itself claims (its retry header plus one),
+    /// so attempts are still counted when an earlier attempt could not reach the database.
+    pub async fn begin_attempt(
+        &self,
+        job: &JobRecord<'_>,
+        ticket: Option<&TicketSpec<'_>>,
+        secret: &TicketSecret,
+        lease: Duration,
+        min_attempt: u32,
+    ) -> Result<BeginOutcome, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO email_jobs (id, type, status, recipient, user_id, organization_id, \
+             client_id, locale, message_id, payload) \
+             VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(job.id)
+        .bind(job.kind)
+        .bind(job.recipient)
+        .bind(job.user_id)
+        .bind(job.organization_id)
+        .bind(job.client_id)
+        .bind(job.locale)
+        .bind(job.message_id)
+        .bind(job.payload)
+        .execute(&mut *tx)
+        .await?;
+
+        let row = sqlx::query(
+            "SELECT status, attempts, lease_until, lease_until > now() AS leased \
+             FROM email_jobs WHERE id = $1 FOR UPDATE",
+        )
+        .bind(job.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let status: String = row.try_get("status")?;
+        let attempts = u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0);
+        let leased: Option<bool> = row.try_get("leased")?;
+
+        match JobStatus::parse(&status) {
+            Some(JobStatus::Sent) | Some(JobStatus::Dead) => {
+                insert_event(
+                    &mut tx,
+                    job.id,
+                    attempts,
+                    "duplicate",
+                    Some("delivery of a finished job ignored"),
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(if status == "sent" {
+                    BeginOutcome::AlreadySent
+                } else {
+                    BeginOutcome::AlreadyDead
+                });
+            }
+            Some(JobStatus::Sending) if leased == Some(true) => {
+                let until: OffsetDateTime = row.try_get("lease_until")?;
+                tx.commit().await?;
+                return Ok(BeginOutcome::Busy { until, attempts });
+            }
+            _ => {}
+        }
+
+        let attempt = attempts.saturating_add(1).max(min_attempt);
+        sqlx::query(
+            "UPDATE email_jobs SET status = 'sending', attempts = $2, lease_until = now() + $3, \
+             locale = $4, message_id = $5, updated_at = now() WHERE id = $1",
+        )
+        .bind(job.id)
+        .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+        .bind(pg_interval(lease))
+        .bind(job.locale)
+        .bind(job.message_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, job.id, attempt, "received", None).await?;
+
+        let issued = match ticket {
+            None => None,
+            Some(spec) => Some(issue_ticket(&mut tx, job.id, spec, secret).await?),
+        };
+        tx.commit().await?;
+        Ok(BeginOutcome::Proceed {
+            attempt,
+            ticket: issued,
+        })
+    }
+
+    /// The SMTP server accepted the email.
+    pub async fn mark_sent(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        reply: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE email_jobs SET status = 'sent', sent_at = now(), lease_until = NULL, \
+             last_error = NULL, updated_at = now() WHERE id = $1",
+        )
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, job_id, attempt, "sent", Some(truncate(reply, 500))).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The attempt failed transiently; the job waits `delay` in a retry queue.
+    pub async fn mark_retrying(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        error: &str,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE email_jobs SET status = 'retrying', last_error = $2, lease_until = NULL, \
+             updated_at = now() WHERE id = $1 AND status <> 'sent'",
+        )
+        .bind(job_id)
+        .bind(truncate(error, 2000))
+        .execute(&mut *tx)
+        .await?;
+        let detail = format!(
+            "{}; next attempt in {}",
+            truncate(error, 480),
+            humanize(delay)
+        );
+        insert_event(&mut tx, job_id, attempt, "retrying", Some(&detail)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The job was dead-lettered. Works for jobs never seen before (refused at parse time, when
+    /// their id could still be read) and never overwrites a job that was already sent.
+    pub async fn mark_dead(
+        &self,
+        job_id: &str,
+        kind: &str,
+        attempt: u32,
+        reason: &str,
+        error: &str,
+        payload: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let updated = sqlx::query(
+            "INSERT INTO email_jobs (id, type, status, attempts, last_error, dead_reason, payload) \
+             VALUES ($1, $2, 'dead', $3, $4, $5, $6) \
+             ON CONFLICT (id) DO UPDATE SET status = 'dead', last_error = EXCLUDED.last_error, \
+             dead_reason = EXCLUDED.dead_reason, lease_until = NULL, updated_at = now(), \
+             attempts = GREATEST(email_jobs.attempts, EXCLUDED.attempts) \
+             WHERE email_jobs.status <> 'sent'",
+        )
+        .bind(job_id)
+        .bind(kind)
+        .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+        .bind(truncate(error, 2000))
+        .bind(reason)
+        .bind(payload)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated > 0 {
+            let detail = format!("{reason}: {}", truncate(error, 480));
+            insert_event(&mut tx, job_id, attempt, "dead", Some(&detail)).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Another delivery held the job's lease; this one was put back on a retry queue.
+    pub async fn mark_deferred(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        insert_event(&mut tx, job_id, attempt, "deferred", Some(detail)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn job(&self, job_id: &str) -> Result<Option<LedgerJob>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM email_jobs WHERE id = $1");
+        Ok(sqlx::query_as::<_, LedgerJob>(sqlx::AssertSqlSafe(sql))
+            .bind(job_id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    pub async fn job_events(&self, job_id: &str) -> Result<Vec<JobEvent>, StoreError> {
+        Ok(sqlx::query_as::<_, JobEvent>(
+            "SELECT attempt, event, detail, at FROM job_events WHERE job_id = $1 ORDER BY id",
+        )
+        .bind(job_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    pub async fn ticket_for_job(&self, job_id: &str) -> Result<Option<StoredTicket>, StoreError> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE job_id = $1");
+        Ok(sqlx::query_as::<_, StoredTicket>(sqlx::AssertSqlSafe(sql))
+            .bind(job_id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Looks a ticket up by the hash of a presented token (what the redeeming pages will do).
+    pub async fn ticket_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<StoredTicket>, StoreError> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE token_hash = $1");
+        Ok(sqlx::query_as::<_, StoredTicket>(sqlx::AssertSqlSafe(sql))
+            .bind(hash.as_bytes())
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// How many jobs are in each status.
+    pub async fn job_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT status, count(*) AS n FROM email_jobs GROUP BY status ORDER BY status",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
+    }
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job_id: &str,
+    attempt: u32,
+    event: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO job_events (job_id, attempt, event, detail) VALUES ($1, $2, $3, $4)")
+        .bind(job_id)
+        .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+        .bind(event)
+        .bind(detail)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Creates the job's ticket, or rebuilds the token of the one created by an earlier attempt.
+async fn issue_ticket(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job_id: &str,
+    spec: &TicketSpec<'_>,
+    secret: &TicketSecret,
+) -> Result<IssuedTicket, StoreError> {
+    let existing =
+        sqlx::query("SELECT id, token_salt, token_hash, expires_at FROM tickets WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if let Some(row) = existing {
+        let id: Uuid = row.try_get("id")?;
+        let expires_at: OffsetDateTime = row.try_get("expires_at")?;
+        let salt: Vec<u8> = row.try_get("token_salt")?;
+        let stored: Vec<u8> = row.try_get("token_hash")?;
+        if let Some(salt) = TokenSalt::from_slice(&salt) {
+            let token = secret.derive(&salt);
+            if token.hash().as_bytes() == stored.as_slice() {
+                return Ok(IssuedTicket {
+                    id,
+                    token,
+                    expires_at,
+                });
+            }
+        }
+        // The ticket secret changed since the first attempt (e.g. a restart without
+        // HERALD_TICKET_SECRET): the old link can no longer be rebuilt, so rotate to a new token.
+        // No email carrying the old link was accepted, or the job would not be attempted again.
+        let salt = TokenSalt::random();
+        let token = secret.derive(&salt);
+        sqlx::query("UPDATE tickets SET token_salt = $2, token_hash = $3 WHERE id = $1")
+            .bind(id)
+            .bind(salt.as_bytes())
+            .bind(token.hash().as_bytes())
+            .execute(&mut **tx)
+            .await?;
+        return Ok(IssuedTicket {
+            id,
+            token,
+            expires_at,
+        });
+    }
+
+    let id = Uuid::now_v7();
+    let salt = TokenSalt::random();
+    let token = secret.derive(&salt);
+    let expires_at: OffsetDateTime = sqlx::query_scalar(
+        "INSERT INTO tickets (id, job_id, token_hash, token_salt, purpose, user_id, email, \
+         client_id, organization_id, result_url, include_email_in_redirect, \
+         mark_email_as_verified, factor, allow_multiple_enrollments, custom_domain, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, now() + $16) \
+         RETURNING expires_at",
+    )
+    .bind(id)
+    .bind(job_id)
+    .bind(token.hash().as_bytes())
+    .bind(salt.as_bytes())
+    .bind(spec.purpose.as_str())
+    .bind(spec.user_id)
+    .bind(spec.email)
+    .bind(spec.client_id)
+    .bind(spec.organization_id)
+    .bind(spec.result_url)
+    .bind(spec.include_email_in_redirect)
+    .bind(spec.mark_email_as_verified)
+    .bind(spec.factor)
+    .bind(spec.allow_multiple_enrollments)
+    .bind(spec.custom_domain)
+    .bind(pg_interval(spec.ttl))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(IssuedTicket {
+        id,
+        token,
+        expires_at,
+    })
+}
+
+fn humanize(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{}ms", d.as_millis()),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}

@@ -1,0 +1,165 @@
+//! The job ledger and tickets against a real PostgreSQL: the idempotency gate, leases, and tokens
+//! that are rebuilt, never stored.
+
+use std::time::Duration;
+
+use herald_domain::{TicketPurpose, TicketSecret};
+use herald_store::{BeginOutcome, IssuedTicket, JobRecord, Store, TicketSpec};
+use herald_testkit::db::TestDb;
+
+fn record<'a>(id: &'a str, payload: &'a serde_json::Value) -> JobRecord<'a> {
+    JobRecord {
+        id,
+        kind: "verification_email",
+        recipient: "a@example.com",
+        user_id: "u1",
+        organization_id: None,
+        client_id: None,
+        locale: "en",
+        message_id: "<j@herald.test>",
+        payload,
+    }
+}
+
+fn spec() -> TicketSpec<'static> {
+    TicketSpec {
+        purpose: TicketPurpose::EmailVerification,
+        user_id: "u1",
+        email: "a@example.com",
+        client_id: None,
+        organization_id: None,
+        result_url: Some("https://app.test/done"),
+        include_email_in_redirect: true,
+        mark_email_as_verified: false,
+        factor: None,
+        allow_multiple_enrollments: false,
+        custom_domain: None,
+        ttl: Duration::from_secs(3600),
+    }
+}
+
+async fn begin(store: &Store, id: &str, secret: &TicketSecret, lease: Duration) -> BeginOutcome {
+    let payload = serde_json::json!({"id": id});
+    store
+        .begin_attempt(&record(id, &payload), Some(&spec()), secret, lease, 1)
+        .await
+        .unwrap()
+}
+
+fn proceed(outcome: BeginOutcome) -> (u32, IssuedTicket) {
+    match outcome {
+        BeginOutcome::Proceed { attempt, ticket } => (attempt, ticket.expect("a ticket")),
+        other => panic!("expected Proceed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_retried_job_keeps_its_one_ticket_and_its_link() {
+    let db = TestDb::new().await.unwrap();
+    let secret = TicketSecret::random();
+    let (attempt, first) = proceed(begin(&db.store, "j1", &secret, Duration::from_secs(60)).await);
+    assert_eq!(attempt, 1);
+    db.store.mark_retrying("j1", 1, "451 busy", Duration::from_secs(5)).await.unwrap();
+    let (attempt, second) = proceed(begin(&db.store, "j1", &secret, Duration::from_secs(60)).await);
+    assert_eq!(attempt, 2);
+    assert_eq!(second.token, first.token, "the same link is rebuilt");
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.expires_at, first.expires_at, "the expiry does not move");
+
+    let stored = db.store.ticket_for_job("j1").await.unwrap().unwrap();
+    assert_eq!(stored.token_hash, first.token.hash().as_bytes());
+    assert_ne!(stored.token_hash, first.token.expose().as_bytes());
+    assert_eq!(stored.result_url.as_deref(), Some("https://app.test/done"));
+    assert!(stored.include_email_in_redirect);
+    let found = db.store.ticket_by_hash(&first.token.hash()).await.unwrap().unwrap();
+    assert_eq!(found.job_id, "j1");
+}
+
+#[tokio::test]
+async fn a_sent_job_is_never_attempted_again() {
+    let db = TestDb::new().await.unwrap();
+    let secret = TicketSecret::random();
+    proceed(begin(&db.store, "j2", &secret, Duration::from_secs(60)).await);
+    db.store.mark_sent("j2", 1, "250 OK").await.unwrap();
+    assert!(matches!(begin(&db.store, "j2", &secret, Duration::from_secs(60)).await, BeginOutcome::AlreadySent));
+    // A later dead letter for the same id (e.g. a malformed re-publish) cannot undo the send.
+    db.store.mark_dead("j2", "invalid", 1, "invalid_job", "bad", None).await.unwrap();
+    let job = db.store.job("j2").await.unwrap().unwrap();
+    assert_eq!(job.status, "sent");
+    assert!(job.sent_at.is_some());
+    let events: Vec<String> = db.store.job_events("j2").await.unwrap().into_iter().map(|e| e.event).collect();
+    assert_eq!(events, ["received", "sent", "duplicate"]);
+}
+
+#[tokio::test]
+async fn a_second_delivery_waits_while_the_first_holds_the_lease() {
+    let db = TestDb::new().await.unwrap();
+    let secret = TicketSecret::random();
+    proceed(begin(&db.store, "j3", &secret, Duration::from_secs(60)).await);
+    assert!(matches!(
+        begin(&db.store, "j3", &secret, Duration::from_secs(60)).await,
+        BeginOutcome::Busy { attempts: 1, .. }
+    ));
+    // A crashed holder's lease runs out, and the job can be attempted again.
+    let db2 = TestDb::new().await.unwrap();
+    proceed(begin(&db2.store, "j4", &secret, Duration::from_millis(200)).await);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (attempt, _) = proceed(begin(&db2.store, "j4", &secret, Duration::from_secs(60)).await);
+    assert_eq!(attempt, 2);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_job_let_exactly_one_proceed() {
+    let db = TestDb::new().await.unwrap();
+    let secret = TicketSecret::random();
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let store = db.store.clone();
+        let secret = secret.clone();
+        handles.push(tokio::spawn(async move { begin(&store, "j5", &secret, Duration::from_secs(60)).await }));
+    }
+    let mut proceeded = 0;
+    for h in handles {
+        if matches!(h.await.unwrap(), BeginOutcome::Proceed { .. }) {
+            proceeded += 1;
+        }
+    }
+    assert_eq!(proceeded, 1);
+    let tickets: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets WHERE job_id = 'j5'").fetch_one(db.store.pool()).await.unwrap();
+    assert_eq!(tickets, 1);
+}
+
+#[tokio::test]
+async fn a_changed_secret_rotates_the_stored_hash() {
+    let db = TestDb::new().await.unwrap();
+    let (_, before) = proceed(begin(&db.store, "j6", &TicketSecret::random(), Duration::from_millis(1)).await);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (_, after) = proceed(begin(&db.store, "j6", &TicketSecret::random(), Duration::from_secs(60)).await);
+    assert_ne!(after.token, before.token);
+    let stored = db.store.ticket_for_job("j6").await.unwrap().unwrap();
+    assert_eq!(stored.token_hash, after.token.hash().as_bytes());
+    assert!(db.store.ticket_by_hash(&before.token.hash()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn attempts_claimed_by_the_message_are_honoured() {
+    let db = TestDb::new().await.unwrap();
+    let payload = serde_json::json!({});
+    let outcome = db
+        .store
+        .begin_attempt(&record("j7", &payload), None, &TicketSecret::random(), Duration::from_secs(60), 4)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, BeginOutcome::Proceed { attempt: 4, ticket: None }));
+}
+
+#[tokio::test]
+async fn a_job_refused_before_it_was_recorded_is_recorded_dead() {
+    let db = TestDb::new().await.unwrap();
+    db.store.mark_dead("bad-1", "invalid", 1, "invalid_job", "user.email is missing", None).await.unwrap();
+    let job = db.store.job("bad-1").await.unwrap().unwrap();
+    assert_eq!(job.status, "dead");
+    assert_eq!(job.dead_reason.as_deref(), Some("invalid_job"));
+    let counts = db.store.job_status_counts().await.unwrap();
+    assert_eq!(counts, vec![("dead".to_string(), 1)]);
+}
