@@ -1,0 +1,100 @@
+//! The producer library against a real RabbitMQ.
+
+use std::time::Duration;
+
+use herald_domain::{EmailJob, JobKind};
+use herald_producer::{ProduceError, Producer};
+use herald_queue::{PublishError, header_string, headers};
+use herald_testkit::broker::TestBroker;
+use lapin::types::AMQPValue;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn a_published_job_waits_in_herald_email_before_any_worker_starts() -> anyhow::Result<()> {
+    let broker = TestBroker::new().await?;
+    let producer = Producer::connect(&broker.url).await?;
+    let job = EmailJob::builder(JobKind::PasswordChange, "auth0|7", "grace@example.com")
+        .id("job_producer_1")
+        .build()?;
+
+    producer.publish(&job).await?;
+    producer.close().await;
+
+    let (body, props) = broker
+        .wait_get("herald.email", WAIT)
+        .await
+        .expect("the job is queued");
+    assert_eq!(EmailJob::parse(&body, 64 * 1024)?, job);
+    assert_eq!(
+        props.message_id().as_ref().map(|s| s.as_str()),
+        Some("job_producer_1")
+    );
+    assert_eq!(*props.delivery_mode(), Some(2));
+    assert_eq!(
+        props.content_type().as_ref().map(|s| s.as_str()),
+        Some("application/json")
+    );
+    let schema = props
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(headers::SCHEMA).cloned());
+    assert_eq!(schema, Some(AMQPValue::LongInt(1)));
+    assert_eq!(header_string(&props, headers::ROUTING_KEY), None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_raw_publish_with_an_unbound_routing_key_is_an_error() -> anyhow::Result<()> {
+    let broker = TestBroker::new().await?;
+    let producer = Producer::connect(&broker.url).await?;
+
+    let err = producer
+        .publish_raw("sms.x", "job_sms", b"{}")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProduceError::Publish { message_id, source: PublishError::Returned { .. } } if message_id == "job_sms"),
+        "{err:?}"
+    );
+    producer
+        .publish_raw("email.welcome", "job_raw", b"not json")
+        .await?;
+    let (body, _) = broker
+        .wait_get("herald.email", WAIT)
+        .await
+        .expect("the raw body is queued");
+    assert_eq!(body, b"not json");
+    Ok(())
+}
+
+#[tokio::test]
+async fn connecting_where_nothing_listens_fails_fast_with_advice() {
+    let started = std::time::Instant::now();
+    let err = Producer::connect("amqp://guest:secret@127.0.0.1:1/%2f")
+        .await
+        .unwrap_err();
+    let message = format!("{:#}", anyhow::Error::new(err));
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    assert!(message.contains("rabbitmq-server -detached"), "{message}");
+    assert!(
+        !message.contains("secret"),
+        "the password leaked: {message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_wrong_vhost_is_reported_without_hanging() {
+    let started = std::time::Instant::now();
+    let err = Producer::connect("amqp://guest:guest@127.0.0.1:5672/herald-no-such-vhost")
+        .await
+        .unwrap_err();
+    let message = format!("{:#}", anyhow::Error::new(err));
+    assert!(message.contains("herald-no-such-vhost"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(11),
+        "{:?}",
+        started.elapsed()
+    );
+}
