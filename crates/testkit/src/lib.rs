@@ -1,1 +1,5 @@
-//! Placeholder; filled in by its owner.
+//! Test-only helpers: an isolated database and broker vhost per test, SMTP sinks and workers.
+
+pub mod broker;
+pub mod db;
+pub mod env;

@@ -1,0 +1,90 @@
+//! Builds Herald's parts from settings: the store, the renderer, the mailer and the worker.
+//! Commands and tests assemble the same parts, so there is one way to wire them.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use herald_queue::Topology;
+use herald_render::Renderer;
+use herald_smtp::{Mailer, MailerOptions};
+use herald_store::Store;
+use herald_worker::{Pipeline, Worker, WorkerConfig};
+use secrecy::ExposeSecret;
+use tracing::warn;
+
+use crate::settings::{DEFAULT_SMTP_URL, Settings};
+
+/// Connects to PostgreSQL (creating the database if needed) and applies migrations.
+pub async fn store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(settings.database_url.expose_secret()).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The templates and locales: the built-in ones, or the directories named in the settings.
+pub fn renderer(settings: &Settings) -> anyhow::Result<Arc<Renderer>> {
+    let renderer = match (&settings.templates_dir, &settings.locales_dir) {
+        (Some(t), Some(l)) => Renderer::from_dirs(t, l)
+            .with_context(|| format!("loading templates from {} and locales from {}", t.display(), l.display()))?,
+        _ => Renderer::embedded().context("loading the built-in templates")?,
+    };
+    if !renderer.available_locales().contains(&settings.default_locale) {
+        let available: Vec<String> = renderer.available_locales().iter().map(ToString::to_string).collect();
+        bail!(
+            "HERALD_DEFAULT_LOCALE {} is not one of the available locales ({})",
+            settings.default_locale,
+            available.join(", ")
+        );
+    }
+    Ok(Arc::new(renderer))
+}
+
+/// The SMTP transport named by HERALD_SMTP_URL, or `override_url` when given (the demo's sink).
+pub fn mailer(settings: &Settings, override_url: Option<&str>) -> anyhow::Result<Mailer> {
+    let url = match (override_url, &settings.smtp_url) {
+        (Some(url), _) => url.to_string(),
+        (None, Some(url)) => url.expose_secret().to_string(),
+        (None, None) => DEFAULT_SMTP_URL.to_string(),
+    };
+    let opts = MailerOptions {
+        pool_size: settings.smtp_pool_size,
+        timeout: settings.smtp_timeout,
+        ..MailerOptions::default()
+    };
+    Mailer::from_url(&url, opts).map_err(|e| anyhow::anyhow!("HERALD_SMTP_URL {e}"))
+}
+
+pub fn topology(settings: &Settings) -> Topology {
+    Topology::default().with_retry_delays(settings.retry_delays.clone())
+}
+
+pub fn worker_config(settings: &Settings) -> WorkerConfig {
+    let ticket_secret = settings.ticket_secret.clone().unwrap_or_else(|| {
+        warn!(
+            "HERALD_TICKET_SECRET is not set: using a random secret for this process. Links stay valid, \
+             but a job retried after a restart gets a new link. Set it (32+ bytes) in production."
+        );
+        herald_domain::TicketSecret::random()
+    });
+    WorkerConfig {
+        amqp_url: settings.amqp_url.clone(),
+        topology: topology(settings),
+        prefetch: settings.prefetch,
+        max_attempts: settings.max_attempts,
+        max_job_bytes: settings.max_job_bytes,
+        public_url: settings.public_url.clone(),
+        allowed_custom_domains: settings.allowed_custom_domains.clone(),
+        default_locale: settings.default_locale.clone(),
+        default_from: settings.from.clone(),
+        friendly_name: settings.friendly_name.clone(),
+        message_id_domain: settings.message_id_domain(),
+        ticket_secret,
+        lease: settings.lease,
+        send_timeout: settings.smtp_timeout + std::time::Duration::from_secs(5),
+        shutdown_timeout: settings.shutdown_timeout,
+    }
+}
+
+pub fn worker(store: Store, renderer: Arc<Renderer>, mailer: Mailer, config: WorkerConfig) -> Worker {
+    Worker::new(Pipeline::new(store, renderer, mailer, config))
+}

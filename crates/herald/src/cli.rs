@@ -1,0 +1,201 @@
+//! The command line: `herald <command>`. Parsing only; each command lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use herald_domain::{EnrollmentFactor, JobKind, TemplateName};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Herald: email jobs from RabbitMQ to SMTP, with tickets, localized branded templates, retries and dead letters.",
+    after_help = "Configuration comes from HERALD_* environment variables; see the README."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume email jobs from RabbitMQ and deliver them (runs until SIGTERM or Ctrl-C).
+    Worker,
+    /// Publish one email job, with publisher confirms.
+    Send(SendArgs),
+    /// Create the database if it is missing and apply migrations.
+    Migrate,
+    /// Run Herald end to end on local defaults and show the delivered mail.
+    Demo(DemoArgs),
+    /// Manage organizations (display name, branding, default locale, From address).
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage clients (applications).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage per-organization and per-client template overrides.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// verification-email | enrollment-email | password-change-email | welcome-email
+    #[arg(value_parser = clap::value_parser!(KindArg))]
+    pub kind: KindArg,
+    #[arg(long)]
+    pub user_id: String,
+    #[arg(long)]
+    pub email: String,
+    /// The recipient's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The email's locale (`email_locale`), e.g. fr or pt-BR.
+    #[arg(long)]
+    pub locale: Option<String>,
+    /// The user's preferred locale (`user.locale`), used when --locale is absent.
+    #[arg(long)]
+    pub user_locale: Option<String>,
+    /// The job id (idempotency key); a fresh one is generated otherwise.
+    #[arg(long)]
+    pub id: Option<String>,
+    #[arg(long)]
+    pub client_id: Option<String>,
+    #[arg(long = "org", alias = "organization-id")]
+    pub organization_id: Option<String>,
+    #[arg(long)]
+    pub result_url: Option<String>,
+    /// Ticket lifetime in seconds (0 = 432000, five days).
+    #[arg(long)]
+    pub ttl_sec: Option<u64>,
+    #[arg(long)]
+    pub include_email_in_redirect: bool,
+    #[arg(long)]
+    pub custom_domain: Option<String>,
+    /// Enrollment only: push-notification | phone | email | otp | webauthn-roaming | webauthn-platform
+    #[arg(long)]
+    pub factor: Option<EnrollmentFactor>,
+    /// Enrollment only.
+    #[arg(long)]
+    pub allow_multiple_enrollments: bool,
+    /// Password change only.
+    #[arg(long)]
+    pub mark_email_as_verified: bool,
+}
+
+/// A job kind as typed on the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct KindArg(pub JobKind);
+
+impl std::str::FromStr for KindArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(KindArg)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the captured .eml files go when HERALD_SMTP_URL is unset.
+    #[arg(long, default_value = "herald-outbox")]
+    pub outbox: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create or update an organization.
+    Set(OrgSetArgs),
+    /// Show one organization.
+    Show { id: String },
+    /// List organizations.
+    List,
+    /// Delete an organization (and its template overrides).
+    Delete { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct OrgSetArgs {
+    /// The organization id jobs refer to, e.g. org_acme.
+    pub id: String,
+    /// A short unique name, e.g. acme (defaults to the id).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub display_name: String,
+    #[arg(long)]
+    pub logo_url: Option<String>,
+    /// #RRGGBB
+    #[arg(long)]
+    pub primary_color: Option<String>,
+    /// #RRGGBB
+    #[arg(long)]
+    pub page_background: Option<String>,
+    #[arg(long)]
+    pub default_locale: Option<String>,
+    /// e.g. "Acme <no-reply@acme.com>"
+    #[arg(long = "from")]
+    pub from_address: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create or update a client.
+    Set {
+        /// The client_id jobs refer to.
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// The application's login route (Auth0's initiate_login_uri).
+        #[arg(long)]
+        login_uri: Option<String>,
+    },
+    Show { id: String },
+    List,
+    Delete { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    #[arg(long = "org", conflicts_with = "client", required_unless_present = "client")]
+    pub organization: Option<String>,
+    #[arg(long)]
+    pub client: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Store an override; it is compiled and test-rendered in every locale before it is saved.
+    Set {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// verify_email | reset_email | enrollment_email | welcome_email
+        template: TemplateName,
+        /// Only for this locale (default: every locale).
+        #[arg(long)]
+        locale: Option<String>,
+        /// A handlebars subject, e.g. "{{brand.name}}: confirm your address".
+        #[arg(long)]
+        subject: Option<String>,
+        /// A file with the handlebars HTML body.
+        #[arg(long)]
+        html_file: Option<PathBuf>,
+        /// A file with the handlebars text body.
+        #[arg(long)]
+        text_file: Option<PathBuf>,
+    },
+    /// List overrides, optionally for one organization or client.
+    List {
+        #[arg(long = "org")]
+        organization: Option<String>,
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// Remove an override.
+    Remove {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        template: TemplateName,
+        #[arg(long)]
+        locale: Option<String>,
+    },
+}

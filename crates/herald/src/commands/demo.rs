@@ -1,0 +1,336 @@
+//! `herald demo`: Herald's main job on local defaults. It migrates, seeds a branded organization,
+//! runs a worker in-process, publishes one job of each type in several locales (plus one invalid
+//! job, to show dead-lettering), waits for every one to finish and prints where each email is.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use herald_domain::{EmailJob, EnrollmentFactor, JobKind};
+use herald_mailsink::{MailSink, SinkOptions};
+use herald_producer::Producer;
+use herald_store::{Branding, Client, Organization, Store};
+use herald_worker::CancellationToken;
+
+use crate::app;
+use crate::cli::DemoArgs;
+use crate::commands::redact_url;
+use crate::settings::Settings;
+
+pub const DEMO_ORG: &str = "org_acme";
+pub const DEMO_CLIENT: &str = "acme-portal";
+
+/// What happened to one demo job.
+#[derive(Debug, Clone)]
+pub struct DemoRow {
+    pub job_id: String,
+    pub kind: String,
+    pub audience: String,
+    pub status: String,
+    pub locale: Option<String>,
+    pub dead_reason: Option<String>,
+    pub subject: Option<String>,
+    pub link: Option<String>,
+    pub eml: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    pub rows: Vec<DemoRow>,
+    /// Where the embedded SMTP server wrote the mail (None when HERALD_SMTP_URL was set).
+    pub outbox: Option<PathBuf>,
+    pub smtp: String,
+}
+
+pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
+    let report = run_demo(settings, &args.outbox).await?;
+    print_report(settings, &report);
+    let failed = report
+        .rows
+        .iter()
+        .filter(|r| r.status != "sent" && r.audience != "invalid on purpose")
+        .count();
+    if failed > 0 {
+        anyhow::bail!("{failed} demo job(s) were not delivered; see the table above");
+    }
+    Ok(())
+}
+
+pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result<DemoReport> {
+    let store = app::store(settings).await?;
+    seed(&store).await?;
+    let renderer = app::renderer(settings)?;
+
+    let (sink, outbox) = if settings.smtp_url.is_none() {
+        let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let dir = outbox_root.join(format!("run-{stamp}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let sink = MailSink::start_with(SinkOptions {
+            outbox_dir: Some(dir.clone()),
+            keep_in_memory: true,
+            ..SinkOptions::default()
+        })
+        .await
+        .context("starting the embedded SMTP server")?;
+        (Some(sink), Some(dir))
+    } else {
+        (None, None)
+    };
+    let sink_url = sink.as_ref().map(MailSink::url);
+    let mailer = app::mailer(settings, sink_url.as_deref())?;
+    let smtp = mailer.describe();
+
+    let mut config = app::worker_config(settings);
+    config.shutdown_timeout = Duration::from_secs(10);
+    let worker = app::worker(store.clone(), renderer, mailer, config);
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { worker.run(shutdown).await }
+    });
+
+    let producer = Producer::connect_with(&settings.amqp_url, app::topology(settings))
+        .await
+        .context("connecting to RabbitMQ")?;
+    let mut planned = Vec::new();
+    for (audience, job) in demo_jobs()? {
+        producer.publish(&job).await.context("publishing a demo job")?;
+        planned.push((job.id.to_string(), job.kind().type_name().to_string(), audience));
+    }
+    let invalid_id = herald_domain::JobId::generate().to_string();
+    let invalid = format!(
+        r#"{{"id":"{invalid_id}","type":"welcome_email","user":{{"user_id":"demo|broken"}}}}"#
+    );
+    producer
+        .publish_raw(JobKind::Welcome.routing_key(), &invalid_id, invalid.as_bytes())
+        .await
+        .context("publishing the invalid demo job")?;
+    planned.push((invalid_id, "welcome_email".into(), "invalid on purpose".into()));
+    producer.close().await;
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut rows = Vec::new();
+    for (job_id, kind, audience) in planned {
+        let job = loop {
+            let job = store.job(&job_id).await?;
+            let done = job
+                .as_ref()
+                .is_some_and(|j| j.status == "sent" || j.status == "dead");
+            if done || Instant::now() > deadline {
+                break job;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        rows.push(DemoRow {
+            job_id,
+            kind,
+            audience,
+            status: job.as_ref().map_or_else(|| "not seen".to_string(), |j| j.status.clone()),
+            locale: job.as_ref().and_then(|j| j.locale.clone()),
+            dead_reason: job.as_ref().and_then(|j| {
+                j.dead_reason
+                    .as_ref()
+                    .map(|r| format!("{r}: {}", j.last_error.clone().unwrap_or_default()))
+            }),
+            subject: None,
+            link: None,
+            eml: None,
+        });
+    }
+
+    shutdown.cancel();
+    match running.await {
+        Ok(result) => result.context("the demo worker failed")?,
+        Err(e) => anyhow::bail!("the demo worker panicked: {e}"),
+    }
+
+    if let Some(sink) = &sink {
+        for mail in sink.messages() {
+            let parsed = mail.parsed();
+            let Some(job_id) = parsed.header("X-Herald-Job-Id") else {
+                continue;
+            };
+            if let Some(row) = rows.iter_mut().find(|r| r.job_id == job_id.trim()) {
+                row.subject = parsed.subject().map(String::from);
+                row.link = parsed.text().as_deref().and_then(find_link);
+                row.eml = mail.path.clone();
+            }
+        }
+    }
+    if let Some(sink) = sink {
+        sink.stop().await;
+    }
+    Ok(DemoReport { rows, outbox, smtp })
+}
+
+/// Upserts the demo's branded organization and its client.
+async fn seed(store: &Store) -> anyhow::Result<()> {
+    store
+        .upsert_organization(&Organization {
+            id: DEMO_ORG.into(),
+            name: "acme".into(),
+            display_name: "Acme Corp".into(),
+            branding: Branding {
+                logo_url: Some("https://acme.example/logo.png".into()),
+                primary_color: Some("#e11d48".into()),
+                page_background: Some("#fff1f2".into()),
+            },
+            default_locale: Some("fr".into()),
+            from_address: Some("Acme Corp <no-reply@acme.example>".into()),
+        })
+        .await?;
+    store
+        .upsert_client(&Client {
+            id: DEMO_CLIENT.into(),
+            name: "Acme Portal".into(),
+            login_uri: Some("https://portal.acme.example/login".into()),
+        })
+        .await?;
+    Ok(())
+}
+
+fn demo_jobs() -> anyhow::Result<Vec<(String, EmailJob)>> {
+    use JobKind::*;
+    let acme = "Acme Corp (branded)".to_string();
+    let plain = "plain user".to_string();
+    let jobs = vec![
+        (
+            acme.clone(),
+            EmailJob::builder(Verification, "auth0|camille", "camille@acme.example")
+                .name("Camille Dubois")
+                .organization_id(DEMO_ORG)
+                .build()?,
+        ),
+        (
+            acme.clone(),
+            EmailJob::builder(PasswordChange, "auth0|jonas", "jonas@acme.example")
+                .name("Jonas Weber")
+                .organization_id(DEMO_ORG)
+                .email_locale("de")
+                .mark_email_as_verified(true)
+                .build()?,
+        ),
+        (
+            acme.clone(),
+            EmailJob::builder(Enrollment, "auth0|hanako", "hanako@acme.example")
+                .name("山田 花子")
+                .organization_id(DEMO_ORG)
+                .user_locale("ja-JP")
+                .factor(EnrollmentFactor::Otp)
+                .build()?,
+        ),
+        (
+            acme,
+            EmailJob::builder(Welcome, "auth0|lucia", "lucia@acme.example")
+                .name("Lucía García")
+                .organization_id(DEMO_ORG)
+                .client_id(DEMO_CLIENT)
+                .email_locale("es")
+                .build()?,
+        ),
+        (
+            plain.clone(),
+            EmailJob::builder(Verification, "auth0|joao", "joao@example.com")
+                .name("João Silva")
+                .email_locale("pt-BR")
+                .result_url("https://app.example.com/verified")
+                .build()?,
+        ),
+        (
+            plain.clone(),
+            EmailJob::builder(PasswordChange, "auth0|ana", "ana@example.com")
+                .name("Ana Smith")
+                .ttl_sec(3600)
+                .build()?,
+        ),
+        (
+            plain.clone(),
+            EmailJob::builder(Enrollment, "auth0|marie", "marie@example.com")
+                .email_locale("fr-CA")
+                .factor(EnrollmentFactor::WebauthnRoaming)
+                .build()?,
+        ),
+        (
+            plain,
+            EmailJob::builder(Welcome, "auth0|sam", "sam@example.com")
+                .name("Sam Taylor")
+                .build()?,
+        ),
+    ];
+    Ok(jobs)
+}
+
+/// The first ticket or login link in a text body.
+fn find_link(text: &str) -> Option<String> {
+    text.split_whitespace()
+        .find(|w| w.starts_with("http") && (w.contains("/u/") || w.contains("login")))
+        .map(|w| w.trim_end_matches(['.', ',', ')', '>']).to_string())
+}
+
+fn print_report(settings: &Settings, report: &DemoReport) {
+    println!();
+    println!("Herald demo");
+    println!("  RabbitMQ:   {}", redact_url(&settings.amqp_url));
+    println!(
+        "  PostgreSQL: {}",
+        redact_url(secrecy::ExposeSecret::expose_secret(&settings.database_url))
+    );
+    match &report.outbox {
+        Some(dir) => println!("  SMTP:       {} (embedded capture; .eml files in {})", report.smtp, dir.display()),
+        None => println!("  SMTP:       {} (HERALD_SMTP_URL)", report.smtp),
+    }
+    println!();
+    println!(
+        "  {:<30} {:<22} {:<20} {:<6} {:<5}",
+        "job", "type", "for", "locale", "status"
+    );
+    for r in &report.rows {
+        println!(
+            "  {:<30} {:<22} {:<20} {:<6} {:<5}",
+            r.job_id,
+            r.kind,
+            r.audience,
+            r.locale.as_deref().unwrap_or("-"),
+            r.status
+        );
+        if let Some(s) = &r.subject {
+            println!("      subject: {s}");
+        }
+        if let Some(l) = &r.link {
+            println!("      link:    {l}");
+        }
+        if let Some(p) = &r.eml {
+            println!("      email:   {}", p.display());
+        }
+        if let Some(reason) = &r.dead_reason {
+            println!("      dead-lettered to herald.email.dead: {reason}");
+        }
+    }
+    println!();
+    println!("Ticket links exist only in the emails: PostgreSQL keeps their SHA-256 (tickets.token_hash).");
+    if report.outbox.is_some() {
+        println!("Open an .eml file in any mail client, or read it in a terminal with `cat`.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_jobs_cover_every_kind_and_several_locales() {
+        let jobs = demo_jobs().unwrap();
+        for kind in JobKind::ALL {
+            assert!(jobs.iter().filter(|(_, j)| j.kind() == kind).count() >= 2, "{kind}");
+        }
+        assert!(jobs.iter().any(|(_, j)| j.organization_id.is_some()));
+        assert!(jobs.iter().any(|(_, j)| j.organization_id.is_none()));
+    }
+
+    #[test]
+    fn links_are_found_in_text_bodies() {
+        let text = "Hello,\nopen https://id.test/u/reset-password?ticket=abc.\nBye";
+        assert_eq!(find_link(text).unwrap(), "https://id.test/u/reset-password?ticket=abc");
+        assert_eq!(find_link("no link here"), None);
+    }
+}

@@ -1,0 +1,49 @@
+//! One module per command; `run` loads the settings and dispatches.
+
+mod demo;
+mod registry;
+mod send;
+mod worker;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+
+use crate::cli::Command;
+use crate::settings::Settings;
+
+pub use demo::{DemoReport, DemoRow, run_demo};
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    crate::telemetry::init(settings.log_format);
+    match command {
+        Command::Worker => worker::run(&settings).await,
+        Command::Send(args) => send::run(&settings, args).await,
+        Command::Migrate => {
+            let store = crate::app::store(&settings).await.context("migrating")?;
+            drop(store);
+            println!(
+                "Database {} is migrated and ready.",
+                redact_url(settings.database_url.expose_secret())
+            );
+            Ok(())
+        }
+        Command::Demo(args) => demo::run(&settings, args).await,
+        Command::Org(cmd) => registry::org(&settings, cmd).await,
+        Command::Client(cmd) => registry::client(&settings, cmd).await,
+        Command::Template(cmd) => registry::template(&settings, cmd).await,
+    }
+}
+
+/// A URL fit for printing: the password, if any, replaced by `***`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparseable URL>".to_string(),
+    }
+}

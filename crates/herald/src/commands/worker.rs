@@ -1,0 +1,41 @@
+//! `herald worker`: consume and deliver until SIGTERM or Ctrl-C, then drain and exit.
+
+use herald_worker::CancellationToken;
+use tracing::info;
+
+use crate::app;
+use crate::commands::redact_url;
+use crate::settings::Settings;
+
+pub async fn run(settings: &Settings) -> anyhow::Result<()> {
+    let store = app::store(settings).await?;
+    let renderer = app::renderer(settings)?;
+    let mailer = app::mailer(settings, None)?;
+    let config = app::worker_config(settings);
+    info!(
+        amqp = %redact_url(&settings.amqp_url),
+        smtp = %mailer.describe(),
+        public_url = %settings.public_url,
+        "Starting the worker."
+    );
+    let worker = app::worker(store, renderer, mailer, config);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    worker.run(shutdown).await?;
+    info!("The worker stopped.");
+    Ok(())
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received."),
+        _ = tokio::signal::ctrl_c() => info!("Interrupt received."),
+    }
+    token.cancel();
+}

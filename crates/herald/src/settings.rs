@@ -1,0 +1,349 @@
+//! Configuration: the only place that reads environment variables. Every value is parsed and
+//! checked here, and a bad one stops the process with a sentence naming the variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use herald_domain::{Locale, TicketSecret};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// A configuration problem, phrased for the operator who has to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{var} {problem}")]
+pub struct SettingsError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn bad(var: &'static str, problem: impl Into<String>) -> SettingsError {
+    SettingsError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub amqp_url: String,
+    pub database_url: SecretString,
+    /// `None` when HERALD_SMTP_URL is unset: the worker then uses `smtp://127.0.0.1:1025`
+    /// (Mailpit's port) and `herald demo` captures mail itself.
+    pub smtp_url: Option<SecretString>,
+    pub smtp_pool_size: usize,
+    pub smtp_timeout: Duration,
+    pub public_url: Url,
+    pub default_locale: Locale,
+    pub allowed_custom_domains: Vec<String>,
+    pub from: lettre::message::Mailbox,
+    pub friendly_name: String,
+    pub ticket_secret: Option<TicketSecret>,
+    pub max_attempts: u32,
+    pub retry_delays: Vec<Duration>,
+    pub prefetch: u16,
+    pub max_job_bytes: usize,
+    pub shutdown_timeout: Duration,
+    pub lease: Duration,
+    pub log_format: LogFormat,
+    pub templates_dir: Option<PathBuf>,
+    pub locales_dir: Option<PathBuf>,
+}
+
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/herald";
+pub const DEFAULT_SMTP_URL: &str = "smtp://127.0.0.1:1025";
+pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
+pub const DEFAULT_RETRY_DELAYS: &str = "5s,30s,2m,10m,30m,1h";
+
+impl Settings {
+    pub fn load() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (tests pass a map instead of the environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let amqp_url = get("HERALD_AMQP_URL").unwrap_or_else(|| DEFAULT_AMQP_URL.to_string());
+        match Url::parse(&amqp_url) {
+            Ok(u) if matches!(u.scheme(), "amqp" | "amqps") && u.host_str().is_some() => {}
+            _ => {
+                return Err(bad(
+                    "HERALD_AMQP_URL",
+                    "must be an amqp:// or amqps:// URL such as amqp://guest:guest@127.0.0.1:5672/%2f",
+                ));
+            }
+        }
+
+        let database_url =
+            get("HERALD_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        match Url::parse(&database_url) {
+            Ok(u)
+                if matches!(u.scheme(), "postgres" | "postgresql")
+                    && u.path().trim_start_matches('/').len() > 0 => {}
+            _ => {
+                return Err(bad(
+                    "HERALD_DATABASE_URL",
+                    "must be a postgres:// URL naming a database, such as postgres://postgres@127.0.0.1:5432/herald",
+                ));
+            }
+        }
+
+        let smtp_url = get("HERALD_SMTP_URL").map(SecretString::from);
+        if let Some(url) = &smtp_url {
+            match Url::parse(url.expose_secret()) {
+                Ok(u) if matches!(u.scheme(), "smtp" | "smtps" | "file") => {}
+                _ => {
+                    return Err(bad(
+                        "HERALD_SMTP_URL",
+                        "must be an smtp://, smtps:// or file:// URL, such as smtp://user:password@mail.example.com:587?tls=required",
+                    ));
+                }
+            }
+        }
+
+        let public_url = get("HERALD_PUBLIC_URL").unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_string());
+        let public_url = match Url::parse(&public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.query().is_none() => u,
+            _ => {
+                return Err(bad(
+                    "HERALD_PUBLIC_URL",
+                    format!("must be an absolute http(s) URL without a query, such as https://id.example.com (got {public_url:?})"),
+                ));
+            }
+        };
+
+        let default_locale = match get("HERALD_DEFAULT_LOCALE") {
+            None => Locale::english(),
+            Some(tag) => Locale::parse(&tag).ok_or_else(|| {
+                bad("HERALD_DEFAULT_LOCALE", format!("{tag:?} is not a language tag such as en, fr or pt-BR"))
+            })?,
+        };
+
+        let allowed_custom_domains = get("HERALD_ALLOWED_CUSTOM_DOMAINS")
+            .map(|list| {
+                list.split(',')
+                    .map(|d| d.trim().to_ascii_lowercase())
+                    .filter(|d| !d.is_empty())
+                    .map(|d| {
+                        let ok = d.contains('.')
+                            && d.split('.').all(|l| {
+                                !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                            });
+                        if ok {
+                            Ok(d)
+                        } else {
+                            Err(bad(
+                                "HERALD_ALLOWED_CUSTOM_DOMAINS",
+                                format!("must be a comma-separated list of hostnames such as login.acme.com; {d:?} is not one"),
+                            ))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+
+        let from_raw = get("HERALD_FROM").unwrap_or_else(|| "Herald <no-reply@localhost>".to_string());
+        let from = from_raw.parse().map_err(|e| {
+            bad("HERALD_FROM", format!("must be a mailbox such as \"Acme <no-reply@acme.com>\" ({e})"))
+        })?;
+
+        let friendly_name = get("HERALD_FRIENDLY_NAME").unwrap_or_else(|| "Herald".to_string());
+        if friendly_name.chars().any(char::is_control) {
+            return Err(bad("HERALD_FRIENDLY_NAME", "must not contain control characters"));
+        }
+
+        let ticket_secret = get("HERALD_TICKET_SECRET")
+            .map(|s| TicketSecret::from_bytes(s.as_bytes()).map_err(|e| bad("HERALD_TICKET_SECRET", e)))
+            .transpose()?;
+
+        let max_attempts = number(&get, "HERALD_MAX_ATTEMPTS", 10u32, 1, 100)?;
+        let prefetch = number(&get, "HERALD_PREFETCH", 32u16, 1, 1000)?;
+        let max_job_bytes = number(&get, "HERALD_MAX_JOB_BYTES", 65_536usize, 1024, 16 * 1024 * 1024)?;
+        let smtp_pool_size = number(&get, "HERALD_SMTP_POOL_SIZE", 8usize, 1, 256)?;
+        let smtp_timeout = duration(&get, "HERALD_SMTP_TIMEOUT", "30s")?;
+        let shutdown_timeout = duration(&get, "HERALD_SHUTDOWN_TIMEOUT", "30s")?;
+        let lease = duration(&get, "HERALD_SEND_LEASE", "2m")?;
+        if lease <= smtp_timeout {
+            return Err(bad(
+                "HERALD_SEND_LEASE",
+                format!(
+                    "must be longer than HERALD_SMTP_TIMEOUT ({}), or a slow send could be duplicated",
+                    humantime::format_duration(smtp_timeout)
+                ),
+            ));
+        }
+
+        let retry_raw = get("HERALD_RETRY_DELAYS").unwrap_or_else(|| DEFAULT_RETRY_DELAYS.to_string());
+        let retry_delays = retry_raw
+            .split(',')
+            .map(|d| {
+                humantime::parse_duration(d.trim())
+                    .ok()
+                    .filter(|d| *d >= Duration::from_millis(100) && *d <= Duration::from_secs(7 * 86_400))
+                    .ok_or_else(|| {
+                        bad(
+                            "HERALD_RETRY_DELAYS",
+                            format!("must be a comma-separated list of delays between 100ms and 7d, such as {DEFAULT_RETRY_DELAYS} ({:?} is not)", d.trim()),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let log_format = match get("HERALD_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(bad("HERALD_LOG_FORMAT", format!("must be text or json (got {other:?})")));
+            }
+        };
+
+        let dir = |var: &'static str| -> Result<Option<PathBuf>, SettingsError> {
+            match get(var) {
+                None => Ok(None),
+                Some(p) => {
+                    let path = PathBuf::from(&p);
+                    if path.is_dir() {
+                        Ok(Some(path))
+                    } else {
+                        Err(bad(var, format!("must name an existing directory ({p:?} is not one)")))
+                    }
+                }
+            }
+        };
+        let templates_dir = dir("HERALD_TEMPLATES_DIR")?;
+        let locales_dir = dir("HERALD_LOCALES_DIR")?;
+        if templates_dir.is_some() != locales_dir.is_some() {
+            return Err(bad(
+                "HERALD_TEMPLATES_DIR",
+                "and HERALD_LOCALES_DIR must be set together (or neither, to use the built-in ones)",
+            ));
+        }
+
+        Ok(Settings {
+            amqp_url,
+            database_url: SecretString::from(database_url),
+            smtp_url,
+            smtp_pool_size,
+            smtp_timeout,
+            public_url,
+            default_locale,
+            allowed_custom_domains,
+            from,
+            friendly_name,
+            ticket_secret,
+            max_attempts,
+            retry_delays,
+            prefetch,
+            max_job_bytes,
+            shutdown_timeout,
+            lease,
+            log_format,
+            templates_dir,
+            locales_dir,
+        })
+    }
+
+    /// The domain of generated Message-IDs: the host of HERALD_PUBLIC_URL.
+    pub fn message_id_domain(&self) -> String {
+        self.public_url.host_str().unwrap_or("localhost").to_string()
+    }
+}
+
+fn number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, SettingsError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match get(var) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<T>()
+            .ok()
+            .filter(|v| *v >= min && *v <= max)
+            .ok_or_else(|| bad(var, format!("must be a whole number from {min} to {max} (got {raw:?})"))),
+    }
+}
+
+fn duration(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: &str,
+) -> Result<Duration, SettingsError> {
+    let raw = get(var).unwrap_or_else(|| default.to_string());
+    humantime::parse_duration(&raw)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| bad(var, format!("must be a duration such as 30s or 2m (got {raw:?})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_local_services() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.amqp_url, DEFAULT_AMQP_URL);
+        assert_eq!(s.database_url.expose_secret(), DEFAULT_DATABASE_URL);
+        assert!(s.smtp_url.is_none());
+        assert_eq!(s.default_locale.to_string(), "en");
+        assert_eq!(s.max_attempts, 10);
+        assert_eq!(s.retry_delays.len(), 6);
+        assert_eq!(s.message_id_domain(), "localhost");
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        for (var, value) in [
+            ("HERALD_AMQP_URL", "http://nope"),
+            ("HERALD_DATABASE_URL", "mysql://x/y"),
+            ("HERALD_SMTP_URL", "ftp://mail"),
+            ("HERALD_PUBLIC_URL", "not a url"),
+            ("HERALD_DEFAULT_LOCALE", "!!"),
+            ("HERALD_ALLOWED_CUSTOM_DOMAINS", "ok.example.com,bad domain"),
+            ("HERALD_FROM", "nobody"),
+            ("HERALD_TICKET_SECRET", "too-short"),
+            ("HERALD_MAX_ATTEMPTS", "0"),
+            ("HERALD_PREFETCH", "lots"),
+            ("HERALD_RETRY_DELAYS", "5s,forever"),
+            ("HERALD_SMTP_TIMEOUT", "0s"),
+            ("HERALD_LOG_FORMAT", "xml"),
+            ("HERALD_TEMPLATES_DIR", "/definitely/not/here"),
+        ] {
+            let err = load(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_lease_shorter_than_the_smtp_timeout_is_refused() {
+        let err = load(&[("HERALD_SMTP_TIMEOUT", "5m"), ("HERALD_SEND_LEASE", "1m")]).unwrap_err();
+        assert_eq!(err.var, "HERALD_SEND_LEASE");
+    }
+
+    #[test]
+    fn custom_domains_are_normalised() {
+        let s = load(&[("HERALD_ALLOWED_CUSTOM_DOMAINS", " Login.Acme.com , id.beta.io ")]).unwrap();
+        assert_eq!(s.allowed_custom_domains, vec!["login.acme.com", "id.beta.io"]);
+    }
+}

@@ -1,0 +1,61 @@
+//! What a worker needs to know, already parsed and validated (the binary builds it from env vars).
+
+use std::time::Duration;
+
+use herald_domain::{Locale, TicketSecret};
+use herald_queue::Topology;
+use lettre::message::Mailbox;
+use url::Url;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub amqp_url: String,
+    pub topology: Topology,
+    /// Unacked deliveries per worker; also the number of jobs processed concurrently.
+    pub prefetch: u16,
+    /// Attempts before a transiently failing job is dead-lettered (reason `max_attempts`).
+    pub max_attempts: u32,
+    /// Bodies over this size are dead-lettered unread (reason `body_too_large`).
+    pub max_job_bytes: usize,
+    /// Base of ticket links when a job names no (allowed) custom domain.
+    pub public_url: Url,
+    pub allowed_custom_domains: Vec<String>,
+    pub default_locale: Locale,
+    /// `From` for jobs whose organization has no address of its own.
+    pub default_from: Mailbox,
+    /// Shown as the sender brand when a job has no organization.
+    pub friendly_name: String,
+    /// Right-hand side of `Message-ID: <{job id}@{domain}>`.
+    pub message_id_domain: String,
+    pub ticket_secret: TicketSecret,
+    /// How long a delivery holds a job while it sends, so a concurrent duplicate waits instead of
+    /// sending twice. Must exceed the longest send.
+    pub lease: Duration,
+    /// Upper bound on one SMTP send (connect + transaction).
+    pub send_timeout: Duration,
+    /// How long a stopping worker waits for in-flight jobs before it exits anyway.
+    pub shutdown_timeout: Duration,
+}
+
+impl WorkerConfig {
+    /// Local defaults, as `herald demo` and the tests use them.
+    pub fn local(amqp_url: impl Into<String>) -> Self {
+        Self {
+            amqp_url: amqp_url.into(),
+            topology: Topology::default(),
+            prefetch: 32,
+            max_attempts: 10,
+            max_job_bytes: 64 * 1024,
+            public_url: Url::parse("http://localhost:8080/").expect("static URL"),
+            allowed_custom_domains: Vec::new(),
+            default_locale: Locale::english(),
+            default_from: "Herald <no-reply@localhost>".parse().expect("static mailbox"),
+            friendly_name: "Herald".to_string(),
+            message_id_domain: "localhost".to_string(),
+            ticket_secret: TicketSecret::random(),
+            lease: Duration::from_secs(120),
+            send_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}

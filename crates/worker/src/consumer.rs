@@ -1,0 +1,225 @@
+//! The AMQP side of the worker: consume `herald.email`, run each delivery through the pipeline,
+//! carry out its outcome (retry copy, dead-letter copy) with publisher confirms, then ack.
+//!
+//! A session owns two connections (consuming and publishing are kept apart so broker flow control
+//! on publishes never stalls acks). When a session fails, `run` rebuilds it with backoff and gives
+//! up only after repeated failures. On shutdown it stops consuming, lets in-flight jobs finish and
+//! ack within the configured deadline, and returns.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use herald_queue::{Publisher, QueueError, failed_attempts, original_routing_key};
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::outcome::Outcome;
+use crate::pipeline::{Incoming, Pipeline};
+
+/// Consecutive failed sessions after which the worker exits non-zero (for its supervisor).
+const MAX_SESSION_FAILURES: u32 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("AMQP: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker cancelled the consumer on {0} (queue deleted or node failover)")]
+    ConsumerCancelled(String),
+    #[error("giving up after {failures} failed attempts to (re)connect; last error: {last}")]
+    GaveUp { failures: u32, last: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pipeline: Arc<Pipeline>,
+}
+
+impl Worker {
+    pub fn new(pipeline: Pipeline) -> Self {
+        Self {
+            pipeline: Arc::new(pipeline),
+        }
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Consumes until `shutdown` is cancelled, reconnecting when the broker goes away.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let mut failures = 0u32;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let started = Instant::now();
+            match self.session(&shutdown).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    if started.elapsed() > Duration::from_secs(60) {
+                        failures = 0;
+                        backoff = Duration::from_millis(200);
+                    }
+                    failures += 1;
+                    if failures >= MAX_SESSION_FAILURES {
+                        return Err(WorkerError::GaveUp {
+                            failures,
+                            last: e.to_string(),
+                        });
+                    }
+                    warn!(error = %e, retry_in = ?backoff, failures, "The AMQP session ended; reconnecting.");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    async fn session(&self, shutdown: &CancellationToken) -> Result<(), WorkerError> {
+        let config = &self.pipeline.config;
+        let topology = config.topology.clone();
+        let consume_conn = herald_queue::connect(&config.amqp_url, "herald-worker (consume)").await?;
+        let publish_conn = herald_queue::connect(&config.amqp_url, "herald-worker (publish)").await?;
+        let channel = consume_conn.create_channel().await?;
+        topology.declare(&channel).await?;
+        channel
+            .basic_qos(config.prefetch, BasicQosOptions { global: false })
+            .await?;
+        let publisher = Arc::new(Publisher::new(&publish_conn, topology.clone()).await?);
+        let tag = format!("herald-worker-{}-{}", std::process::id(), uuid_suffix());
+        let mut consumer = channel
+            .basic_consume(
+                topology.work_queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        info!(queue = %topology.work_queue, prefetch = config.prefetch, "Consuming jobs.");
+
+        let mut tasks = JoinSet::new();
+        let ended: Result<(), WorkerError> = loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break Ok(()),
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let pipeline = self.pipeline.clone();
+                        let publisher = publisher.clone();
+                        tasks.spawn(process(pipeline, publisher, delivery));
+                    }
+                    Some(Err(e)) => break Err(e.into()),
+                    None => break Err(WorkerError::ConsumerCancelled(topology.work_queue.clone())),
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        };
+
+        if ended.is_ok() {
+            info!(in_flight = tasks.len(), "Stopping: no new jobs; finishing the ones in flight.");
+            if let Err(e) = channel
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await
+            {
+                warn!(error = %e, "Could not cancel the consumer cleanly.");
+            }
+        }
+        let drained = tokio::time::timeout(config.shutdown_timeout, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                abandoned = tasks.len(),
+                "Shutdown deadline passed; unacked jobs will be redelivered."
+            );
+            tasks.abort_all();
+        }
+        let _ = channel.close(200, "herald worker stopping".into()).await;
+        let _ = consume_conn.close(200, "herald worker stopping".into()).await;
+        let _ = publish_conn.close(200, "herald worker stopping".into()).await;
+        ended
+    }
+}
+
+/// Runs one delivery through the pipeline and settles it with the broker.
+async fn process(pipeline: Arc<Pipeline>, publisher: Arc<Publisher>, delivery: Delivery) {
+    let message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    let span = info_span!("delivery", message_id = %message_id);
+    async move {
+        let incoming = Incoming {
+            body: &delivery.data,
+            failed_attempts: failed_attempts(&delivery.properties),
+        };
+        let outcome = pipeline.handle(incoming).await;
+        let routing_key = original_routing_key(&delivery);
+        let copied = match &outcome {
+            Outcome::Sent { .. } | Outcome::Duplicate => Ok(()),
+            Outcome::Retry { attempt, error } => publisher
+                .publish_retry(&delivery.data, &delivery.properties, &routing_key, *attempt, error)
+                .await
+                .map(|_| ()),
+            Outcome::Defer { attempts } => publisher
+                .publish_retry(
+                    &delivery.data,
+                    &delivery.properties,
+                    &routing_key,
+                    (*attempts).max(1),
+                    "deferred: another delivery of this job was in progress",
+                )
+                .await
+                .map(|_| ()),
+            Outcome::DeadLetter {
+                reason,
+                error,
+                attempts,
+            } => {
+                publisher
+                    .publish_dead(&delivery.data, &delivery.properties, &routing_key, reason, error, *attempts)
+                    .await
+            }
+        };
+        let settled = match copied {
+            Ok(()) => delivery.ack(BasicAckOptions::default()).await,
+            Err(e) => {
+                // The copy was not confirmed. Rejecting without requeue sends the original through
+                // the work queue's dead-letter exchange, so it is parked, not lost.
+                error!(error = %e, ?outcome, "Could not copy the job to its retry or dead-letter queue; rejecting it to the dead-letter exchange.");
+                delivery
+                    .nack(BasicNackOptions {
+                        requeue: false,
+                        multiple: false,
+                    })
+                    .await
+            }
+        };
+        match settled {
+            Ok(true) => {}
+            Ok(false) => warn!("The delivery could not be settled (its channel was recovered); the broker will redeliver it and the ledger will recognise it."),
+            Err(e) => warn!(error = %e, "Settling the delivery failed; the broker will redeliver it."),
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+fn uuid_suffix() -> String {
+    use std::time::SystemTime;
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{nanos:08x}")
+}

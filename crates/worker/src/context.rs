@@ -1,0 +1,107 @@
+//! Builds the render context of a job from the job, its organization and client, and its link.
+
+use herald_domain::{EmailJob, JobSpec};
+use herald_render::{ApplicationView, Brand, EmailContext, OrganizationView, UserView};
+use herald_store::{Client, Organization};
+
+/// The context a job's email is rendered with. `url` is the ticket link (for a welcome email, the
+/// client's login URI when it has one).
+pub fn email_context(
+    job: &EmailJob,
+    organization: Option<&Organization>,
+    client: Option<&Client>,
+    url: Option<String>,
+    friendly_name: &str,
+) -> EmailContext {
+    let brand = match organization {
+        Some(org) => {
+            let neutral = Brand::neutral(&org.display_name);
+            Brand {
+                name: org.display_name.clone(),
+                logo_url: org.branding.logo_url.clone(),
+                primary_color: org
+                    .branding
+                    .primary_color
+                    .clone()
+                    .unwrap_or(neutral.primary_color),
+                page_background: org
+                    .branding
+                    .page_background
+                    .clone()
+                    .unwrap_or(neutral.page_background),
+            }
+        }
+        None => Brand::neutral(friendly_name),
+    };
+    let factor = match &job.spec {
+        JobSpec::Enrollment { factor, .. } => factor.map(|f| f.as_str().to_string()),
+        _ => None,
+    };
+    EmailContext {
+        user: UserView {
+            user_id: job.user.user_id.to_string(),
+            email: job.user.email.to_string(),
+            name: job.user.name.clone(),
+        },
+        url,
+        ttl_sec: job.ticket().map(|t| t.ttl_sec),
+        application: client.map(|c| ApplicationView {
+            name: c.name.clone(),
+            login_uri: c.login_uri.clone(),
+        }),
+        organization: organization.map(|o| OrganizationView {
+            id: o.id.clone(),
+            name: o.name.clone(),
+            display_name: o.display_name.clone(),
+        }),
+        brand,
+        friendly_name: friendly_name.to_string(),
+        factor,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_domain::JobKind;
+    use herald_store::Branding;
+
+    fn org() -> Organization {
+        Organization {
+            id: "org_acme".into(),
+            name: "acme".into(),
+            display_name: "Acme Corp".into(),
+            branding: Branding {
+                logo_url: Some("https://cdn.acme.test/logo.png".into()),
+                primary_color: Some("#ff6600".into()),
+                page_background: None,
+            },
+            default_locale: Some("fr".into()),
+            from_address: None,
+        }
+    }
+
+    #[test]
+    fn an_organizations_branding_is_applied_over_the_neutral_default() {
+        let job = EmailJob::builder(JobKind::Verification, "u1", "a@example.com")
+            .organization_id("org_acme")
+            .build()
+            .unwrap();
+        let ctx = email_context(&job, Some(&org()), None, Some("https://x/u".into()), "Herald");
+        assert_eq!(ctx.brand.name, "Acme Corp");
+        assert_eq!(ctx.brand.primary_color, "#ff6600");
+        assert_eq!(ctx.brand.page_background, Brand::neutral("x").page_background);
+        assert_eq!(ctx.brand.logo_url.as_deref(), Some("https://cdn.acme.test/logo.png"));
+        assert_eq!(ctx.organization.unwrap().display_name, "Acme Corp");
+        assert_eq!(ctx.ttl_sec, Some(432_000));
+    }
+
+    #[test]
+    fn a_plain_user_gets_the_neutral_brand() {
+        let job = EmailJob::builder(JobKind::Welcome, "u1", "a@example.com").build().unwrap();
+        let ctx = email_context(&job, None, None, None, "Herald");
+        assert_eq!(ctx.brand, Brand::neutral("Herald"));
+        assert!(ctx.organization.is_none());
+        assert_eq!(ctx.ttl_sec, None);
+    }
+}

@@ -1,0 +1,363 @@
+//! One job, start to finish: parse, look up, record the attempt and ticket, render, send, record.
+//!
+//! `Pipeline::handle` never panics on input and never talks to AMQP: it returns an [`Outcome`] and
+//! the consumer carries it out (ack, retry copy, or dead-letter copy).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_domain::{EmailJob, TemplateName, negotiate, ticket_base};
+use herald_render::{Renderer, TemplateSources};
+use herald_smtp::{Delivered, Mailer};
+use herald_store::{BeginOutcome, Client, JobRecord, Organization, Store, TicketSpec};
+use time::OffsetDateTime;
+use tracing::{Instrument, info, warn};
+
+use crate::compose::{compose, message_id};
+use crate::config::WorkerConfig;
+use crate::context::email_context;
+use crate::outcome::{Failure, Outcome, decide};
+
+/// A delivery as the pipeline sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub body: &'a [u8],
+    /// Attempts made before this delivery, from the message's retry header.
+    pub failed_attempts: u32,
+}
+
+#[derive(Debug)]
+pub struct Pipeline {
+    pub store: Store,
+    pub renderer: Arc<Renderer>,
+    pub mailer: Mailer,
+    pub config: WorkerConfig,
+}
+
+impl Pipeline {
+    pub fn new(store: Store, renderer: Arc<Renderer>, mailer: Mailer, config: WorkerConfig) -> Self {
+        Self {
+            store,
+            renderer,
+            mailer,
+            config,
+        }
+    }
+
+    pub async fn handle(&self, msg: Incoming<'_>) -> Outcome {
+        let job = match EmailJob::parse(msg.body, self.config.max_job_bytes) {
+            Ok(job) => job,
+            Err(e) => {
+                let failure = Failure::Job(e);
+                warn!(reason = %failure, "Refused an invalid job.");
+                let attempts = msg.failed_attempts + 1;
+                if let Some(id) = EmailJob::peek_id(msg.body) {
+                    let payload = serde_json::from_slice::<serde_json::Value>(msg.body).ok();
+                    self.record_dead(id.as_str(), "invalid", attempts, &failure, payload.as_ref())
+                        .await;
+                }
+                return decide(&failure, attempts, 1, Duration::ZERO, None, now());
+            }
+        };
+        let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind());
+        self.handle_job(&job, msg).instrument(span).await
+    }
+
+    async fn handle_job(&self, job: &EmailJob, msg: Incoming<'_>) -> Outcome {
+        let header_attempt = msg.failed_attempts + 1;
+        let prepared = match self.prepare(job).await {
+            Ok(p) => p,
+            Err(failure) => return self.fail(job, &failure, header_attempt, None).await,
+        };
+        let Prepared {
+            organization,
+            client,
+            base,
+            locale,
+            message_id,
+        } = prepared;
+
+        let payload = serde_json::to_value(job.to_wire()).unwrap_or(serde_json::Value::Null);
+        let kind = job.kind();
+        let record = JobRecord {
+            id: job.id.as_str(),
+            kind: kind.type_name(),
+            recipient: job.user.email.as_str(),
+            user_id: job.user.user_id.as_str(),
+            organization_id: job.organization_id.as_ref().map(|o| o.as_str()),
+            client_id: job.client_id.as_ref().map(|c| c.as_str()),
+            locale: &locale.to_string(),
+            message_id: &message_id,
+            payload: &payload,
+        };
+        let ticket_spec = ticket_spec(job);
+        let begun = self
+            .store
+            .begin_attempt(
+                &record,
+                ticket_spec.as_ref(),
+                &self.config.ticket_secret,
+                self.config.lease,
+                header_attempt,
+            )
+            .await;
+        let (attempt, ticket) = match begun {
+            Ok(BeginOutcome::Proceed { attempt, ticket }) => (attempt, ticket),
+            Ok(BeginOutcome::AlreadySent | BeginOutcome::AlreadyDead) => {
+                info!("Ignored a duplicate delivery of a finished job.");
+                return Outcome::Duplicate;
+            }
+            Ok(BeginOutcome::Busy { until, attempts }) => {
+                info!(%until, "Another delivery of this job is in progress; deferring this one.");
+                let detail = format!("another delivery holds the job until {until}");
+                if let Err(e) = self.store.mark_deferred(job.id.as_str(), attempts, &detail).await {
+                    warn!(error = %e, "Could not record the deferral.");
+                }
+                return Outcome::Defer { attempts };
+            }
+            Err(e) => return self.fail(job, &Failure::Store(e), header_attempt, None).await,
+        };
+        let expires_at = ticket.as_ref().map(|t| t.expires_at);
+        if expires_at.is_some_and(|e| e <= now()) {
+            return self.fail(job, &Failure::TicketExpired, attempt, expires_at).await;
+        }
+
+        let url = match (&ticket, kind.ticket_purpose()) {
+            (Some(t), Some(purpose)) => Some(purpose.url(&base, &t.token).to_string()),
+            _ => client.as_ref().and_then(|c| c.login_uri.clone()),
+        };
+        match self
+            .render_and_send(job, organization.as_ref(), client.as_ref(), url, &locale, &message_id)
+            .await
+        {
+            Ok(delivered) => {
+                let reply = match &delivered {
+                    Delivered::Smtp { reply } => reply.clone(),
+                    Delivered::File { path } => format!("written to {}", path.display()),
+                };
+                info!(attempt, %message_id, "Delivered the email.");
+                self.record_sent(job.id.as_str(), attempt, &reply).await;
+                Outcome::Sent { attempt }
+            }
+            Err(failure) => self.fail(job, &failure, attempt, expires_at).await,
+        }
+    }
+
+    async fn prepare(&self, job: &EmailJob) -> Result<Prepared, Failure> {
+        let base = ticket_base(
+            job.custom_domain.as_deref(),
+            &self.config.allowed_custom_domains,
+            &self.config.public_url,
+        )
+        .map_err(Failure::CustomDomainNotAllowed)?;
+        let organization = match &job.organization_id {
+            None => None,
+            Some(id) => Some(
+                self.store
+                    .get_organization(id.as_str())
+                    .await?
+                    .ok_or_else(|| Failure::UnknownOrganization(id.to_string()))?,
+            ),
+        };
+        let client = match &job.client_id {
+            None => None,
+            Some(id) => Some(
+                self.store
+                    .get_client(id.as_str())
+                    .await?
+                    .ok_or_else(|| Failure::UnknownClient(id.to_string()))?,
+            ),
+        };
+        let locale = negotiate(
+            [
+                job.email_locale.as_deref(),
+                job.user.locale.as_deref(),
+                organization.as_ref().and_then(|o| o.default_locale.as_deref()),
+            ],
+            self.renderer.available_locales(),
+            &self.config.default_locale,
+        );
+        Ok(Prepared {
+            organization,
+            client,
+            base,
+            locale,
+            message_id: message_id(&job.id, &self.config.message_id_domain),
+        })
+    }
+
+    async fn render_and_send(
+        &self,
+        job: &EmailJob,
+        organization: Option<&Organization>,
+        client: Option<&Client>,
+        url: Option<String>,
+        locale: &herald_domain::Locale,
+        message_id: &str,
+    ) -> Result<Delivered, Failure> {
+        let template: TemplateName = job.kind().template();
+        let overrides = self
+            .store
+            .resolve_template_override(
+                template,
+                organization.map(|o| o.id.as_str()),
+                client.map(|c| c.id.as_str()),
+                &locale.to_string(),
+            )
+            .await?
+            .map(|o| TemplateSources {
+                subject: o.subject,
+                html: o.html,
+                text: o.text,
+            });
+        let ctx = email_context(job, organization, client, url, &self.config.friendly_name);
+        let rendered = self
+            .renderer
+            .render(template, locale, &ctx, overrides.as_ref())?;
+        let from = organization
+            .and_then(|o| o.from_address.as_deref())
+            .and_then(|a| match a.parse() {
+                Ok(mailbox) => Some(mailbox),
+                Err(e) => {
+                    warn!(error = %e, "The organization's from address does not parse; using the default.");
+                    None
+                }
+            })
+            .unwrap_or_else(|| self.config.default_from.clone());
+        let message = compose(
+            &from,
+            job.user.name.as_deref(),
+            job.user.email.as_str(),
+            message_id,
+            &job.id,
+            &rendered,
+        )
+        .map_err(Failure::Compose)?;
+        match tokio::time::timeout(self.config.send_timeout, self.mailer.send(&message)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(Failure::SendTimeout(self.config.send_timeout)),
+        }
+    }
+
+    /// Decides what a failure leads to and records it in the ledger (best effort: the AMQP copy,
+    /// made by the consumer afterwards, is what guarantees nothing is lost).
+    async fn fail(
+        &self,
+        job: &EmailJob,
+        failure: &Failure,
+        attempt: u32,
+        ticket_expires_at: Option<OffsetDateTime>,
+    ) -> Outcome {
+        let (_, delay) = self.config.topology.retry_delay_for_attempt(attempt.max(1));
+        let outcome = decide(
+            failure,
+            attempt,
+            self.config.max_attempts,
+            delay,
+            ticket_expires_at,
+            now(),
+        );
+        match &outcome {
+            Outcome::Retry { error, .. } => {
+                warn!(attempt, error = %error, retry_in = ?delay, "Delivery failed; will retry.");
+                if let Err(e) = self
+                    .store
+                    .mark_retrying(job.id.as_str(), attempt, error, delay)
+                    .await
+                {
+                    warn!(error = %e, "Could not record the retry in the ledger.");
+                }
+            }
+            Outcome::DeadLetter { reason, .. } => {
+                warn!(attempt, reason, error = %failure, "Dead-lettering the job.");
+                let payload = serde_json::to_value(job.to_wire()).ok();
+                self.record_dead(job.id.as_str(), job.kind().type_name(), attempt, failure, payload.as_ref())
+                    .await;
+            }
+            _ => {}
+        }
+        outcome
+    }
+
+    async fn record_dead(
+        &self,
+        job_id: &str,
+        kind: &str,
+        attempt: u32,
+        failure: &Failure,
+        payload: Option<&serde_json::Value>,
+    ) {
+        let reason = match crate::outcome::classify(failure) {
+            crate::outcome::Class::Permanent { reason } => reason,
+            crate::outcome::Class::Transient => "max_attempts",
+        };
+        if let Err(e) = self
+            .store
+            .mark_dead(job_id, kind, attempt, reason, &failure.to_string(), payload)
+            .await
+        {
+            warn!(error = %e, "Could not record the dead letter in the ledger.");
+        }
+    }
+
+    /// The email is out: record it, trying a little harder than usual, since a job whose send is
+    /// not recorded would be sent again if it were redelivered.
+    async fn record_sent(&self, job_id: &str, attempt: u32, reply: &str) {
+        let mut wait = Duration::from_millis(100);
+        for _ in 0..6 {
+            match self.store.mark_sent(job_id, attempt, reply).await {
+                Ok(()) => return,
+                Err(e) => {
+                    warn!(error = %e, "Could not record the delivery yet; trying again.");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+        }
+        warn!("The email was delivered but the ledger could not record it; the job stays 'sending'.");
+    }
+}
+
+struct Prepared {
+    organization: Option<Organization>,
+    client: Option<Client>,
+    base: url::Url,
+    locale: herald_domain::Locale,
+    message_id: String,
+}
+
+fn ticket_spec(job: &EmailJob) -> Option<TicketSpec<'_>> {
+    use herald_domain::JobSpec;
+    let purpose = job.kind().ticket_purpose()?;
+    let options = job.ticket()?;
+    let (mark_email_as_verified, factor, allow_multiple_enrollments) = match &job.spec {
+        JobSpec::PasswordChange {
+            mark_email_as_verified,
+            ..
+        } => (*mark_email_as_verified, None, false),
+        JobSpec::Enrollment {
+            factor,
+            allow_multiple_enrollments,
+            ..
+        } => (false, factor.map(|f| f.as_str()), *allow_multiple_enrollments),
+        _ => (false, None, false),
+    };
+    Some(TicketSpec {
+        purpose,
+        user_id: job.user.user_id.as_str(),
+        email: job.user.email.as_str(),
+        client_id: job.client_id.as_ref().map(|c| c.as_str()),
+        organization_id: job.organization_id.as_ref().map(|o| o.as_str()),
+        result_url: options.result_url.as_ref().map(|u| u.as_str()),
+        include_email_in_redirect: options.include_email_in_redirect,
+        mark_email_as_verified,
+        factor,
+        allow_multiple_enrollments,
+        custom_domain: job.custom_domain.as_deref(),
+        ttl: Duration::from_secs(options.ttl_sec),
+    })
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
