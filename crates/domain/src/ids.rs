@@ -12,7 +12,10 @@ pub struct IdError {
 
 impl IdError {
     fn new(field: &'static str, problem: impl Into<String>) -> Self {
-        Self { field, problem: problem.into() }
+        Self {
+            field,
+            problem: problem.into(),
+        }
     }
 }
 
@@ -23,7 +26,10 @@ fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), IdErro
         return Err(IdError::new(field, "must not be empty"));
     }
     if value.len() > max {
-        return Err(IdError::new(field, format!("must be at most {max} bytes long")));
+        return Err(IdError::new(
+            field,
+            format!("must be at most {max} bytes long"),
+        ));
     }
     if value.chars().any(char::is_control) {
         return Err(IdError::new(field, "must not contain control characters"));
@@ -154,7 +160,10 @@ impl EmailAddress {
         )
         .map_err(|e| IdError::new("user.email", format!("is not a valid email address ({e})")))?;
         if parsed.domain().starts_with('[') {
-            return Err(IdError::new("user.email", "must name a domain, not an IP literal"));
+            return Err(IdError::new(
+                "user.email",
+                "must name a domain, not an IP literal",
+            ));
         }
         Ok(Self(value))
     }

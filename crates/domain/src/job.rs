@@ -25,7 +25,9 @@ pub enum JobError {
     TooLarge { size: usize, limit: usize },
     #[error("the job body is not valid JSON: {0}")]
     MalformedJson(String),
-    #[error("unknown job type {0:?}; expected verification_email, enrollment_email, password_change_email or welcome_email")]
+    #[error(
+        "unknown job type {0:?}; expected verification_email, enrollment_email, password_change_email or welcome_email"
+    )]
     UnknownType(String),
     #[error("{0}")]
     Invalid(String),
@@ -59,21 +61,45 @@ impl From<IdError> for JobError {
 #[serde(deny_unknown_fields)]
 pub struct WireJob {
     /// Schema version; absent means 1.
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub version: Option<u32>,
     pub id: String,
     #[serde(rename = "type")]
     pub kind: String,
     pub user: WireUser,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub client_id: Option<String>,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub organization_id: Option<String>,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub email_locale: Option<String>,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub result_url: Option<String>,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ttl_sec: Option<u64>,
     #[serde(
         default,
@@ -82,13 +108,29 @@ pub struct WireJob {
         skip_serializing_if = "Option::is_none"
     )]
     pub include_email_in_redirect: Option<bool>,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub custom_domain: Option<String>,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub factor: Option<EnrollmentFactor>,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub allow_multiple_enrollments: Option<bool>,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mark_email_as_verified: Option<bool>,
 }
 
@@ -97,9 +139,17 @@ pub struct WireJob {
 pub struct WireUser {
     pub user_id: String,
     pub email: String,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub locale: Option<String>,
 }
 
@@ -261,7 +311,10 @@ impl EmailJob {
             locale: optional_text("user.locale", wire.user.locale, 64)?,
         };
         let client_id = wire.client_id.map(ClientId::parse).transpose()?;
-        let organization_id = wire.organization_id.map(OrganizationId::parse).transpose()?;
+        let organization_id = wire
+            .organization_id
+            .map(OrganizationId::parse)
+            .transpose()?;
         let email_locale = optional_text("email_locale", wire.email_locale, 64)?;
         let custom_domain = wire.custom_domain.map(parse_domain).transpose()?;
         let result_url = wire.result_url.map(parse_result_url).transpose()?;
@@ -345,7 +398,10 @@ impl EmailJob {
                 for (present, field) in [
                     (ticket.result_url.is_some(), "result_url"),
                     (wire.ttl_sec.is_some(), "ttl_sec"),
-                    (wire.include_email_in_redirect.is_some(), "includeEmailInRedirect"),
+                    (
+                        wire.include_email_in_redirect.is_some(),
+                        "includeEmailInRedirect",
+                    ),
                 ] {
                     if present {
                         return Err(JobError::field(
@@ -529,9 +585,10 @@ fn optional_text(
             field,
             format!("must be at most {max} bytes long"),
         )),
-        Some(v) if v.chars().any(char::is_control) => {
-            Err(JobError::field(field, "must not contain control characters"))
-        }
+        Some(v) if v.chars().any(char::is_control) => Err(JobError::field(
+            field,
+            "must not contain control characters",
+        )),
         Some(v) if v.trim().is_empty() => Ok(None),
         Some(v) => Ok(Some(v)),
     }
@@ -559,7 +616,10 @@ fn parse_domain(raw: String) -> Result<String, JobError> {
             && !l.ends_with('-')
             && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };
-    if domain.len() < 3 || domain.len() > 255 || !domain.contains('.') || !domain.split('.').all(label_ok)
+    if domain.len() < 3
+        || domain.len() > 255
+        || !domain.contains('.')
+        || !domain.split('.').all(label_ok)
     {
         return Err(JobError::field(
             "custom_domain",
@@ -614,7 +674,9 @@ mod tests {
             "invalid_job"
         );
         assert_eq!(
-            reason(r#"{"id":"j1","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com"},"ttl":5}"#),
+            reason(
+                r#"{"id":"j1","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com"},"ttl":5}"#
+            ),
             "invalid_job"
         );
         let big = format!(
@@ -626,24 +688,44 @@ mod tests {
 
     #[test]
     fn error_messages_name_the_field() {
-        let err = parse(r#"{"id":"j1","type":"welcome_email","user":{"user_id":"u1"}}"#).unwrap_err();
+        let err =
+            parse(r#"{"id":"j1","type":"welcome_email","user":{"user_id":"u1"}}"#).unwrap_err();
         assert!(err.to_string().contains("email"), "{err}");
         let err = parse(r#"{"id":"j1","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com"},"ttl":5}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `ttl`"), "{err}");
-        let err = parse(r#"{"id":"j1","type":"welcome_email","user":{"user_id":"u1","email":"nope"}}"#).unwrap_err();
+        let err =
+            parse(r#"{"id":"j1","type":"welcome_email","user":{"user_id":"u1","email":"nope"}}"#)
+                .unwrap_err();
         assert!(err.to_string().contains("user.email"), "{err}");
     }
 
     #[test]
     fn result_url_follows_auth0_rules() {
         let base = r#""user":{"user_id":"u1","email":"a@example.com"},"result_url":"https://app.test/done""#;
-        let verify_with_client = format!(r#"{{"id":"j","type":"verification_email","client_id":"c1",{base}}}"#);
-        assert!(parse(&verify_with_client).unwrap_err().to_string().contains("cannot be specified when using client_id"));
-        let verify_with_org = format!(r#"{{"id":"j","type":"verification_email","organization_id":"o1",{base}}}"#);
-        assert!(parse(&verify_with_org).unwrap_err().to_string().contains("organization_id"));
-        let reset_with_client = format!(r#"{{"id":"j","type":"password_change_email","client_id":"c1",{base}}}"#);
-        assert!(parse(&reset_with_client).is_ok(), "password change allows result_url with client_id");
-        let reset_with_org = format!(r#"{{"id":"j","type":"password_change_email","organization_id":"o1",{base}}}"#);
+        let verify_with_client =
+            format!(r#"{{"id":"j","type":"verification_email","client_id":"c1",{base}}}"#);
+        assert!(
+            parse(&verify_with_client)
+                .unwrap_err()
+                .to_string()
+                .contains("cannot be specified when using client_id")
+        );
+        let verify_with_org =
+            format!(r#"{{"id":"j","type":"verification_email","organization_id":"o1",{base}}}"#);
+        assert!(
+            parse(&verify_with_org)
+                .unwrap_err()
+                .to_string()
+                .contains("organization_id")
+        );
+        let reset_with_client =
+            format!(r#"{{"id":"j","type":"password_change_email","client_id":"c1",{base}}}"#);
+        assert!(
+            parse(&reset_with_client).is_ok(),
+            "password change allows result_url with client_id"
+        );
+        let reset_with_org =
+            format!(r#"{{"id":"j","type":"password_change_email","organization_id":"o1",{base}}}"#);
         assert!(parse(&reset_with_org).is_err());
         let relative = r#"{"id":"j","type":"verification_email","user":{"user_id":"u1","email":"a@example.com"},"result_url":"/done"}"#;
         assert!(parse(relative).is_err());
@@ -655,20 +737,49 @@ mod tests {
     fn kind_specific_fields_stay_on_their_kind() {
         let user = r#""user":{"user_id":"u1","email":"a@example.com"}"#;
         assert!(parse(&format!(r#"{{"id":"j","type":"enrollment_email","factor":"webauthn-roaming","allow_multiple_enrollments":true,{user}}}"#)).is_ok());
-        assert!(parse(&format!(r#"{{"id":"j","type":"enrollment_email","factor":"carrier-pigeon",{user}}}"#)).is_err());
-        assert!(parse(&format!(r#"{{"id":"j","type":"verification_email","factor":"otp",{user}}}"#)).is_err());
+        assert!(
+            parse(&format!(
+                r#"{{"id":"j","type":"enrollment_email","factor":"carrier-pigeon",{user}}}"#
+            ))
+            .is_err()
+        );
+        assert!(
+            parse(&format!(
+                r#"{{"id":"j","type":"verification_email","factor":"otp",{user}}}"#
+            ))
+            .is_err()
+        );
         assert!(parse(&format!(r#"{{"id":"j","type":"password_change_email","mark_email_as_verified":true,{user}}}"#)).is_ok());
-        assert!(parse(&format!(r#"{{"id":"j","type":"welcome_email","mark_email_as_verified":true,{user}}}"#)).is_err());
-        assert!(parse(&format!(r#"{{"id":"j","type":"welcome_email","ttl_sec":5,{user}}}"#)).is_err());
+        assert!(
+            parse(&format!(
+                r#"{{"id":"j","type":"welcome_email","mark_email_as_verified":true,{user}}}"#
+            ))
+            .is_err()
+        );
+        assert!(
+            parse(&format!(
+                r#"{{"id":"j","type":"welcome_email","ttl_sec":5,{user}}}"#
+            ))
+            .is_err()
+        );
     }
 
     #[test]
     fn custom_domains_must_be_hostnames() {
         let user = r#""user":{"user_id":"u1","email":"a@example.com"}"#;
-        let job = parse(&format!(r#"{{"id":"j","type":"welcome_email","custom_domain":"Login.Acme.Test",{user}}}"#)).unwrap();
+        let job = parse(&format!(
+            r#"{{"id":"j","type":"welcome_email","custom_domain":"Login.Acme.Test",{user}}}"#
+        ))
+        .unwrap();
         assert_eq!(job.custom_domain.as_deref(), Some("login.acme.test"));
         for bad in ["https://acme.test", "acme", "acme.test:443", "a b.test"] {
-            assert!(parse(&format!(r#"{{"id":"j","type":"welcome_email","custom_domain":"{bad}",{user}}}"#)).is_err(), "{bad}");
+            assert!(
+                parse(&format!(
+                    r#"{{"id":"j","type":"welcome_email","custom_domain":"{bad}",{user}}}"#
+                ))
+                .is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -698,8 +809,16 @@ mod tests {
     #[test]
     fn explicit_nulls_are_refused_not_read_as_absent() {
         let user = r#""user":{"user_id":"u1","email":"a@example.com"}"#;
-        for field in [r#""factor":null"#, r#""ttl_sec":null"#, r#""client_id":null"#, r#""includeEmailInRedirect":null"#] {
-            let err = parse(&format!(r#"{{"id":"j","type":"welcome_email",{field},{user}}}"#)).unwrap_err();
+        for field in [
+            r#""factor":null"#,
+            r#""ttl_sec":null"#,
+            r#""client_id":null"#,
+            r#""includeEmailInRedirect":null"#,
+        ] {
+            let err = parse(&format!(
+                r#"{{"id":"j","type":"welcome_email",{field},{user}}}"#
+            ))
+            .unwrap_err();
             assert!(err.to_string().contains("null"), "{field}: {err}");
         }
         assert!(parse(r#"{"id":"j","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com","name":null}}"#).is_err());

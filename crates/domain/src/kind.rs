@@ -160,7 +160,10 @@ mod tests {
             assert_eq!(kind.type_name().parse::<JobKind>().unwrap(), kind);
             assert_eq!(kind.cli_name().parse::<JobKind>().unwrap(), kind);
             assert_eq!(kind.routing_key().parse::<JobKind>().unwrap(), kind);
-            assert_eq!(kind.template().as_str().parse::<TemplateName>().unwrap(), kind.template());
+            assert_eq!(
+                kind.template().as_str().parse::<TemplateName>().unwrap(),
+                kind.template()
+            );
         }
         assert!("sms".parse::<JobKind>().is_err());
     }

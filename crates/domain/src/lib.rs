@@ -11,7 +11,7 @@ pub mod ticket;
 
 pub use ids::{ClientId, EmailAddress, IdError, JobId, OrganizationId, UserId};
 pub use job::{
-    EmailJob, EmailJobBuilder, EnrollmentFactor, JobError, JobSpec, MAX_TTL_SEC, DEFAULT_TTL_SEC,
+    DEFAULT_TTL_SEC, EmailJob, EmailJobBuilder, EnrollmentFactor, JobError, JobSpec, MAX_TTL_SEC,
     TicketOptions, User, WireJob,
 };
 pub use kind::{JobKind, TemplateName};

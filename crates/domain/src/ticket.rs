@@ -53,7 +53,9 @@ impl TicketPurpose {
 
     /// The ticket link for `token` under `base` (which ends with `/`).
     pub fn url(self, base: &Url, token: &TicketToken) -> Url {
-        let mut url = base.join(self.path()).expect("static relative path joins any base");
+        let mut url = base
+            .join(self.path())
+            .expect("static relative path joins any base");
         url.query_pairs_mut().append_pair("ticket", token.expose());
         url
     }
@@ -218,7 +220,11 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
-        assert_eq!(secret.derive(&salt), token, "same secret and salt give the same link");
+        assert_eq!(
+            secret.derive(&salt),
+            token,
+            "same secret and salt give the same link"
+        );
         assert_ne!(secret.derive(&TokenSalt::random()), token);
         assert_ne!(TicketSecret::random().derive(&salt), token);
     }
@@ -257,6 +263,9 @@ mod tests {
             "/u/mfa-enrollment"
         );
         let err = ticket_base(Some("evil.test"), &allowed, &public).unwrap_err();
-        assert!(err.contains("not one of the allowed custom domains"), "{err}");
+        assert!(
+            err.contains("not one of the allowed custom domains"),
+            "{err}"
+        );
     }
 }

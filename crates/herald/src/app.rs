@@ -10,7 +10,6 @@ use herald_smtp::{Mailer, MailerOptions};
 use herald_store::Store;
 use herald_worker::{Pipeline, Worker, WorkerConfig};
 use secrecy::ExposeSecret;
-use tracing::warn;
 
 use crate::settings::{DEFAULT_SMTP_URL, Settings};
 
@@ -24,12 +23,24 @@ pub async fn store(settings: &Settings) -> anyhow::Result<Store> {
 /// The templates and locales: the built-in ones, or the directories named in the settings.
 pub fn renderer(settings: &Settings) -> anyhow::Result<Arc<Renderer>> {
     let renderer = match (&settings.templates_dir, &settings.locales_dir) {
-        (Some(t), Some(l)) => Renderer::from_dirs(t, l)
-            .with_context(|| format!("loading templates from {} and locales from {}", t.display(), l.display()))?,
+        (Some(t), Some(l)) => Renderer::from_dirs(t, l).with_context(|| {
+            format!(
+                "loading templates from {} and locales from {}",
+                t.display(),
+                l.display()
+            )
+        })?,
         _ => Renderer::embedded().context("loading the built-in templates")?,
     };
-    if !renderer.available_locales().contains(&settings.default_locale) {
-        let available: Vec<String> = renderer.available_locales().iter().map(ToString::to_string).collect();
+    if !renderer
+        .available_locales()
+        .contains(&settings.default_locale)
+    {
+        let available: Vec<String> = renderer
+            .available_locales()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         bail!(
             "HERALD_DEFAULT_LOCALE {} is not one of the available locales ({})",
             settings.default_locale,
@@ -58,14 +69,13 @@ pub fn topology(settings: &Settings) -> Topology {
     Topology::default().with_retry_delays(settings.retry_delays.clone())
 }
 
+/// The worker's configuration. Without HERALD_TICKET_SECRET a random secret is used (and the
+/// `herald worker` command says so).
 pub fn worker_config(settings: &Settings) -> WorkerConfig {
-    let ticket_secret = settings.ticket_secret.clone().unwrap_or_else(|| {
-        warn!(
-            "HERALD_TICKET_SECRET is not set: using a random secret for this process. Links stay valid, \
-             but a job retried after a restart gets a new link. Set it (32+ bytes) in production."
-        );
-        herald_domain::TicketSecret::random()
-    });
+    let ticket_secret = settings
+        .ticket_secret
+        .clone()
+        .unwrap_or_else(herald_domain::TicketSecret::random);
     WorkerConfig {
         amqp_url: settings.amqp_url.clone(),
         topology: topology(settings),
@@ -85,6 +95,11 @@ pub fn worker_config(settings: &Settings) -> WorkerConfig {
     }
 }
 
-pub fn worker(store: Store, renderer: Arc<Renderer>, mailer: Mailer, config: WorkerConfig) -> Worker {
+pub fn worker(
+    store: Store,
+    renderer: Arc<Renderer>,
+    mailer: Mailer,
+    config: WorkerConfig,
+) -> Worker {
     Worker::new(Pipeline::new(store, renderer, mailer, config))
 }

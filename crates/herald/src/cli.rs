@@ -149,14 +149,22 @@ pub enum ClientCommand {
         #[arg(long)]
         login_uri: Option<String>,
     },
-    Show { id: String },
+    Show {
+        id: String,
+    },
     List,
-    Delete { id: String },
+    Delete {
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct ScopeArgs {
-    #[arg(long = "org", conflicts_with = "client", required_unless_present = "client")]
+    #[arg(
+        long = "org",
+        conflicts_with = "client",
+        required_unless_present = "client"
+    )]
     pub organization: Option<String>,
     #[arg(long)]
     pub client: Option<String>,

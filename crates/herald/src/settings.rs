@@ -68,7 +68,11 @@ impl Settings {
 
     /// Reads settings through `lookup` (tests pass a map instead of the environment).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
 
         let amqp_url = get("HERALD_AMQP_URL").unwrap_or_else(|| DEFAULT_AMQP_URL.to_string());
         match Url::parse(&amqp_url) {
@@ -86,7 +90,7 @@ impl Settings {
         match Url::parse(&database_url) {
             Ok(u)
                 if matches!(u.scheme(), "postgres" | "postgresql")
-                    && u.path().trim_start_matches('/').len() > 0 => {}
+                    && !u.path().trim_start_matches('/').is_empty() => {}
             _ => {
                 return Err(bad(
                     "HERALD_DATABASE_URL",
@@ -110,11 +114,19 @@ impl Settings {
 
         let public_url = get("HERALD_PUBLIC_URL").unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_string());
         let public_url = match Url::parse(&public_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.query().is_none() => u,
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.query().is_none() =>
+            {
+                u
+            }
             _ => {
                 return Err(bad(
                     "HERALD_PUBLIC_URL",
-                    format!("must be an absolute http(s) URL without a query, such as https://id.example.com (got {public_url:?})"),
+                    format!(
+                        "must be an absolute http(s) URL without a query, such as https://id.example.com (got {public_url:?})"
+                    ),
                 ));
             }
         };
@@ -122,7 +134,10 @@ impl Settings {
         let default_locale = match get("HERALD_DEFAULT_LOCALE") {
             None => Locale::english(),
             Some(tag) => Locale::parse(&tag).ok_or_else(|| {
-                bad("HERALD_DEFAULT_LOCALE", format!("{tag:?} is not a language tag such as en, fr or pt-BR"))
+                bad(
+                    "HERALD_DEFAULT_LOCALE",
+                    format!("{tag:?} is not a language tag such as en, fr or pt-BR"),
+                )
             })?,
         };
 
@@ -150,23 +165,38 @@ impl Settings {
             .transpose()?
             .unwrap_or_default();
 
-        let from_raw = get("HERALD_FROM").unwrap_or_else(|| "Herald <no-reply@localhost>".to_string());
+        let from_raw =
+            get("HERALD_FROM").unwrap_or_else(|| "Herald <no-reply@localhost>".to_string());
         let from = from_raw.parse().map_err(|e| {
-            bad("HERALD_FROM", format!("must be a mailbox such as \"Acme <no-reply@acme.com>\" ({e})"))
+            bad(
+                "HERALD_FROM",
+                format!("must be a mailbox such as \"Acme <no-reply@acme.com>\" ({e})"),
+            )
         })?;
 
         let friendly_name = get("HERALD_FRIENDLY_NAME").unwrap_or_else(|| "Herald".to_string());
         if friendly_name.chars().any(char::is_control) {
-            return Err(bad("HERALD_FRIENDLY_NAME", "must not contain control characters"));
+            return Err(bad(
+                "HERALD_FRIENDLY_NAME",
+                "must not contain control characters",
+            ));
         }
 
         let ticket_secret = get("HERALD_TICKET_SECRET")
-            .map(|s| TicketSecret::from_bytes(s.as_bytes()).map_err(|e| bad("HERALD_TICKET_SECRET", e)))
+            .map(|s| {
+                TicketSecret::from_bytes(s.as_bytes()).map_err(|e| bad("HERALD_TICKET_SECRET", e))
+            })
             .transpose()?;
 
         let max_attempts = number(&get, "HERALD_MAX_ATTEMPTS", 10u32, 1, 100)?;
         let prefetch = number(&get, "HERALD_PREFETCH", 32u16, 1, 1000)?;
-        let max_job_bytes = number(&get, "HERALD_MAX_JOB_BYTES", 65_536usize, 1024, 16 * 1024 * 1024)?;
+        let max_job_bytes = number(
+            &get,
+            "HERALD_MAX_JOB_BYTES",
+            65_536usize,
+            1024,
+            16 * 1024 * 1024,
+        )?;
         let smtp_pool_size = number(&get, "HERALD_SMTP_POOL_SIZE", 8usize, 1, 256)?;
         let smtp_timeout = duration(&get, "HERALD_SMTP_TIMEOUT", "30s")?;
         let shutdown_timeout = duration(&get, "HERALD_SHUTDOWN_TIMEOUT", "30s")?;
@@ -181,7 +211,8 @@ impl Settings {
             ));
         }
 
-        let retry_raw = get("HERALD_RETRY_DELAYS").unwrap_or_else(|| DEFAULT_RETRY_DELAYS.to_string());
+        let retry_raw =
+            get("HERALD_RETRY_DELAYS").unwrap_or_else(|| DEFAULT_RETRY_DELAYS.to_string());
         let retry_delays = retry_raw
             .split(',')
             .map(|d| {
@@ -201,7 +232,10 @@ impl Settings {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                return Err(bad("HERALD_LOG_FORMAT", format!("must be text or json (got {other:?})")));
+                return Err(bad(
+                    "HERALD_LOG_FORMAT",
+                    format!("must be text or json (got {other:?})"),
+                ));
             }
         };
 
@@ -213,7 +247,10 @@ impl Settings {
                     if path.is_dir() {
                         Ok(Some(path))
                     } else {
-                        Err(bad(var, format!("must name an existing directory ({p:?} is not one)")))
+                        Err(bad(
+                            var,
+                            format!("must name an existing directory ({p:?} is not one)"),
+                        ))
                     }
                 }
             }
@@ -253,7 +290,10 @@ impl Settings {
 
     /// The domain of generated Message-IDs: the host of HERALD_PUBLIC_URL.
     pub fn message_id_domain(&self) -> String {
-        self.public_url.host_str().unwrap_or("localhost").to_string()
+        self.public_url
+            .host_str()
+            .unwrap_or("localhost")
+            .to_string()
     }
 }
 
@@ -273,7 +313,12 @@ where
             .parse::<T>()
             .ok()
             .filter(|v| *v >= min && *v <= max)
-            .ok_or_else(|| bad(var, format!("must be a whole number from {min} to {max} (got {raw:?})"))),
+            .ok_or_else(|| {
+                bad(
+                    var,
+                    format!("must be a whole number from {min} to {max} (got {raw:?})"),
+                )
+            }),
     }
 }
 
@@ -286,7 +331,12 @@ fn duration(
     humantime::parse_duration(&raw)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| bad(var, format!("must be a duration such as 30s or 2m (got {raw:?})")))
+        .ok_or_else(|| {
+            bad(
+                var,
+                format!("must be a duration such as 30s or 2m (got {raw:?})"),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -295,7 +345,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -343,7 +396,14 @@ mod tests {
 
     #[test]
     fn custom_domains_are_normalised() {
-        let s = load(&[("HERALD_ALLOWED_CUSTOM_DOMAINS", " Login.Acme.com , id.beta.io ")]).unwrap();
-        assert_eq!(s.allowed_custom_domains, vec!["login.acme.com", "id.beta.io"]);
+        let s = load(&[(
+            "HERALD_ALLOWED_CUSTOM_DOMAINS",
+            " Login.Acme.com , id.beta.io ",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.allowed_custom_domains,
+            vec!["login.acme.com", "id.beta.io"]
+        );
     }
 }

@@ -18,49 +18,108 @@ fn herald(env: &TestEnv) -> Command {
         .env("HERALD_DATABASE_URL", &env.db.url)
         .env("HERALD_SMTP_URL", env.sink.url())
         .env("HERALD_PUBLIC_URL", "https://id.herald.test")
-        .env("HERALD_TICKET_SECRET", "integration-test-secret-0123456789abcdef")
+        .env(
+            "HERALD_TICKET_SECRET",
+            "integration-test-secret-0123456789abcdef",
+        )
         .env("RUST_LOG", "warn");
     cmd
 }
 
 fn french_subject(env: &TestEnv) -> String {
-    let job = EmailJob::builder(JobKind::Verification, "u", "u@example.com").build().unwrap();
-    let ctx = herald_worker::context::email_context(&job, None, None, Some("https://x/".into()), "Herald");
-    env.renderer.render(JobKind::Verification.template(), &Locale::parse("fr").unwrap(), &ctx, None).unwrap().subject
+    let job = EmailJob::builder(JobKind::Verification, "u", "u@example.com")
+        .build()
+        .unwrap();
+    let ctx = herald_worker::context::email_context(
+        &job,
+        None,
+        None,
+        Some("https://x/".into()),
+        "Herald",
+    );
+    env.renderer
+        .render(
+            JobKind::Verification.template(),
+            &Locale::parse("fr").unwrap(),
+            &ctx,
+            None,
+        )
+        .unwrap()
+        .subject
 }
 
 #[tokio::test]
 async fn herald_send_with_a_running_worker_delivers_a_french_email_with_a_hashed_ticket() {
     let env = TestEnv::new().await.unwrap();
-    let mut worker = herald(&env).arg("worker").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut worker = herald(&env)
+        .arg("worker")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
 
     let out = herald(&env)
-        .args(["send", "verification-email", "--user-id", "u1", "--email", "a@example.com", "--locale", "fr"])
+        .args([
+            "send",
+            "verification-email",
+            "--user-id",
+            "u1",
+            "--email",
+            "a@example.com",
+            "--locale",
+            "fr",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "herald send failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "herald send failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("confirmed"), "{stdout}");
 
     let mails = env.expect_mail(1).await;
     let parsed = mails[0].parsed();
     assert_eq!(parsed.subject().unwrap(), french_subject(&env));
     let text = parsed.text().unwrap();
-    let link = text.split_whitespace().find(|w| w.starts_with("https://id.herald.test/u/email-verification?ticket=")).expect("a ticket link");
-    let token = link.split("ticket=").nth(1).unwrap().trim_end_matches(['.', ',']);
-    let ticket = env.db.store.ticket_by_hash(&TicketToken::from_presented(token).hash()).await.unwrap().expect("the ticket is stored by its hash");
+    let link = text
+        .split_whitespace()
+        .find(|w| w.starts_with("https://id.herald.test/u/email-verification?ticket="))
+        .expect("a ticket link");
+    let token = link
+        .split("ticket=")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(['.', ',']);
+    let ticket = env
+        .db
+        .store
+        .ticket_by_hash(&TicketToken::from_presented(token).hash())
+        .await
+        .unwrap()
+        .expect("the ticket is stored by its hash");
     assert_eq!(ticket.user_id, "u1");
     assert_ne!(hex_of(&ticket.token_hash), token);
 
     // SIGTERM: the worker drains and exits cleanly.
     let pid = worker.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = worker.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the worker did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "worker exit status {status:?}");
@@ -93,11 +152,25 @@ async fn herald_send_refuses_an_invalid_job_before_publishing() {
     // Declare the work queue, so "nothing was published" is something that could fail.
     env.producer().await.close().await;
     let out = herald(&env)
-        .args(["send", "verification-email", "--user-id", "u1", "--email", "a@example.com", "--client-id", "c1", "--result-url", "https://app.test/done"])
+        .args([
+            "send",
+            "verification-email",
+            "--user-id",
+            "u1",
+            "--email",
+            "a@example.com",
+            "--client-id",
+            "c1",
+            "--result-url",
+            "https://app.test/done",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("result_url cannot be specified when using client_id"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("result_url cannot be specified when using client_id")
+    );
     assert_eq!(env.broker.depth("herald.email").await, 0);
 }
 
@@ -110,7 +183,9 @@ async fn the_demo_delivers_every_kind_in_several_locales_and_shows_where() {
         ("HERALD_DATABASE_URL", env.db.url.clone()),
     ]);
     let settings = herald::settings::Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let report = herald::commands::run_demo(&settings, outbox.path()).await.unwrap();
+    let report = herald::commands::run_demo(&settings, outbox.path())
+        .await
+        .unwrap();
 
     let sent: Vec<_> = report.rows.iter().filter(|r| r.status == "sent").collect();
     assert_eq!(sent.len(), 8, "{:#?}", report.rows);
@@ -123,12 +198,25 @@ async fn the_demo_delivers_every_kind_in_several_locales_and_shows_where() {
     locales.dedup();
     assert!(locales.len() >= 5, "several locales: {locales:?}");
     for row in &sent {
-        let path = row.eml.as_ref().unwrap_or_else(|| panic!("no .eml for {row:?}"));
+        let path = row
+            .eml
+            .as_ref()
+            .unwrap_or_else(|| panic!("no .eml for {row:?}"));
         assert!(path.starts_with(outbox.path()) && path.exists(), "{path:?}");
         assert!(row.subject.is_some());
     }
-    assert!(sent.iter().filter(|r| r.kind != "welcome_email").all(|r| r.link.as_deref().is_some_and(|l| l.contains("/u/"))));
+    assert!(
+        sent.iter()
+            .filter(|r| r.kind != "welcome_email")
+            .all(|r| r.link.as_deref().is_some_and(|l| l.contains("/u/")))
+    );
     let dead: Vec<_> = report.rows.iter().filter(|r| r.status == "dead").collect();
     assert_eq!(dead.len(), 1);
-    assert!(dead[0].dead_reason.as_deref().unwrap().starts_with("invalid_job"));
+    assert!(
+        dead[0]
+            .dead_reason
+            .as_deref()
+            .unwrap()
+            .starts_with("invalid_job")
+    );
 }

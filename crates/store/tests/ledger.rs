@@ -59,19 +59,30 @@ async fn a_retried_job_keeps_its_one_ticket_and_its_link() {
     let secret = TicketSecret::random();
     let (attempt, first) = proceed(begin(&db.store, "j1", &secret, Duration::from_secs(60)).await);
     assert_eq!(attempt, 1);
-    db.store.mark_retrying("j1", 1, "451 busy", Duration::from_secs(5)).await.unwrap();
+    db.store
+        .mark_retrying("j1", 1, "451 busy", Duration::from_secs(5))
+        .await
+        .unwrap();
     let (attempt, second) = proceed(begin(&db.store, "j1", &secret, Duration::from_secs(60)).await);
     assert_eq!(attempt, 2);
     assert_eq!(second.token, first.token, "the same link is rebuilt");
     assert_eq!(second.id, first.id);
-    assert_eq!(second.expires_at, first.expires_at, "the expiry does not move");
+    assert_eq!(
+        second.expires_at, first.expires_at,
+        "the expiry does not move"
+    );
 
     let stored = db.store.ticket_for_job("j1").await.unwrap().unwrap();
     assert_eq!(stored.token_hash, first.token.hash().as_bytes());
     assert_ne!(stored.token_hash, first.token.expose().as_bytes());
     assert_eq!(stored.result_url.as_deref(), Some("https://app.test/done"));
     assert!(stored.include_email_in_redirect);
-    let found = db.store.ticket_by_hash(&first.token.hash()).await.unwrap().unwrap();
+    let found = db
+        .store
+        .ticket_by_hash(&first.token.hash())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.job_id, "j1");
 }
 
@@ -81,13 +92,26 @@ async fn a_sent_job_is_never_attempted_again() {
     let secret = TicketSecret::random();
     proceed(begin(&db.store, "j2", &secret, Duration::from_secs(60)).await);
     db.store.mark_sent("j2", 1, "250 OK").await.unwrap();
-    assert!(matches!(begin(&db.store, "j2", &secret, Duration::from_secs(60)).await, BeginOutcome::AlreadySent));
+    assert!(matches!(
+        begin(&db.store, "j2", &secret, Duration::from_secs(60)).await,
+        BeginOutcome::AlreadySent
+    ));
     // A later dead letter for the same id (e.g. a malformed re-publish) cannot undo the send.
-    db.store.mark_dead("j2", "invalid", 1, "invalid_job", "bad", None).await.unwrap();
+    db.store
+        .mark_dead("j2", "invalid", 1, "invalid_job", "bad", None)
+        .await
+        .unwrap();
     let job = db.store.job("j2").await.unwrap().unwrap();
     assert_eq!(job.status, "sent");
     assert!(job.sent_at.is_some());
-    let events: Vec<String> = db.store.job_events("j2").await.unwrap().into_iter().map(|e| e.event).collect();
+    let events: Vec<String> = db
+        .store
+        .job_events("j2")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
     assert_eq!(events, ["received", "sent", "duplicate"]);
 }
 
@@ -116,7 +140,9 @@ async fn concurrent_deliveries_of_one_job_let_exactly_one_proceed() {
     for _ in 0..8 {
         let store = db.store.clone();
         let secret = secret.clone();
-        handles.push(tokio::spawn(async move { begin(&store, "j5", &secret, Duration::from_secs(60)).await }));
+        handles.push(tokio::spawn(async move {
+            begin(&store, "j5", &secret, Duration::from_secs(60)).await
+        }));
     }
     let mut proceeded = 0;
     for h in handles {
@@ -125,20 +151,45 @@ async fn concurrent_deliveries_of_one_job_let_exactly_one_proceed() {
         }
     }
     assert_eq!(proceeded, 1);
-    let tickets: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets WHERE job_id = 'j5'").fetch_one(db.store.pool()).await.unwrap();
+    let tickets: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets WHERE job_id = 'j5'")
+        .fetch_one(db.store.pool())
+        .await
+        .unwrap();
     assert_eq!(tickets, 1);
 }
 
 #[tokio::test]
 async fn a_changed_secret_rotates_the_stored_hash() {
     let db = TestDb::new().await.unwrap();
-    let (_, before) = proceed(begin(&db.store, "j6", &TicketSecret::random(), Duration::from_millis(1)).await);
+    let (_, before) = proceed(
+        begin(
+            &db.store,
+            "j6",
+            &TicketSecret::random(),
+            Duration::from_millis(1),
+        )
+        .await,
+    );
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let (_, after) = proceed(begin(&db.store, "j6", &TicketSecret::random(), Duration::from_secs(60)).await);
+    let (_, after) = proceed(
+        begin(
+            &db.store,
+            "j6",
+            &TicketSecret::random(),
+            Duration::from_secs(60),
+        )
+        .await,
+    );
     assert_ne!(after.token, before.token);
     let stored = db.store.ticket_for_job("j6").await.unwrap().unwrap();
     assert_eq!(stored.token_hash, after.token.hash().as_bytes());
-    assert!(db.store.ticket_by_hash(&before.token.hash()).await.unwrap().is_none());
+    assert!(
+        db.store
+            .ticket_by_hash(&before.token.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -147,16 +198,38 @@ async fn attempts_claimed_by_the_message_are_honoured() {
     let payload = serde_json::json!({});
     let outcome = db
         .store
-        .begin_attempt(&record("j7", &payload), None, &TicketSecret::random(), Duration::from_secs(60), 4)
+        .begin_attempt(
+            &record("j7", &payload),
+            None,
+            &TicketSecret::random(),
+            Duration::from_secs(60),
+            4,
+        )
         .await
         .unwrap();
-    assert!(matches!(outcome, BeginOutcome::Proceed { attempt: 4, ticket: None }));
+    assert!(matches!(
+        outcome,
+        BeginOutcome::Proceed {
+            attempt: 4,
+            ticket: None
+        }
+    ));
 }
 
 #[tokio::test]
 async fn a_job_refused_before_it_was_recorded_is_recorded_dead() {
     let db = TestDb::new().await.unwrap();
-    db.store.mark_dead("bad-1", "invalid", 1, "invalid_job", "user.email is missing", None).await.unwrap();
+    db.store
+        .mark_dead(
+            "bad-1",
+            "invalid",
+            1,
+            "invalid_job",
+            "user.email is missing",
+            None,
+        )
+        .await
+        .unwrap();
     let job = db.store.job("bad-1").await.unwrap().unwrap();
     assert_eq!(job.status, "dead");
     assert_eq!(job.dead_reason.as_deref(), Some("invalid_job"));

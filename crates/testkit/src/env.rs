@@ -50,7 +50,8 @@ impl TestEnv {
 
     /// Retry tiers of 200 ms and 400 ms so retry tests finish quickly.
     pub fn topology() -> Topology {
-        Topology::default().with_retry_delays(vec![Duration::from_millis(200), Duration::from_millis(400)])
+        Topology::default()
+            .with_retry_delays(vec![Duration::from_millis(200), Duration::from_millis(400)])
     }
 
     pub fn config(&self) -> WorkerConfig {
@@ -99,7 +100,7 @@ impl TestEnv {
             mails.len(),
             mails
                 .iter()
-                .map(|m| m.parsed().subject().map(String::from))
+                .map(|m| m.parsed().subject())
                 .collect::<Vec<_>>()
         );
         mails

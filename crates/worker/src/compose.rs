@@ -68,7 +68,15 @@ mod tests {
     fn formatted(name: Option<&str>, subject: &str) -> String {
         let id = JobId::parse("job-1").unwrap();
         let from: Mailbox = "Acme <no-reply@acme.test>".parse().unwrap();
-        let msg = compose(&from, name, "a@example.com", &message_id(&id, "herald.test"), &id, &rendered(subject)).unwrap();
+        let msg = compose(
+            &from,
+            name,
+            "a@example.com",
+            &message_id(&id, "herald.test"),
+            &id,
+            &rendered(subject),
+        )
+        .unwrap();
         String::from_utf8(msg.formatted()).unwrap()
     }
 
@@ -84,10 +92,15 @@ mod tests {
 
     #[test]
     fn crlf_in_names_and_subjects_cannot_add_headers() {
-        let raw = formatted(Some("Eve\r\nBcc: victim@evil.test"), "Hi\r\nBcc: victim@evil.test");
+        let raw = formatted(
+            Some("Eve\r\nBcc: victim@evil.test"),
+            "Hi\r\nBcc: victim@evil.test",
+        );
         let headers = raw.split("\r\n\r\n").next().unwrap();
         assert!(
-            !headers.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+            !headers
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
             "{headers}"
         );
     }

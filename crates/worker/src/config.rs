@@ -49,7 +49,9 @@ impl WorkerConfig {
             public_url: Url::parse("http://localhost:8080/").expect("static URL"),
             allowed_custom_domains: Vec::new(),
             default_locale: Locale::english(),
-            default_from: "Herald <no-reply@localhost>".parse().expect("static mailbox"),
+            default_from: "Herald <no-reply@localhost>"
+                .parse()
+                .expect("static mailbox"),
             friendly_name: "Herald".to_string(),
             message_id_domain: "localhost".to_string(),
             ticket_secret: TicketSecret::random(),

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use herald_queue::{Publisher, QueueError, failed_attempts, original_routing_key};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
 use lapin::types::FieldTable;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -86,8 +88,10 @@ impl Worker {
     async fn session(&self, shutdown: &CancellationToken) -> Result<(), WorkerError> {
         let config = &self.pipeline.config;
         let topology = config.topology.clone();
-        let consume_conn = herald_queue::connect(&config.amqp_url, "herald-worker (consume)").await?;
-        let publish_conn = herald_queue::connect(&config.amqp_url, "herald-worker (publish)").await?;
+        let consume_conn =
+            herald_queue::connect(&config.amqp_url, "herald-worker (consume)").await?;
+        let publish_conn =
+            herald_queue::connect(&config.amqp_url, "herald-worker (publish)").await?;
         let channel = consume_conn.create_channel().await?;
         topology.declare(&channel).await?;
         channel
@@ -123,7 +127,10 @@ impl Worker {
         };
 
         if ended.is_ok() {
-            info!(in_flight = tasks.len(), "Stopping: no new jobs; finishing the ones in flight.");
+            info!(
+                in_flight = tasks.len(),
+                "Stopping: no new jobs; finishing the ones in flight."
+            );
             if let Err(e) = channel
                 .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                 .await
@@ -143,8 +150,12 @@ impl Worker {
             tasks.abort_all();
         }
         let _ = channel.close(200, "herald worker stopping".into()).await;
-        let _ = consume_conn.close(200, "herald worker stopping".into()).await;
-        let _ = publish_conn.close(200, "herald worker stopping".into()).await;
+        let _ = consume_conn
+            .close(200, "herald worker stopping".into())
+            .await;
+        let _ = publish_conn
+            .close(200, "herald worker stopping".into())
+            .await;
         ended
     }
 }

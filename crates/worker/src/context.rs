@@ -87,18 +87,32 @@ mod tests {
             .organization_id("org_acme")
             .build()
             .unwrap();
-        let ctx = email_context(&job, Some(&org()), None, Some("https://x/u".into()), "Herald");
+        let ctx = email_context(
+            &job,
+            Some(&org()),
+            None,
+            Some("https://x/u".into()),
+            "Herald",
+        );
         assert_eq!(ctx.brand.name, "Acme Corp");
         assert_eq!(ctx.brand.primary_color, "#ff6600");
-        assert_eq!(ctx.brand.page_background, Brand::neutral("x").page_background);
-        assert_eq!(ctx.brand.logo_url.as_deref(), Some("https://cdn.acme.test/logo.png"));
+        assert_eq!(
+            ctx.brand.page_background,
+            Brand::neutral("x").page_background
+        );
+        assert_eq!(
+            ctx.brand.logo_url.as_deref(),
+            Some("https://cdn.acme.test/logo.png")
+        );
         assert_eq!(ctx.organization.unwrap().display_name, "Acme Corp");
         assert_eq!(ctx.ttl_sec, Some(432_000));
     }
 
     #[test]
     fn a_plain_user_gets_the_neutral_brand() {
-        let job = EmailJob::builder(JobKind::Welcome, "u1", "a@example.com").build().unwrap();
+        let job = EmailJob::builder(JobKind::Welcome, "u1", "a@example.com")
+            .build()
+            .unwrap();
         let ctx = email_context(&job, None, None, None, "Herald");
         assert_eq!(ctx.brand, Brand::neutral("Herald"));
         assert!(ctx.organization.is_none());

@@ -119,9 +119,7 @@ pub fn decide(
             error: format!("gave up after {attempt} attempts; last error: {error}"),
             attempts: attempt,
         },
-        Class::Transient
-            if ticket_expires_at.is_some_and(|expiry| now + retry_delay >= expiry) =>
-        {
+        Class::Transient if ticket_expires_at.is_some_and(|expiry| now + retry_delay >= expiry) => {
             Outcome::DeadLetter {
                 reason: "ticket_expired",
                 error: format!(
@@ -145,28 +143,51 @@ mod tests {
     #[test]
     fn classification_table() {
         let cases: Vec<(Failure, Class)> = vec![
-            (job_error(), Class::Permanent { reason: "malformed_json" }),
+            (
+                job_error(),
+                Class::Permanent {
+                    reason: "malformed_json",
+                },
+            ),
             (
                 Failure::Job(JobError::UnknownType("sms".into())),
-                Class::Permanent { reason: "unknown_type" },
+                Class::Permanent {
+                    reason: "unknown_type",
+                },
             ),
             (
                 Failure::CustomDomainNotAllowed("x".into()),
-                Class::Permanent { reason: "custom_domain_not_allowed" },
+                Class::Permanent {
+                    reason: "custom_domain_not_allowed",
+                },
             ),
             (
                 Failure::UnknownOrganization("org_x".into()),
-                Class::Permanent { reason: "unknown_organization" },
+                Class::Permanent {
+                    reason: "unknown_organization",
+                },
             ),
             (
                 Failure::UnknownClient("c".into()),
-                Class::Permanent { reason: "unknown_client" },
+                Class::Permanent {
+                    reason: "unknown_client",
+                },
             ),
-            (Failure::SendTimeout(Duration::from_secs(1)), Class::Transient),
-            (Failure::TicketExpired, Class::Permanent { reason: "ticket_expired" }),
+            (
+                Failure::SendTimeout(Duration::from_secs(1)),
+                Class::Transient,
+            ),
+            (
+                Failure::TicketExpired,
+                Class::Permanent {
+                    reason: "ticket_expired",
+                },
+            ),
             (
                 Failure::Compose("bad".into()),
-                Class::Permanent { reason: "invalid_message" },
+                Class::Permanent {
+                    reason: "invalid_message",
+                },
             ),
         ];
         for (failure, want) in cases {
@@ -189,7 +210,11 @@ mod tests {
         ));
         assert!(matches!(
             decide(&timeout, 10, 10, d, None, now),
-            Outcome::DeadLetter { reason: "max_attempts", attempts: 10, .. }
+            Outcome::DeadLetter {
+                reason: "max_attempts",
+                attempts: 10,
+                ..
+            }
         ));
     }
 
@@ -204,7 +229,10 @@ mod tests {
         ));
         assert!(matches!(
             decide(&timeout, 1, 10, Duration::from_secs(120), Some(expiry), now),
-            Outcome::DeadLetter { reason: "ticket_expired", .. }
+            Outcome::DeadLetter {
+                reason: "ticket_expired",
+                ..
+            }
         ));
     }
 
@@ -213,7 +241,11 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         assert!(matches!(
             decide(&job_error(), 1, 10, Duration::from_secs(5), None, now),
-            Outcome::DeadLetter { reason: "malformed_json", attempts: 1, .. }
+            Outcome::DeadLetter {
+                reason: "malformed_json",
+                attempts: 1,
+                ..
+            }
         ));
     }
 }

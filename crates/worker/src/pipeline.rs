@@ -35,7 +35,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(store: Store, renderer: Arc<Renderer>, mailer: Mailer, config: WorkerConfig) -> Self {
+    pub fn new(
+        store: Store,
+        renderer: Arc<Renderer>,
+        mailer: Mailer,
+        config: WorkerConfig,
+    ) -> Self {
         Self {
             store,
             renderer,
@@ -110,16 +115,26 @@ impl Pipeline {
             Ok(BeginOutcome::Busy { until, attempts }) => {
                 info!(%until, "Another delivery of this job is in progress; deferring this one.");
                 let detail = format!("another delivery holds the job until {until}");
-                if let Err(e) = self.store.mark_deferred(job.id.as_str(), attempts, &detail).await {
+                if let Err(e) = self
+                    .store
+                    .mark_deferred(job.id.as_str(), attempts, &detail)
+                    .await
+                {
                     warn!(error = %e, "Could not record the deferral.");
                 }
                 return Outcome::Defer { attempts };
             }
-            Err(e) => return self.fail(job, &Failure::Store(e), header_attempt, None).await,
+            Err(e) => {
+                return self
+                    .fail(job, &Failure::Store(e), header_attempt, None)
+                    .await;
+            }
         };
         let expires_at = ticket.as_ref().map(|t| t.expires_at);
         if expires_at.is_some_and(|e| e <= now()) {
-            return self.fail(job, &Failure::TicketExpired, attempt, expires_at).await;
+            return self
+                .fail(job, &Failure::TicketExpired, attempt, expires_at)
+                .await;
         }
 
         let url = match (&ticket, kind.ticket_purpose()) {
@@ -127,7 +142,14 @@ impl Pipeline {
             _ => client.as_ref().and_then(|c| c.login_uri.clone()),
         };
         match self
-            .render_and_send(job, organization.as_ref(), client.as_ref(), url, &locale, &message_id)
+            .render_and_send(
+                job,
+                organization.as_ref(),
+                client.as_ref(),
+                url,
+                &locale,
+                &message_id,
+            )
             .await
         {
             Ok(delivered) => {
@@ -172,7 +194,9 @@ impl Pipeline {
             [
                 job.email_locale.as_deref(),
                 job.user.locale.as_deref(),
-                organization.as_ref().and_then(|o| o.default_locale.as_deref()),
+                organization
+                    .as_ref()
+                    .and_then(|o| o.default_locale.as_deref()),
             ],
             self.renderer.available_locales(),
             &self.config.default_locale,
@@ -271,8 +295,14 @@ impl Pipeline {
             Outcome::DeadLetter { reason, .. } => {
                 warn!(attempt, reason, error = %failure, "Dead-lettering the job.");
                 let payload = serde_json::to_value(job.to_wire()).ok();
-                self.record_dead(job.id.as_str(), job.kind().type_name(), attempt, failure, payload.as_ref())
-                    .await;
+                self.record_dead(
+                    job.id.as_str(),
+                    job.kind().type_name(),
+                    attempt,
+                    failure,
+                    payload.as_ref(),
+                )
+                .await;
             }
             _ => {}
         }
@@ -314,7 +344,9 @@ impl Pipeline {
                 }
             }
         }
-        warn!("The email was delivered but the ledger could not record it; the job stays 'sending'.");
+        warn!(
+            "The email was delivered but the ledger could not record it; the job stays 'sending'."
+        );
     }
 }
 
@@ -339,7 +371,11 @@ fn ticket_spec(job: &EmailJob) -> Option<TicketSpec<'_>> {
             factor,
             allow_multiple_enrollments,
             ..
-        } => (false, factor.map(|f| f.as_str()), *allow_multiple_enrollments),
+        } => (
+            false,
+            factor.map(|f| f.as_str()),
+            *allow_multiple_enrollments,
+        ),
         _ => (false, None, false),
     };
     Some(TicketSpec {

@@ -36,14 +36,32 @@ fn portal() -> Client {
 fn mail_for<'a>(mails: &'a [CapturedMail], job_id: &str) -> &'a CapturedMail {
     mails
         .iter()
-        .find(|m| m.parsed().header("X-Herald-Job-Id").map(|h| h.trim().to_string()) == Some(job_id.to_string()))
+        .find(|m| {
+            m.parsed()
+                .header("X-Herald-Job-Id")
+                .map(|h| h.trim().to_string())
+                == Some(job_id.to_string())
+        })
         .unwrap_or_else(|| panic!("no email for job {job_id}"))
 }
 
 /// The subject the built-in templates give `job` in `locale` (rendered directly, to compare).
-fn subject_in(env: &TestEnv, kind: JobKind, locale: &str, ctx_org: Option<&Organization>) -> String {
-    let job = EmailJob::builder(kind, "u", "u@example.com").build().unwrap();
-    let ctx = herald_worker::context::email_context(&job, ctx_org, None, Some("https://x/".into()), "Herald");
+fn subject_in(
+    env: &TestEnv,
+    kind: JobKind,
+    locale: &str,
+    ctx_org: Option<&Organization>,
+) -> String {
+    let job = EmailJob::builder(kind, "u", "u@example.com")
+        .build()
+        .unwrap();
+    let ctx = herald_worker::context::email_context(
+        &job,
+        ctx_org,
+        None,
+        Some("https://x/".into()),
+        "Herald",
+    );
     env.renderer
         .render(kind.template(), &Locale::parse(locale).unwrap(), &ctx, None)
         .unwrap()
@@ -69,28 +87,67 @@ async fn each_job_type_is_delivered_localized_branded_with_a_hashed_ticket() {
     let producer = env.producer().await;
 
     let jobs = vec![
-        EmailJob::builder(JobKind::Verification, "auth0|1", "v@example.com").organization_id("org_acme").email_locale("fr").build().unwrap(),
-        EmailJob::builder(JobKind::PasswordChange, "auth0|2", "p@example.com").email_locale("es").mark_email_as_verified(true).build().unwrap(),
-        EmailJob::builder(JobKind::Enrollment, "auth0|3", "e@example.com").user_locale("ja").factor(EnrollmentFactor::Otp).build().unwrap(),
-        EmailJob::builder(JobKind::Welcome, "auth0|4", "w@example.com").organization_id("org_acme").client_id("acme-portal").build().unwrap(),
+        EmailJob::builder(JobKind::Verification, "auth0|1", "v@example.com")
+            .organization_id("org_acme")
+            .email_locale("fr")
+            .build()
+            .unwrap(),
+        EmailJob::builder(JobKind::PasswordChange, "auth0|2", "p@example.com")
+            .email_locale("es")
+            .mark_email_as_verified(true)
+            .build()
+            .unwrap(),
+        EmailJob::builder(JobKind::Enrollment, "auth0|3", "e@example.com")
+            .user_locale("ja")
+            .factor(EnrollmentFactor::Otp)
+            .build()
+            .unwrap(),
+        EmailJob::builder(JobKind::Welcome, "auth0|4", "w@example.com")
+            .organization_id("org_acme")
+            .client_id("acme-portal")
+            .build()
+            .unwrap(),
     ];
     for job in &jobs {
         producer.publish(job).await.unwrap();
     }
     let mails = env.expect_mail(4).await;
 
-    let expected = [("fr", "/u/email-verification", "email_verification"), ("es", "/u/reset-password", "password_change"), ("ja", "/u/mfa-enrollment", "mfa_enrollment")];
+    let expected = [
+        ("fr", "/u/email-verification", "email_verification"),
+        ("es", "/u/reset-password", "password_change"),
+        ("ja", "/u/mfa-enrollment", "mfa_enrollment"),
+    ];
     for (job, (locale, path, purpose)) in jobs.iter().zip(expected) {
         let mail = mail_for(&mails, job.id.as_str());
         let parsed = mail.parsed();
         let org = job.organization_id.as_ref().map(|_| acme());
-        assert_eq!(parsed.subject().unwrap(), subject_in(&env, job.kind(), locale, org.as_ref()), "{}", job.kind());
-        assert_eq!(parsed.message_id().unwrap().trim_matches(['<', '>']), format!("{}@id.herald.test", job.id));
+        assert_eq!(
+            parsed.subject().unwrap(),
+            subject_in(&env, job.kind(), locale, org.as_ref()),
+            "{}",
+            job.kind()
+        );
+        assert_eq!(
+            parsed.message_id().unwrap().trim_matches(['<', '>']),
+            format!("{}@id.herald.test", job.id)
+        );
         let link = ticket_link(mail);
         assert_eq!(link.path(), path);
-        let token = link.query_pairs().find(|(k, _)| k == "ticket").unwrap().1.to_string();
+        let token = link
+            .query_pairs()
+            .find(|(k, _)| k == "ticket")
+            .unwrap()
+            .1
+            .to_string();
         assert!(token.len() >= 22, "at least 128 bits");
-        let stored = env.db.store.ticket_by_hash(&TicketToken::from_presented(token.clone()).hash()).await.unwrap().expect("ticket stored by hash");
+        let stored = env
+            .db
+            .store
+            .ticket_by_hash(&TicketToken::from_presented(token.clone()).hash())
+            .await
+            .unwrap()
+            .expect("ticket stored by hash");
         assert_eq!(stored.job_id, job.id.as_str());
         assert_eq!(stored.purpose, purpose);
         assert!(stored.used_at.is_none());
@@ -99,9 +156,21 @@ async fn each_job_type_is_delivered_localized_branded_with_a_hashed_ticket() {
         assert_eq!(raw, 0, "the token itself is not stored");
         env.wait_status(job.id.as_str(), "sent").await;
     }
-    let reset = env.db.store.ticket_for_job(jobs[1].id.as_str()).await.unwrap().unwrap();
+    let reset = env
+        .db
+        .store
+        .ticket_for_job(jobs[1].id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(reset.mark_email_as_verified);
-    let enrol = env.db.store.ticket_for_job(jobs[2].id.as_str()).await.unwrap().unwrap();
+    let enrol = env
+        .db
+        .store
+        .ticket_for_job(jobs[2].id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(enrol.factor.as_deref(), Some("otp"));
 
     // Branding: the organization's colour, logo and From; the plain user's email is neutral.
@@ -117,9 +186,25 @@ async fn each_job_type_is_delivered_localized_branded_with_a_hashed_ticket() {
     assert!(plain.from().unwrap().contains("no-reply@localhost"));
     // The welcome email links to the client's login page and has no ticket.
     let welcome = mail_for(&mails, jobs[3].id.as_str()).parsed();
-    assert!(welcome.text().unwrap().contains("https://portal.acme.test/login"));
-    assert!(env.db.store.ticket_for_job(jobs[3].id.as_str()).await.unwrap().is_none());
-    assert_eq!(welcome.subject().unwrap(), subject_in(&env, JobKind::Welcome, "de", Some(&acme())), "organization default locale");
+    assert!(
+        welcome
+            .text()
+            .unwrap()
+            .contains("https://portal.acme.test/login")
+    );
+    assert!(
+        env.db
+            .store
+            .ticket_for_job(jobs[3].id.as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        welcome.subject().unwrap(),
+        subject_in(&env, JobKind::Welcome, "de", Some(&acme())),
+        "organization default locale"
+    );
 
     worker.stop().await.unwrap();
 }
@@ -156,8 +241,14 @@ async fn locales_fall_back_in_order_and_never_fail() {
     for (id, (_, _, org, want)) in ids.iter().zip(cases) {
         let org = org.then(acme);
         let parsed = mail_for(&mails, id).parsed();
-        assert_eq!(parsed.subject().unwrap(), subject_in(&env, JobKind::Verification, want, org.as_ref()));
-        assert_eq!(env.wait_status(id, "sent").await.locale.as_deref(), Some(want));
+        assert_eq!(
+            parsed.subject().unwrap(),
+            subject_in(&env, JobKind::Verification, want, org.as_ref())
+        );
+        assert_eq!(
+            env.wait_status(id, "sent").await.locale.as_deref(),
+            Some(want)
+        );
     }
     worker.stop().await.unwrap();
 }
@@ -173,36 +264,85 @@ async fn organization_overrides_beat_client_overrides_which_beat_the_default() {
         template: JobKind::Verification.template(),
         locale: locale.map(String::from),
         subject: Some(subject.into()),
-        html: Some(format!("<p>{subject} for {{{{user.email}}}}: <a href=\"{{{{url}}}}\">go</a></p>")),
+        html: Some(format!(
+            "<p>{subject} for {{{{user.email}}}}: <a href=\"{{{{url}}}}\">go</a></p>"
+        )),
         text: None,
     };
     for o in [
-        set(OverrideScope::Client("acme-portal".into()), "Client subject", None),
-        set(OverrideScope::Organization("org_acme".into()), "Org subject", None),
-        set(OverrideScope::Organization("org_acme".into()), "Org French subject", Some("fr")),
+        set(
+            OverrideScope::Client("acme-portal".into()),
+            "Client subject",
+            None,
+        ),
+        set(
+            OverrideScope::Organization("org_acme".into()),
+            "Org subject",
+            None,
+        ),
+        set(
+            OverrideScope::Organization("org_acme".into()),
+            "Org French subject",
+            Some("fr"),
+        ),
     ] {
-        env.renderer.check_override(o.template, &TemplateSources { subject: o.subject.clone(), html: o.html.clone(), text: None }).unwrap();
+        env.renderer
+            .check_override(
+                o.template,
+                &TemplateSources {
+                    subject: o.subject.clone(),
+                    html: o.html.clone(),
+                    text: None,
+                },
+            )
+            .unwrap();
         store.set_template_override(&o).await.unwrap();
     }
     let worker = env.spawn_worker(env.config());
     let producer = env.producer().await;
-    let both = EmailJob::builder(JobKind::Verification, "u", "a@example.com").organization_id("org_acme").client_id("acme-portal").email_locale("en").build().unwrap();
-    let french = EmailJob::builder(JobKind::Verification, "u", "b@example.com").organization_id("org_acme").email_locale("fr").build().unwrap();
-    let client_only = EmailJob::builder(JobKind::Verification, "u", "c@example.com").client_id("acme-portal").build().unwrap();
-    let neither = EmailJob::builder(JobKind::Verification, "u", "d@example.com").build().unwrap();
+    let both = EmailJob::builder(JobKind::Verification, "u", "a@example.com")
+        .organization_id("org_acme")
+        .client_id("acme-portal")
+        .email_locale("en")
+        .build()
+        .unwrap();
+    let french = EmailJob::builder(JobKind::Verification, "u", "b@example.com")
+        .organization_id("org_acme")
+        .email_locale("fr")
+        .build()
+        .unwrap();
+    let client_only = EmailJob::builder(JobKind::Verification, "u", "c@example.com")
+        .client_id("acme-portal")
+        .build()
+        .unwrap();
+    let neither = EmailJob::builder(JobKind::Verification, "u", "d@example.com")
+        .build()
+        .unwrap();
     for job in [&both, &french, &client_only, &neither] {
         producer.publish(job).await.unwrap();
     }
     let mails = env.expect_mail(4).await;
-    let subject = |job: &EmailJob| mail_for(&mails, job.id.as_str()).parsed().subject().unwrap().to_string();
+    let subject = |job: &EmailJob| {
+        mail_for(&mails, job.id.as_str())
+            .parsed()
+            .subject()
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(subject(&both), "Org subject");
     assert_eq!(subject(&french), "Org French subject");
     assert_eq!(subject(&client_only), "Client subject");
-    assert_eq!(subject(&neither), subject_in(&env, JobKind::Verification, "en", None));
+    assert_eq!(
+        subject(&neither),
+        subject_in(&env, JobKind::Verification, "en", None)
+    );
     let both_parsed = mail_for(&mails, both.id.as_str()).parsed();
     let html = both_parsed.html().unwrap();
     assert!(html.contains("Org subject for a@example.com"), "{html}");
-    assert!(html.contains(TEST_PUBLIC_URL), "the override gets the ticket link");
+    assert!(
+        html.contains(TEST_PUBLIC_URL),
+        "the override gets the ticket link"
+    );
     // Text falls back to the default template when the override has none.
     let both_mail = mail_for(&mails, both.id.as_str()).parsed();
     assert!(both_mail.text().unwrap().contains("ticket="));
@@ -213,7 +353,9 @@ async fn organization_overrides_beat_client_overrides_which_beat_the_default() {
 async fn a_duplicate_delivery_sends_one_email_and_issues_one_ticket() {
     let env = TestEnv::new().await.unwrap();
     let producer = env.producer().await;
-    let job = EmailJob::builder(JobKind::PasswordChange, "u1", "dup@example.com").build().unwrap();
+    let job = EmailJob::builder(JobKind::PasswordChange, "u1", "dup@example.com")
+        .build()
+        .unwrap();
     // Published twice before any worker runs: both copies are in the queue.
     producer.publish(&job).await.unwrap();
     producer.publish(&job).await.unwrap();
@@ -228,12 +370,19 @@ async fn a_duplicate_delivery_sends_one_email_and_issues_one_ticket() {
         if events.iter().filter(|e| e.event == "duplicate").count() >= 2 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "duplicates not seen: {events:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "duplicates not seen: {events:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     worker.stop().await.unwrap();
     assert_eq!(env.sink.count(), 1, "exactly one email");
-    let tickets: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets WHERE job_id = $1").bind(job.id.as_str()).fetch_one(env.db.store.pool()).await.unwrap();
+    let tickets: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets WHERE job_id = $1")
+        .bind(job.id.as_str())
+        .fetch_one(env.db.store.pool())
+        .await
+        .unwrap();
     assert_eq!(tickets, 1, "exactly one ticket");
     assert_eq!(env.broker.depth("herald.email.dead").await, 0);
 }
@@ -258,16 +407,25 @@ async fn bad_input_is_dead_lettered_with_a_reason_and_the_worker_keeps_serving()
         ("bad-domain", format!(r#"{{"id":"bad-domain","type":"verification_email","custom_domain":"evil.test",{user}}}"#), "custom_domain_not_allowed"),
     ];
     for (id, body, _) in &cases {
-        producer.publish_raw("email.welcome", id, body.as_bytes()).await.unwrap();
+        producer
+            .publish_raw("email.welcome", id, body.as_bytes())
+            .await
+            .unwrap();
     }
-    let good = EmailJob::builder(JobKind::Welcome, "u1", "good@example.com").build().unwrap();
+    let good = EmailJob::builder(JobKind::Welcome, "u1", "good@example.com")
+        .build()
+        .unwrap();
     producer.publish(&good).await.unwrap();
 
     env.expect_mail(1).await;
     env.wait_status(good.id.as_str(), "sent").await;
     let mut seen = Vec::new();
     for _ in &cases {
-        let (body, props) = env.broker.wait_get("herald.email.dead", Duration::from_secs(10)).await.expect("a dead letter");
+        let (body, props) = env
+            .broker
+            .wait_get("herald.email.dead", Duration::from_secs(10))
+            .await
+            .expect("a dead letter");
         let id = props.message_id().as_ref().map(|m| m.to_string()).unwrap();
         let reason = header_string(&props, "x-herald-reason").expect("a reason header");
         let error = header_string(&props, "x-herald-error").expect("an error header");
@@ -282,7 +440,13 @@ async fn bad_input_is_dead_lettered_with_a_reason_and_the_worker_keeps_serving()
     // Refused jobs whose id could be read are in the ledger as dead, with the reason.
     let dead = env.wait_status("unknown-org", "dead").await;
     assert_eq!(dead.dead_reason.as_deref(), Some("unknown_organization"));
-    assert_eq!(env.wait_status("no-email", "dead").await.dead_reason.as_deref(), Some("invalid_job"));
+    assert_eq!(
+        env.wait_status("no-email", "dead")
+            .await
+            .dead_reason
+            .as_deref(),
+        Some("invalid_job")
+    );
     assert_eq!(env.sink.count(), 1, "nothing was sent for bad jobs");
     worker.stop().await.unwrap();
 }
@@ -290,21 +454,47 @@ async fn bad_input_is_dead_lettered_with_a_reason_and_the_worker_keeps_serving()
 #[tokio::test]
 async fn smtp_4xx_is_retried_from_a_delay_queue_then_delivered() {
     let env = TestEnv::new().await.unwrap();
-    env.sink.set_faults(FaultPlan::reject_next(2, 451, "4.3.0 Try again later"));
+    env.sink
+        .set_faults(FaultPlan::reject_next(2, 451, "4.3.0 Try again later"));
     let worker = env.spawn_worker(env.config());
-    let job = EmailJob::builder(JobKind::Verification, "u1", "retry@example.com").build().unwrap();
+    let job = EmailJob::builder(JobKind::Verification, "u1", "retry@example.com")
+        .build()
+        .unwrap();
     env.producer().await.publish(&job).await.unwrap();
     let mails = env.expect_mail(1).await;
     let sent = env.wait_status(job.id.as_str(), "sent").await;
     assert_eq!(sent.attempts, 3);
     let events = env.db.store.job_events(job.id.as_str()).await.unwrap();
-    assert_eq!(events.iter().filter(|e| e.event == "retrying").count(), 2, "{events:?}");
-    assert!(events.iter().any(|e| e.detail.as_deref().is_some_and(|d| d.contains("451"))), "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| e.event == "retrying").count(),
+        2,
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.detail.as_deref().is_some_and(|d| d.contains("451"))),
+        "{events:?}"
+    );
     // All attempts used the same ticket: one row, and the delivered link matches it.
     let link = ticket_link(&mails[0]);
-    let token = link.query_pairs().find(|(k, _)| k == "ticket").unwrap().1.to_string();
-    let stored = env.db.store.ticket_for_job(job.id.as_str()).await.unwrap().unwrap();
-    assert_eq!(stored.token_hash, TicketToken::from_presented(token).hash().as_bytes());
+    let token = link
+        .query_pairs()
+        .find(|(k, _)| k == "ticket")
+        .unwrap()
+        .1
+        .to_string();
+    let stored = env
+        .db
+        .store
+        .ticket_for_job(job.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.token_hash,
+        TicketToken::from_presented(token).hash().as_bytes()
+    );
     assert_eq!(env.sink.transactions_rejected(), 2);
     worker.stop().await.unwrap();
 }
@@ -312,13 +502,27 @@ async fn smtp_4xx_is_retried_from_a_delay_queue_then_delivered() {
 #[tokio::test]
 async fn smtp_5xx_is_dead_lettered_at_once() {
     let env = TestEnv::new().await.unwrap();
-    env.sink.set_faults(FaultPlan::reject_all(554, "5.7.1 Message rejected"));
+    env.sink
+        .set_faults(FaultPlan::reject_all(554, "5.7.1 Message rejected"));
     let worker = env.spawn_worker(env.config());
-    let job = EmailJob::builder(JobKind::Welcome, "u1", "bounce@example.com").build().unwrap();
+    let job = EmailJob::builder(JobKind::Welcome, "u1", "bounce@example.com")
+        .build()
+        .unwrap();
     env.producer().await.publish(&job).await.unwrap();
-    let (_, props) = env.broker.wait_get("herald.email.dead", Duration::from_secs(10)).await.expect("dead-lettered");
-    assert_eq!(header_string(&props, "x-herald-reason").as_deref(), Some("smtp_permanent"));
-    assert!(header_string(&props, "x-herald-error").unwrap().contains("554"));
+    let (_, props) = env
+        .broker
+        .wait_get("herald.email.dead", Duration::from_secs(10))
+        .await
+        .expect("dead-lettered");
+    assert_eq!(
+        header_string(&props, "x-herald-reason").as_deref(),
+        Some("smtp_permanent")
+    );
+    assert!(
+        header_string(&props, "x-herald-error")
+            .unwrap()
+            .contains("554")
+    );
     let dead = env.wait_status(job.id.as_str(), "dead").await;
     assert_eq!(dead.attempts, 1);
     worker.stop().await.unwrap();
@@ -327,14 +531,24 @@ async fn smtp_5xx_is_dead_lettered_at_once() {
 #[tokio::test]
 async fn transient_failures_are_dead_lettered_once_attempts_run_out() {
     let env = TestEnv::new().await.unwrap();
-    env.sink.set_faults(FaultPlan::reject_all(451, "4.3.0 Still busy"));
+    env.sink
+        .set_faults(FaultPlan::reject_all(451, "4.3.0 Still busy"));
     let mut config = env.config();
     config.max_attempts = 3;
     let worker = env.spawn_worker(config);
-    let job = EmailJob::builder(JobKind::Welcome, "u1", "busy@example.com").build().unwrap();
+    let job = EmailJob::builder(JobKind::Welcome, "u1", "busy@example.com")
+        .build()
+        .unwrap();
     env.producer().await.publish(&job).await.unwrap();
-    let (_, props) = env.broker.wait_get("herald.email.dead", Duration::from_secs(15)).await.expect("dead-lettered");
-    assert_eq!(header_string(&props, "x-herald-reason").as_deref(), Some("max_attempts"));
+    let (_, props) = env
+        .broker
+        .wait_get("herald.email.dead", Duration::from_secs(15))
+        .await
+        .expect("dead-lettered");
+    assert_eq!(
+        header_string(&props, "x-herald-reason").as_deref(),
+        Some("max_attempts")
+    );
     assert_eq!(env.wait_status(job.id.as_str(), "dead").await.attempts, 3);
     assert_eq!(env.sink.count(), 0);
     worker.stop().await.unwrap();
@@ -354,7 +568,10 @@ async fn hostile_names_are_escaped_and_cannot_inject_headers() {
     let html = parsed.html().unwrap();
     assert!(!html.contains("<script>alert(1)"), "{html}");
     assert!(!html.contains("<img src=x"), "{html}");
-    assert!(html.contains("&lt;script&gt;"), "the name is shown, escaped");
+    assert!(
+        html.contains("&lt;script&gt;"),
+        "the name is shown, escaped"
+    );
     let raw = String::from_utf8_lossy(&mails[0].data);
     let headers = raw.split("\r\n\r\n").next().unwrap();
     assert!(!headers.to_ascii_lowercase().contains("\nbcc:"));

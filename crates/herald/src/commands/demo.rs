@@ -94,18 +94,33 @@ pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result
         .context("connecting to RabbitMQ")?;
     let mut planned = Vec::new();
     for (audience, job) in demo_jobs()? {
-        producer.publish(&job).await.context("publishing a demo job")?;
-        planned.push((job.id.to_string(), job.kind().type_name().to_string(), audience));
+        producer
+            .publish(&job)
+            .await
+            .context("publishing a demo job")?;
+        planned.push((
+            job.id.to_string(),
+            job.kind().type_name().to_string(),
+            audience,
+        ));
     }
     let invalid_id = herald_domain::JobId::generate().to_string();
     let invalid = format!(
         r#"{{"id":"{invalid_id}","type":"welcome_email","user":{{"user_id":"demo|broken"}}}}"#
     );
     producer
-        .publish_raw(JobKind::Welcome.routing_key(), &invalid_id, invalid.as_bytes())
+        .publish_raw(
+            JobKind::Welcome.routing_key(),
+            &invalid_id,
+            invalid.as_bytes(),
+        )
         .await
         .context("publishing the invalid demo job")?;
-    planned.push((invalid_id, "welcome_email".into(), "invalid on purpose".into()));
+    planned.push((
+        invalid_id,
+        "welcome_email".into(),
+        "invalid on purpose".into(),
+    ));
     producer.close().await;
 
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -125,7 +140,9 @@ pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result
             job_id,
             kind,
             audience,
-            status: job.as_ref().map_or_else(|| "not seen".to_string(), |j| j.status.clone()),
+            status: job
+                .as_ref()
+                .map_or_else(|| "not seen".to_string(), |j| j.status.clone()),
             locale: job.as_ref().and_then(|j| j.locale.clone()),
             dead_reason: job.as_ref().and_then(|j| {
                 j.dead_reason
@@ -151,7 +168,7 @@ pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result
                 continue;
             };
             if let Some(row) = rows.iter_mut().find(|r| r.job_id == job_id.trim()) {
-                row.subject = parsed.subject().map(String::from);
+                row.subject = parsed.subject();
                 row.link = parsed.text().as_deref().and_then(find_link);
                 row.eml = mail.path.clone();
             }
@@ -276,7 +293,11 @@ fn print_report(settings: &Settings, report: &DemoReport) {
         redact_url(secrecy::ExposeSecret::expose_secret(&settings.database_url))
     );
     match &report.outbox {
-        Some(dir) => println!("  SMTP:       {} (embedded capture; .eml files in {})", report.smtp, dir.display()),
+        Some(dir) => println!(
+            "  SMTP:       {} (embedded capture; .eml files in {})",
+            report.smtp,
+            dir.display()
+        ),
         None => println!("  SMTP:       {} (HERALD_SMTP_URL)", report.smtp),
     }
     println!();
@@ -307,7 +328,9 @@ fn print_report(settings: &Settings, report: &DemoReport) {
         }
     }
     println!();
-    println!("Ticket links exist only in the emails: PostgreSQL keeps their SHA-256 (tickets.token_hash).");
+    println!(
+        "Ticket links exist only in the emails: PostgreSQL keeps their SHA-256 (tickets.token_hash)."
+    );
     if report.outbox.is_some() {
         println!("Open an .eml file in any mail client, or read it in a terminal with `cat`.");
     }
@@ -321,7 +344,10 @@ mod tests {
     fn demo_jobs_cover_every_kind_and_several_locales() {
         let jobs = demo_jobs().unwrap();
         for kind in JobKind::ALL {
-            assert!(jobs.iter().filter(|(_, j)| j.kind() == kind).count() >= 2, "{kind}");
+            assert!(
+                jobs.iter().filter(|(_, j)| j.kind() == kind).count() >= 2,
+                "{kind}"
+            );
         }
         assert!(jobs.iter().any(|(_, j)| j.organization_id.is_some()));
         assert!(jobs.iter().any(|(_, j)| j.organization_id.is_none()));
@@ -330,7 +356,10 @@ mod tests {
     #[test]
     fn links_are_found_in_text_bodies() {
         let text = "Hello,\nopen https://id.test/u/reset-password?ticket=abc.\nBye";
-        assert_eq!(find_link(text).unwrap(), "https://id.test/u/reset-password?ticket=abc");
+        assert_eq!(
+            find_link(text).unwrap(),
+            "https://id.test/u/reset-password?ticket=abc"
+        );
         assert_eq!(find_link("no link here"), None);
     }
 }

@@ -15,7 +15,11 @@ pub use demo::{DemoReport, DemoRow, run_demo};
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    crate::telemetry::init(settings.log_format);
+    let default_level = match command {
+        Command::Worker => "info",
+        _ => "warn",
+    };
+    crate::telemetry::init(settings.log_format, default_level);
     match command {
         Command::Worker => worker::run(&settings).await,
         Command::Send(args) => send::run(&settings, args).await,

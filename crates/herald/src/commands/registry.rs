@@ -35,7 +35,9 @@ pub async fn org(settings: &Settings, cmd: OrgCommand) -> anyhow::Result<()> {
         OrgCommand::List => {
             let orgs = store.list_organizations().await?;
             if orgs.is_empty() {
-                println!("No organizations yet. Add one with `herald org set <id> --display-name …`.");
+                println!(
+                    "No organizations yet. Add one with `herald org set <id> --display-name …`."
+                );
             }
             for o in orgs {
                 println!(
@@ -72,8 +74,16 @@ fn print_org(o: &Organization) {
 pub async fn client(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
     let store = app::store(settings).await?;
     match cmd {
-        ClientCommand::Set { id, name, login_uri } => {
-            let client = Client { id, name, login_uri };
+        ClientCommand::Set {
+            id,
+            name,
+            login_uri,
+        } => {
+            let client = Client {
+                id,
+                name,
+                login_uri,
+            };
             store.upsert_client(&client).await?;
             println!("Saved client {} ({}).", client.id, client.name);
         }
@@ -92,7 +102,12 @@ pub async fn client(settings: &Settings, cmd: ClientCommand) -> anyhow::Result<(
                 println!("No clients yet. Add one with `herald client set <id> --name …`.");
             }
             for c in clients {
-                println!("{:<28} {:<28} {}", c.id, c.name, c.login_uri.as_deref().unwrap_or("-"));
+                println!(
+                    "{:<28} {:<28} {}",
+                    c.id,
+                    c.name,
+                    c.login_uri.as_deref().unwrap_or("-")
+                );
             }
         }
         ClientCommand::Delete { id } => {
@@ -132,8 +147,10 @@ pub async fn template(settings: &Settings, cmd: TemplateCommand) -> anyhow::Resu
             text_file,
         } => {
             let read = |p: Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
-                p.map(|p| std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display())))
-                    .transpose()
+                p.map(|p| {
+                    std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
+                })
+                .transpose()
             };
             let sources = TemplateSources {
                 subject,
@@ -164,7 +181,10 @@ pub async fn template(settings: &Settings, cmd: TemplateCommand) -> anyhow::Resu
                 o.locale.as_deref().unwrap_or("every locale")
             );
         }
-        TemplateCommand::List { organization, client } => {
+        TemplateCommand::List {
+            organization,
+            client,
+        } => {
             let filter = match (organization, client) {
                 (Some(o), _) => Some(OverrideScope::Organization(o)),
                 (None, Some(c)) => Some(OverrideScope::Client(c)),
@@ -204,7 +224,11 @@ pub async fn template(settings: &Settings, cmd: TemplateCommand) -> anyhow::Resu
             {
                 bail!("there is no such override for {}", describe(&scope));
             }
-            println!("Removed the {} override for {}.", template, describe(&scope));
+            println!(
+                "Removed the {} override for {}.",
+                template,
+                describe(&scope)
+            );
         }
     }
     Ok(())

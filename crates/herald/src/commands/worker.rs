@@ -1,7 +1,7 @@
 //! `herald worker`: consume and deliver until SIGTERM or Ctrl-C, then drain and exit.
 
 use herald_worker::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::app;
 use crate::commands::redact_url;
@@ -12,6 +12,12 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let renderer = app::renderer(settings)?;
     let mailer = app::mailer(settings, None)?;
     let config = app::worker_config(settings);
+    if settings.ticket_secret.is_none() {
+        warn!(
+            "HERALD_TICKET_SECRET is not set: using a random secret for this process. Links stay valid, \
+             but a job retried after a restart gets a new link. Set it (32+ bytes) in production."
+        );
+    }
     info!(
         amqp = %redact_url(&settings.amqp_url),
         smtp = %mailer.describe(),
