@@ -119,7 +119,7 @@ impl Shared {
 async fn write_eml(dir: &Path, sequence: u64, data: &[u8]) -> std::io::Result<PathBuf> {
     let name = format!(
         "{sequence:06}-{}.eml",
-        sanitize_message_id(find_message_id(data))
+        herald_smtp::eml_file_stem(find_message_id(data).as_deref())
     );
     let path = dir.join(&name);
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -157,31 +157,6 @@ pub(crate) fn find_message_id(data: &[u8]) -> Option<String> {
         return Some(value);
     }
     None
-}
-
-/// A Message-ID turned into a safe file-name fragment: no brackets, only `[A-Za-z0-9._@+=-]`
-/// (others become `_`), at most 100 characters; `nomsgid` when there is nothing left.
-pub(crate) fn sanitize_message_id(message_id: Option<String>) -> String {
-    let raw = message_id.unwrap_or_default();
-    let trimmed = raw.trim().trim_start_matches('<').trim_end_matches('>');
-    let clean: String = trimmed
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._@+=-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(100)
-        .collect();
-    // A leading dot would make a hidden file; dots alone could mean "." or "..".
-    let clean = clean.trim_start_matches('.').to_owned();
-    if clean.is_empty() {
-        "nomsgid".to_owned()
-    } else {
-        clean
-    }
 }
 
 /// Accepts connections until the task is aborted; aborting drops the `JoinSet`, which aborts
@@ -243,25 +218,5 @@ mod tests {
             find_message_id(b"Subject: x\r\n\r\nMessage-ID: <b>\r\n"),
             None
         );
-    }
-
-    #[test]
-    fn message_ids_become_safe_file_names() {
-        let cases = [
-            (Some("<abc@herald.example>"), "abc@herald.example"),
-            (Some(" <../../etc/passwd> "), "_.._etc_passwd"),
-            (Some("<a/b\\c d>"), "a_b_c_d"),
-            (Some("<>"), "nomsgid"),
-            (Some("<...>"), "nomsgid"),
-            (None, "nomsgid"),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(
-                sanitize_message_id(input.map(str::to_owned)),
-                expected,
-                "{input:?}"
-            );
-        }
-        assert_eq!(sanitize_message_id(Some("x".repeat(500))).len(), 100);
     }
 }

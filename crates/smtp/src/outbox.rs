@@ -27,7 +27,7 @@ pub(crate) async fn write(dir: &Path, message: &Message) -> Result<PathBuf, Send
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    let id = file_name_part(message.headers().get_raw("Message-ID"));
+    let id = eml_file_stem(message.headers().get_raw("Message-ID"));
     let temp = dir.join(format!(
         ".{millis}-{}-{}.tmp",
         std::process::id(),
@@ -58,7 +58,7 @@ pub(crate) async fn write(dir: &Path, message: &Message) -> Result<PathBuf, Send
 
 /// A Message-ID as a safe file-name fragment: brackets dropped, characters outside
 /// `[A-Za-z0-9._@+=-]` replaced by `_`, at most 100 long; `nomsgid` when empty.
-fn file_name_part(message_id: Option<&str>) -> String {
+pub fn eml_file_stem(message_id: Option<&str>) -> String {
     let trimmed = message_id
         .unwrap_or_default()
         .trim()
@@ -92,11 +92,15 @@ mod tests {
         let cases = [
             (Some("<job-1@herald.test>"), "job-1@herald.test"),
             (Some("<../x/y>"), "_x_y"),
+            (Some(" <../../etc/passwd> "), "_.._etc_passwd"),
+            (Some("<a/b\\c d>"), "a_b_c_d"),
             (Some("<>"), "nomsgid"),
+            (Some("<...>"), "nomsgid"),
             (None, "nomsgid"),
         ];
         for (input, expected) in cases {
-            assert_eq!(file_name_part(input), expected, "{input:?}");
+            assert_eq!(eml_file_stem(input), expected, "{input:?}");
         }
+        assert_eq!(eml_file_stem(Some(&"x".repeat(500))).len(), 100);
     }
 }

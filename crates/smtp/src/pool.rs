@@ -136,15 +136,20 @@ impl Pool {
         Ok(())
     }
 
+    /// Removes the idle connections that have outlived `idle_timeout` (the oldest are first).
+    fn drain_expired(&self, idle: &mut Vec<IdleConnection>) -> Vec<IdleConnection> {
+        let now = Instant::now();
+        let stale = idle
+            .iter()
+            .take_while(|c| now.duration_since(c.since) > self.idle_timeout)
+            .count();
+        idle.drain(..stale).collect()
+    }
+
     fn take_idle(&self) -> Option<AsyncSmtpConnection> {
         let (expired, newest) = {
             let mut idle = lock(&self.idle);
-            let now = Instant::now();
-            let stale = idle
-                .iter()
-                .take_while(|c| now.duration_since(c.since) > self.idle_timeout)
-                .count();
-            let expired: Vec<_> = idle.drain(..stale).collect();
+            let expired = self.drain_expired(&mut idle);
             (expired, idle.pop())
         };
         for old in expired {
@@ -155,15 +160,7 @@ impl Pool {
 
     /// Closes idle connections that have outlived `idle_timeout`.
     fn reap(&self) {
-        let expired: Vec<_> = {
-            let mut idle = lock(&self.idle);
-            let now = Instant::now();
-            let stale = idle
-                .iter()
-                .take_while(|c| now.duration_since(c.since) > self.idle_timeout)
-                .count();
-            idle.drain(..stale).collect()
-        };
+        let expired = self.drain_expired(&mut lock(&self.idle));
         for old in expired {
             retire(old.conn);
         }
