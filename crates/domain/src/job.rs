@@ -266,16 +266,13 @@ impl EmailJob {
             });
         }
         let wire: WireJob = serde_json::from_slice(body).map_err(|e| {
-            use serde_json::error::Category;
-            match e.classify() {
-                // serde_json reports some shape errors (e.g. `null` for an enum) as syntax; the
-                // body is malformed only if it is not JSON at all.
-                Category::Syntax | Category::Eof | Category::Io
-                    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() =>
-                {
-                    JobError::MalformedJson(e.to_string())
-                }
-                _ => JobError::Invalid(e.to_string()),
+            // serde_json stops at the first problem, which may be a shape error before the bytes
+            // that make the body invalid JSON (or a syntax error for a well-formed `null`), so
+            // whether the body is JSON at all is decided separately.
+            if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+                JobError::MalformedJson(e.to_string())
+            } else {
+                JobError::Invalid(e.to_string())
             }
         })?;
         Self::from_wire(wire)

@@ -73,6 +73,12 @@ pub enum RenderError {
         #[source]
         source: Box<handlebars::TemplateError>,
     },
+    #[error("the {part} override of {template} is refused: {reason}")]
+    TooComplex {
+        template: TemplateName,
+        part: Part,
+        reason: String,
+    },
     #[error("rendering the {part} of {template} in {locale} failed: {source}")]
     Template {
         template: TemplateName,

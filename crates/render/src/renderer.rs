@@ -184,7 +184,10 @@ impl Renderer {
         })?;
         let data = handlebars::Context::from(data);
         let (subject_source, html_source, text_source) = match overrides {
-            Some(o) => (o.subject.as_deref(), o.html.as_deref(), o.text.as_deref()),
+            Some(o) => {
+                guard_sources(template, o)?;
+                (o.subject.as_deref(), o.html.as_deref(), o.text.as_deref())
+            }
             None => (None, None, None),
         };
         let job = Job {
@@ -234,6 +237,7 @@ impl Renderer {
         template: TemplateName,
         sources: &TemplateSources,
     ) -> Result<(), RenderError> {
+        guard_sources(template, sources)?;
         for (part, source) in [
             (Part::Subject, &sources.subject),
             (Part::Html, &sources.html),
@@ -340,6 +344,80 @@ fn subject_name(template: TemplateName) -> String {
     format!("{template}.subject")
 }
 
+/// The deepest nesting of blocks plus sub-expressions an override may use; real templates need a
+/// handful, and handlebars compiles and renders nesting recursively.
+pub const MAX_OVERRIDE_NESTING: usize = 24;
+/// The largest override part accepted.
+pub const MAX_OVERRIDE_BYTES: usize = 256 * 1024;
+
+/// Refuses override sources that could exhaust the stack while compiling or rendering: inline
+/// partial definitions and other decorators (a partial can call itself without bound), nesting
+/// deeper than [`MAX_OVERRIDE_NESTING`], and parts over [`MAX_OVERRIDE_BYTES`].
+fn guard_sources(template: TemplateName, sources: &TemplateSources) -> Result<(), RenderError> {
+    for (part, source) in [
+        (Part::Subject, &sources.subject),
+        (Part::Html, &sources.html),
+        (Part::Text, &sources.text),
+    ] {
+        if let Some(source) = source
+            && let Err(reason) = source_shape(source)
+        {
+            return Err(RenderError::TooComplex {
+                template,
+                part,
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn source_shape(source: &str) -> Result<(), String> {
+    if source.len() > MAX_OVERRIDE_BYTES {
+        return Err(format!(
+            "it is {} bytes long; the limit is {MAX_OVERRIDE_BYTES}",
+            source.len()
+        ));
+    }
+    let mut blocks = 0usize;
+    let mut rest = source;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after.find("}}").unwrap_or(after.len());
+        let inner = after[..end].trim_start_matches(['{', '~']).trim_start();
+        if inner.starts_with('*') || inner.starts_with("#*") {
+            return Err(
+                "inline partials and other decorators ({{#*inline}}, {{*…}}) are not allowed in overrides"
+                    .to_string(),
+            );
+        }
+        if inner.starts_with('#') {
+            blocks += 1;
+        } else if inner.starts_with('/') {
+            blocks = blocks.saturating_sub(1);
+        }
+        let mut parens = 0usize;
+        let mut deepest = 0usize;
+        for c in inner.chars() {
+            match c {
+                '(' => {
+                    parens += 1;
+                    deepest = deepest.max(parens);
+                }
+                ')' => parens = parens.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if blocks + deepest > MAX_OVERRIDE_NESTING {
+            return Err(format!(
+                "it nests blocks and sub-expressions more than {MAX_OVERRIDE_NESTING} deep"
+            ));
+        }
+        rest = &after[end..];
+    }
+    Ok(())
+}
+
 fn compile(template: TemplateName, part: Part, source: &str) -> Result<Template, RenderError> {
     Template::compile(source).map_err(|e| RenderError::Compile {
         template,
@@ -348,8 +426,9 @@ fn compile(template: TemplateName, part: Part, source: &str) -> Result<Template,
     })
 }
 
-/// Makes a header-safe subject: every control character (CR, LF, tab, ...) and line separator
-/// becomes a space, runs of spaces collapse to one, and the ends are trimmed.
+/// Makes a header-safe subject: every control character (CR, LF, tab, ...), ASCII space and line
+/// separator becomes a space, runs of spaces collapse to one, and whitespace of any kind is
+/// trimmed from the ends. Other spaces inside stay (French puts a no-break space before `!`).
 pub(crate) fn single_line(raw: &str) -> String {
     raw.split(|c: char| {
         c.is_control() || c.is_ascii_whitespace() || matches!(c, '\u{2028}' | '\u{2029}')
@@ -357,6 +436,8 @@ pub(crate) fn single_line(raw: &str) -> String {
     .filter(|word| !word.is_empty())
     .collect::<Vec<_>>()
     .join(" ")
+    .trim()
+    .to_string()
 }
 
 /// Strips trailing spaces, keeps at most one blank line in a row, and ends with one newline.

@@ -619,3 +619,14 @@ fn odd_contexts_render_without_panicking() {
         email.text
     );
 }
+
+#[test]
+fn subjects_collapse_every_kind_of_space_and_keep_no_edge_whitespace() {
+    use crate::renderer::single_line;
+    assert_eq!(
+        single_line("\u{a0}Acme\u{3000}Corp\u{a0}"),
+        "Acme\u{3000}Corp"
+    );
+    assert_eq!(single_line("a\u{2028}b\u{85}c\r\nd\te"), "a b c d e");
+    assert_eq!(single_line(" \u{2003} "), "");
+}

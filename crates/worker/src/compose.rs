@@ -22,6 +22,22 @@ pub fn header_safe(text: &str) -> String {
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Header text is capped so that no header line can exceed RFC 5322's 998-octet limit: lettre
+/// folds at spaces and inside encoded words, but cannot fold one long ASCII word.
+pub const MAX_SUBJECT_CHARS: usize = 250;
+pub const MAX_NAME_CHARS: usize = 120;
+
+/// `header_safe`, then cut to `max` characters (marked with an ellipsis).
+fn header_text(text: &str, max: usize) -> String {
+    let safe = header_safe(text);
+    if safe.chars().count() <= max {
+        return safe;
+    }
+    let mut cut: String = safe.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
+}
+
 pub fn compose(
     from: &Mailbox,
     to_name: Option<&str>,
@@ -31,16 +47,21 @@ pub fn compose(
     email: &RenderedEmail,
 ) -> Result<Message, String> {
     let to = Mailbox::new(
-        to_name.map(header_safe).filter(|n| !n.is_empty()),
+        to_name
+            .map(|n| header_text(n, MAX_NAME_CHARS))
+            .filter(|n| !n.is_empty()),
         to_email
             .parse()
             .map_err(|e| format!("recipient {to_email:?}: {e}"))?,
     );
-    let from = Mailbox::new(from.name.as_deref().map(header_safe), from.email.clone());
+    let from = Mailbox::new(
+        from.name.as_deref().map(|n| header_text(n, MAX_NAME_CHARS)),
+        from.email.clone(),
+    );
     Message::builder()
         .from(from)
         .to(to)
-        .subject(header_safe(&email.subject))
+        .subject(header_text(&email.subject, MAX_SUBJECT_CHARS))
         .message_id(Some(message_id.to_string()))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("X-Herald-Job-Id"),
@@ -102,6 +123,17 @@ mod tests {
                 .lines()
                 .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
             "{headers}"
+        );
+    }
+
+    #[test]
+    fn long_subjects_and_names_are_cut_so_header_lines_stay_under_998_octets() {
+        let raw = formatted(Some(&"n".repeat(2000)), &"s".repeat(2000));
+        let headers = raw.split("\r\n\r\n").next().unwrap();
+        assert!(headers.lines().all(|l| l.len() <= 998), "{headers}");
+        assert!(
+            headers.contains(&format!("{}…", "s".repeat(MAX_SUBJECT_CHARS - 1)))
+                || headers.contains("Subject: =?utf-8?")
         );
     }
 
