@@ -86,6 +86,8 @@ pub struct IssuedTicket {
     pub id: Uuid,
     pub token: TicketToken,
     pub expires_at: OffsetDateTime,
+    /// True when this attempt created the ticket; false when it was already there.
+    pub created: bool,
 }
 
 /// The answer of [`Store::begin_attempt`].
@@ -374,6 +376,44 @@ impl Store {
         Ok(())
     }
 
+    /// Reopens a dead job so that a replayed copy of its message is attempted again: status
+    /// `queued`, no lease, no dead reason, and a `replayed` event in its history. The attempt
+    /// count and last error are kept, so the history stays whole (a job that died of
+    /// `max_attempts` therefore gets a single attempt per replay).
+    ///
+    /// Returns `false`, changing nothing, when the job is unknown or not `dead`: a sent job must
+    /// not be sent again, and a queued or retrying one is already on its way.
+    pub async fn reopen_for_replay(&self, job_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(
+            "SELECT attempts, dead_reason FROM email_jobs WHERE id = $1 AND status = 'dead' \
+             FOR UPDATE",
+        )
+        .bind(job_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let attempts = u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0);
+        let dead_reason: Option<String> = row.try_get("dead_reason")?;
+        sqlx::query(
+            "UPDATE email_jobs SET status = 'queued', lease_until = NULL, dead_reason = NULL, \
+             updated_at = now() WHERE id = $1",
+        )
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        let detail = format!(
+            "replayed from the dead-letter queue (was dead: {})",
+            dead_reason.as_deref().unwrap_or("no reason recorded")
+        );
+        insert_event(&mut tx, job_id, attempts, "replayed", Some(&detail)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub async fn job(&self, job_id: &str) -> Result<Option<LedgerJob>, StoreError> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM email_jobs WHERE id = $1");
         Ok(sqlx::query_as::<_, LedgerJob>(sqlx::AssertSqlSafe(sql))
@@ -465,6 +505,7 @@ async fn issue_ticket(
                     id,
                     token,
                     expires_at,
+                    created: false,
                 });
             }
         }
@@ -483,6 +524,7 @@ async fn issue_ticket(
             id,
             token,
             expires_at,
+            created: false,
         });
     }
 
@@ -518,6 +560,7 @@ async fn issue_ticket(
         id,
         token,
         expires_at,
+        created: true,
     })
 }
 

@@ -67,6 +67,10 @@ async fn a_retried_job_keeps_its_one_ticket_and_its_link() {
     assert_eq!(attempt, 2);
     assert_eq!(second.token, first.token, "the same link is rebuilt");
     assert_eq!(second.id, first.id);
+    assert!(
+        first.created && !second.created,
+        "only the first attempt creates it"
+    );
     assert_eq!(
         second.expires_at, first.expires_at,
         "the expiry does not move"

@@ -7,6 +7,7 @@
 //! ack within the configured deadline, and returns.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -41,17 +42,24 @@ pub enum WorkerError {
 #[derive(Debug, Clone)]
 pub struct Worker {
     pipeline: Arc<Pipeline>,
+    consuming: Arc<AtomicBool>,
 }
 
 impl Worker {
     pub fn new(pipeline: Pipeline) -> Self {
         Self {
             pipeline: Arc::new(pipeline),
+            consuming: Arc::new(AtomicBool::new(false)),
         }
     }
 
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
+    }
+
+    /// True while a session is connected and consuming the work queue (for readiness probes).
+    pub fn is_consuming(&self) -> bool {
+        self.consuming.load(Ordering::Relaxed)
     }
 
     /// Consumes until `shutdown` is cancelled, reconnecting when the broker goes away.
@@ -108,6 +116,7 @@ impl Worker {
             )
             .await?;
         info!(queue = %topology.work_queue, prefetch = config.prefetch, "Consuming jobs.");
+        let _consuming = ConsumingFlag::raise(&self.consuming);
 
         let mut tasks = JoinSet::new();
         let ended: Result<(), WorkerError> = loop {
@@ -174,7 +183,7 @@ async fn process(pipeline: Arc<Pipeline>, publisher: Arc<Publisher>, delivery: D
             body: &delivery.data,
             failed_attempts: failed_attempts(&delivery.properties),
         };
-        let outcome = pipeline.handle(incoming).await;
+        let (outcome, kind) = pipeline.handle_typed(incoming).await;
         let routing_key = original_routing_key(&delivery);
         let copied = match &outcome {
             Outcome::Sent { .. } | Outcome::Duplicate => Ok(()),
@@ -202,6 +211,7 @@ async fn process(pipeline: Arc<Pipeline>, publisher: Arc<Publisher>, delivery: D
                     .await
             }
         };
+        crate::metrics::record_outcome(&outcome, kind, copied.is_ok());
         let settled = match copied {
             Ok(()) => delivery.ack(BasicAckOptions::default()).await,
             Err(e) => {
@@ -224,6 +234,22 @@ async fn process(pipeline: Arc<Pipeline>, publisher: Arc<Publisher>, delivery: D
     }
     .instrument(span)
     .await;
+}
+
+/// Raised while a session consumes; lowered when the session ends, however it ends.
+struct ConsumingFlag<'a>(&'a AtomicBool);
+
+impl<'a> ConsumingFlag<'a> {
+    fn raise(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Relaxed);
+        ConsumingFlag(flag)
+    }
+}
+
+impl Drop for ConsumingFlag<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 fn uuid_suffix() -> String {

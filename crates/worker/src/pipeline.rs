@@ -4,7 +4,7 @@
 //! the consumer carries it out (ack, retry copy, or dead-letter copy).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use herald_domain::{EmailJob, TemplateName, negotiate, ticket_base};
 use herald_render::{Renderer, TemplateSources};
@@ -50,6 +50,12 @@ impl Pipeline {
     }
 
     pub async fn handle(&self, msg: Incoming<'_>) -> Outcome {
+        self.handle_typed(msg).await.0
+    }
+
+    /// [`Pipeline::handle`], also returning the job's `type` (for metrics), or
+    /// [`crate::metrics::INVALID_TYPE`] when the body is not a valid job.
+    pub async fn handle_typed(&self, msg: Incoming<'_>) -> (Outcome, &'static str) {
         let job = match EmailJob::parse(msg.body, self.config.max_job_bytes) {
             Ok(job) => job,
             Err(e) => {
@@ -61,11 +67,13 @@ impl Pipeline {
                     self.record_dead(id.as_str(), "invalid", attempts, &failure, payload.as_ref())
                         .await;
                 }
-                return decide(&failure, attempts, 1, Duration::ZERO, None, now());
+                let outcome = decide(&failure, attempts, 1, Duration::ZERO, None, now());
+                return (outcome, crate::metrics::INVALID_TYPE);
             }
         };
         let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind());
-        self.handle_job(&job, msg).instrument(span).await
+        let outcome = self.handle_job(&job, msg).instrument(span).await;
+        (outcome, job.kind().type_name())
     }
 
     async fn handle_job(&self, job: &EmailJob, msg: Incoming<'_>) -> Outcome {
@@ -130,6 +138,11 @@ impl Pipeline {
                     .await;
             }
         };
+        if let (Some(t), Some(purpose)) = (&ticket, kind.ticket_purpose())
+            && t.created
+        {
+            crate::metrics::record_ticket_issued(purpose);
+        }
         let expires_at = ticket.as_ref().map(|t| t.expires_at);
         if expires_at.is_some_and(|e| e <= now()) {
             return self
@@ -235,9 +248,12 @@ impl Pipeline {
                 text: o.text,
             });
         let ctx = email_context(job, organization, client, url, &self.config.friendly_name);
+        let started = Instant::now();
         let rendered = self
             .renderer
-            .render(template, locale, &ctx, overrides.as_ref())?;
+            .render(template, locale, &ctx, overrides.as_ref());
+        crate::metrics::record_render(started.elapsed());
+        let rendered = rendered?;
         let from = organization
             .and_then(|o| o.from_address.as_deref())
             .and_then(|a| match a.parse() {
@@ -257,7 +273,15 @@ impl Pipeline {
             &rendered,
         )
         .map_err(Failure::Compose)?;
-        match tokio::time::timeout(self.config.send_timeout, self.mailer.send(&message)).await {
+        let started = Instant::now();
+        let sent = tokio::time::timeout(self.config.send_timeout, self.mailer.send(&message)).await;
+        let result = match &sent {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(_)) => "error",
+            Err(_) => "timeout",
+        };
+        crate::metrics::record_send(started.elapsed(), result);
+        match sent {
             Ok(result) => Ok(result?),
             Err(_) => Err(Failure::SendTimeout(self.config.send_timeout)),
         }

@@ -1,0 +1,19 @@
+//! `herald-observe`: Prometheus `/metrics`, `/healthz` and `/readyz` for Herald processes.
+//!
+//! - [`install`] installs the process's Prometheus recorder once and registers every metric
+//!   (the names and help texts live in `herald_worker::metrics`, which records through the
+//!   `metrics` facade and so never depends on this crate or on axum).
+//! - [`ObserveState`] holds the readiness checks; [`ObserveState::for_worker`] builds the worker's
+//!   (broker consuming, database ping, SMTP NOOP cached for a few seconds).
+//! - [`serve`] binds the HTTP server and returns the bound address.
+//! - [`spawn_queue_poller`] refreshes the queue gauges on its own AMQP connection.
+
+mod poller;
+mod readiness;
+mod recorder;
+mod server;
+
+pub use poller::{DEFAULT_POLL_INTERVAL, queues_of, spawn_queue_poller};
+pub use readiness::{CheckResult, ObserveState, Readiness};
+pub use recorder::install;
+pub use server::{router, serve};
