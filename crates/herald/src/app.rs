@@ -1,14 +1,17 @@
 //! Builds Herald's parts from settings: the store, the renderer, the mailer and the worker.
 //! Commands and tests assemble the same parts, so there is one way to wire them.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+use herald_observe::ObserveState;
 use herald_queue::Topology;
 use herald_render::Renderer;
 use herald_smtp::{Mailer, MailerOptions};
 use herald_store::Store;
-use herald_worker::{Pipeline, Worker, WorkerConfig};
+use herald_worker::{CancellationToken, Pipeline, Worker, WorkerConfig};
 use secrecy::ExposeSecret;
 
 use crate::settings::{DEFAULT_SMTP_URL, Settings};
@@ -93,6 +96,29 @@ pub fn worker_config(settings: &Settings) -> WorkerConfig {
         send_timeout: settings.smtp_timeout + std::time::Duration::from_secs(5),
         shutdown_timeout: settings.shutdown_timeout,
     }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` for `worker` on `addr`, and refreshes the queue
+/// gauges every `poll_every` (until `shutdown`) on a connection of their own. Returns the bound
+/// address (`addr` may use port 0).
+pub async fn observe(
+    worker: &Worker,
+    addr: SocketAddr,
+    poll_every: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let state = ObserveState::for_worker(worker);
+    let bound = herald_observe::serve(addr, state)
+        .await
+        .with_context(|| format!("HERALD_METRICS_ADDR {addr}: cannot listen there"))?;
+    let config = &worker.pipeline().config;
+    herald_observe::spawn_queue_poller(
+        config.amqp_url.clone(),
+        herald_observe::queues_of(&config.topology),
+        poll_every,
+        shutdown,
+    );
+    Ok(bound)
 }
 
 pub fn worker(

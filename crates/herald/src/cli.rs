@@ -36,6 +36,14 @@ pub enum Command {
     /// Manage per-organization and per-client template overrides.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Show the work, retry and dead queues: ready messages, consumers and oldest message age.
+    Queues(QueuesArgs),
+    /// List, show, replay or purge dead letters (queue herald.email.dead).
+    #[command(subcommand, after_help = DLQ_HELP)]
+    Dlq(DlqCommand),
+    /// Inspect jobs in the ledger.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -205,5 +213,107 @@ pub enum TemplateCommand {
         template: TemplateName,
         #[arg(long)]
         locale: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct QueuesArgs {
+    /// The RabbitMQ management API, for the oldest message age. Overrides
+    /// HERALD_RABBITMQ_API_URL; the default is port 15672 on the AMQP host, with the AMQP URL's
+    /// user and password.
+    #[arg(long, value_name = "URL", value_parser = parse_api_url)]
+    pub api_url: Option<url::Url>,
+}
+
+fn parse_api_url(raw: &str) -> Result<url::Url, String> {
+    match url::Url::parse(raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(u),
+        _ => Err("must be an http(s) URL such as http://127.0.0.1:15672".into()),
+    }
+}
+
+const DLQ_HELP: &str = "\
+Browsing reads herald.email.dead by consuming it with manual acks and puts back every message it \
+keeps (nack with requeue). Nothing is lost, even if the command is killed, but RabbitMQ 3.10+ \
+requeues at the back of a quorum queue, so browsing can change the order of the dead queue.
+
+Reasons are the x-herald-reason codes (smtp_permanent, invalid_job, max_attempts, ...) or, for \
+messages RabbitMQ dead-lettered itself, the x-death reason (delivery_limit, rejected).";
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters: job id, type, reason, attempts, age and error.
+    #[command(after_help = DLQ_HELP)]
+    List {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+    },
+    /// Show every copy of one job in the dead queue: properties, headers and body.
+    #[command(after_help = DLQ_HELP)]
+    Show {
+        /// The job id (the message_id).
+        job_id: String,
+    },
+    /// Publish dead letters back to herald.jobs so the worker attempts them again.
+    ///
+    /// Each job keeps its id, body and routing key, and is reopened in the ledger (its attempts
+    /// and history are kept). A body that is not a valid job stays in the queue and is reported,
+    /// and so does a job the ledger says was already sent. A dead copy is deleted only after the
+    /// broker confirmed the replayed one.
+    #[command(after_help = DLQ_HELP)]
+    Replay {
+        #[command(flatten)]
+        select: DlqSelect,
+        /// Show what would be replayed, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete dead letters for good (the ledger keeps their history).
+    #[command(after_help = DLQ_HELP)]
+    Purge {
+        #[command(flatten)]
+        select: DlqSelect,
+        /// Really delete; without it, the command only shows what it would delete.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Which dead letters a command applies to; every filter given must match.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DlqFilter {
+    /// The job type, e.g. verification_email or verification-email.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// The reason code, e.g. smtp_permanent.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only letters dead-lettered at least this long ago, e.g. 10m or 2h.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+}
+
+/// The selection of `replay` and `purge`: filters and ids, or `--all`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DlqSelect {
+    #[command(flatten)]
+    pub filter: DlqFilter,
+    /// Only this job id (repeatable).
+    #[arg(long = "id", value_name = "JOB_ID")]
+    pub ids: Vec<String>,
+    /// Every dead letter (instead of filters or ids).
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// A job's ledger row, its ticket (never the token) and its history.
+    Show {
+        /// The job id.
+        id: String,
     },
 }

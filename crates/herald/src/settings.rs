@@ -1,6 +1,7 @@
 //! Configuration: the only place that reads environment variables. Every value is parsed and
 //! checked here, and a bad one stops the process with a sentence naming the variable.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -51,8 +52,13 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub lease: Duration,
     pub log_format: LogFormat,
+    /// Where `herald worker` serves /metrics, /healthz and /readyz; `None` when set to `off`.
+    pub metrics_addr: Option<SocketAddr>,
     pub templates_dir: Option<PathBuf>,
     pub locales_dir: Option<PathBuf>,
+    /// The RabbitMQ management API `herald queues` reads message ages from; `None` means port
+    /// 15672 on the AMQP host with the AMQP credentials.
+    pub rabbitmq_api_url: Option<Url>,
 }
 
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -60,6 +66,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/heral
 pub const DEFAULT_SMTP_URL: &str = "smtp://127.0.0.1:1025";
 pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
 pub const DEFAULT_RETRY_DELAYS: &str = "5s,30s,2m,10m,30m,1h";
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 impl Settings {
     pub fn load() -> Result<Self, SettingsError> {
@@ -239,6 +246,21 @@ impl Settings {
             }
         };
 
+        let metrics_addr = match get("HERALD_METRICS_ADDR").as_deref() {
+            Some(off) if off.eq_ignore_ascii_case("off") => None,
+            raw => {
+                let raw = raw.unwrap_or(DEFAULT_METRICS_ADDR);
+                Some(raw.parse::<SocketAddr>().map_err(|_| {
+                    bad(
+                        "HERALD_METRICS_ADDR",
+                        format!(
+                            "must be an IP address and port such as {DEFAULT_METRICS_ADDR} or 0.0.0.0:9464, or off (got {raw:?})"
+                        ),
+                    )
+                })?)
+            }
+        };
+
         let dir = |var: &'static str| -> Result<Option<PathBuf>, SettingsError> {
             match get(var) {
                 None => Ok(None),
@@ -264,6 +286,21 @@ impl Settings {
             ));
         }
 
+        let rabbitmq_api_url = match get("HERALD_RABBITMQ_API_URL") {
+            None => None,
+            Some(raw) => match Url::parse(&raw) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                    Some(u)
+                }
+                _ => {
+                    return Err(bad(
+                        "HERALD_RABBITMQ_API_URL",
+                        "must be an http(s) URL such as http://127.0.0.1:15672 (credentials may be included)",
+                    ));
+                }
+            },
+        };
+
         Ok(Settings {
             amqp_url,
             database_url: SecretString::from(database_url),
@@ -283,8 +320,10 @@ impl Settings {
             shutdown_timeout,
             lease,
             log_format,
+            metrics_addr,
             templates_dir,
             locales_dir,
+            rabbitmq_api_url,
         })
     }
 
@@ -380,6 +419,7 @@ mod tests {
             ("HERALD_RETRY_DELAYS", "5s,forever"),
             ("HERALD_SMTP_TIMEOUT", "0s"),
             ("HERALD_LOG_FORMAT", "xml"),
+            ("HERALD_METRICS_ADDR", "localhost"),
             ("HERALD_TEMPLATES_DIR", "/definitely/not/here"),
         ] {
             let err = load(&[(var, value)]).unwrap_err();
@@ -389,9 +429,37 @@ mod tests {
     }
 
     #[test]
+    fn the_metrics_address_defaults_to_loopback_and_can_be_turned_off() {
+        let default = load(&[]).unwrap().metrics_addr;
+        assert_eq!(default, Some(DEFAULT_METRICS_ADDR.parse().unwrap()));
+        let set = load(&[("HERALD_METRICS_ADDR", "0.0.0.0:9100")]).unwrap();
+        assert_eq!(set.metrics_addr, Some("0.0.0.0:9100".parse().unwrap()));
+        assert_eq!(
+            load(&[("HERALD_METRICS_ADDR", "off")])
+                .unwrap()
+                .metrics_addr,
+            None
+        );
+        let err = load(&[("HERALD_METRICS_ADDR", "9464")]).unwrap_err();
+        assert_eq!(err.var, "HERALD_METRICS_ADDR");
+    }
+
+    #[test]
     fn a_lease_shorter_than_the_smtp_timeout_is_refused() {
         let err = load(&[("HERALD_SMTP_TIMEOUT", "5m"), ("HERALD_SEND_LEASE", "1m")]).unwrap_err();
         assert_eq!(err.var, "HERALD_SEND_LEASE");
+    }
+
+    #[test]
+    fn the_rabbitmq_api_url_is_optional_and_must_be_http() {
+        assert_eq!(load(&[]).unwrap().rabbitmq_api_url, None);
+        let set = load(&[("HERALD_RABBITMQ_API_URL", "https://mq.example.com:15671")]).unwrap();
+        assert_eq!(
+            set.rabbitmq_api_url.unwrap().as_str(),
+            "https://mq.example.com:15671/"
+        );
+        let err = load(&[("HERALD_RABBITMQ_API_URL", "ftp://mq")]).unwrap_err();
+        assert_eq!(err.var, "HERALD_RABBITMQ_API_URL");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `herald.jobs` and operators read `herald.email.dead`. See [`topology`] for the whole picture.
 
 pub mod connect;
+pub mod dlq;
 pub mod error;
 pub mod headers;
 pub mod publisher;

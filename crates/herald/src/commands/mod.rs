@@ -1,6 +1,9 @@
 //! One module per command; `run` loads the settings and dispatches.
 
 mod demo;
+mod dlq;
+mod jobs;
+mod queues;
 mod registry;
 mod send;
 mod worker;
@@ -36,6 +39,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Org(cmd) => registry::org(&settings, cmd).await,
         Command::Client(cmd) => registry::client(&settings, cmd).await,
         Command::Template(cmd) => registry::template(&settings, cmd).await,
+        Command::Queues(args) => queues::run(&settings, args).await,
+        Command::Dlq(cmd) => dlq::run(&settings, cmd).await,
+        Command::Jobs(cmd) => jobs::run(&settings, cmd).await,
     }
 }
 

@@ -26,6 +26,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     );
     let worker = app::worker(store, renderer, mailer, config);
     let shutdown = CancellationToken::new();
+    if let Some(addr) = settings.metrics_addr {
+        let poll_every = herald_observe::DEFAULT_POLL_INTERVAL;
+        let bound = app::observe(&worker, addr, poll_every, shutdown.clone()).await?;
+        info!(%bound, "Serving /metrics, /healthz and /readyz.");
+    }
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     worker.run(shutdown).await?;
     info!("The worker stopped.");
