@@ -8,6 +8,7 @@ pub mod job;
 pub mod kind;
 pub mod locale;
 pub mod ticket;
+pub mod trace;
 
 pub use ids::{ClientId, EmailAddress, IdError, JobId, OrganizationId, UserId};
 pub use job::{
@@ -17,3 +18,4 @@ pub use job::{
 pub use kind::{JobKind, TemplateName};
 pub use locale::{Locale, negotiate};
 pub use ticket::{TicketPurpose, TicketSecret, TicketToken, TokenHash, TokenSalt, ticket_base};
+pub use trace::TraceParent;

@@ -95,6 +95,7 @@ pub fn worker_config(settings: &Settings) -> WorkerConfig {
         lease: settings.lease,
         send_timeout: settings.smtp_timeout + std::time::Duration::from_secs(5),
         shutdown_timeout: settings.shutdown_timeout,
+        propagate_traceparent: settings.email_traceparent,
     }
 }
 

@@ -52,6 +52,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub lease: Duration,
     pub log_format: LogFormat,
+    /// Copy a job's W3C `traceparent` into the email's headers (HERALD_EMAIL_TRACEPARENT).
+    pub email_traceparent: bool,
     /// Where `herald worker` serves /metrics, /healthz and /readyz; `None` when set to `off`.
     pub metrics_addr: Option<SocketAddr>,
     pub templates_dir: Option<PathBuf>,
@@ -235,6 +237,17 @@ impl Settings {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        let email_traceparent = match get("HERALD_EMAIL_TRACEPARENT").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(bad(
+                    "HERALD_EMAIL_TRACEPARENT",
+                    format!("must be true or false (got {other:?})"),
+                ));
+            }
+        };
+
         let log_format = match get("HERALD_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -320,6 +333,7 @@ impl Settings {
             shutdown_timeout,
             lease,
             log_format,
+            email_traceparent,
             metrics_addr,
             templates_dir,
             locales_dir,
@@ -419,6 +433,7 @@ mod tests {
             ("HERALD_RETRY_DELAYS", "5s,forever"),
             ("HERALD_SMTP_TIMEOUT", "0s"),
             ("HERALD_LOG_FORMAT", "xml"),
+            ("HERALD_EMAIL_TRACEPARENT", "maybe"),
             ("HERALD_METRICS_ADDR", "localhost"),
             ("HERALD_TEMPLATES_DIR", "/definitely/not/here"),
         ] {

@@ -18,6 +18,7 @@ pub fn init(format: LogFormat, default_level: &str) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_span_list(true)
             .try_init(),
     };
 }

@@ -1,7 +1,7 @@
 //! Turns a rendered email into a MIME message: multipart/alternative, a stable Message-ID, and
 //! headers that cannot be injected into.
 
-use herald_domain::JobId;
+use herald_domain::{JobId, TraceParent};
 use herald_render::RenderedEmail;
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -46,6 +46,20 @@ pub fn compose(
     job_id: &JobId,
     email: &RenderedEmail,
 ) -> Result<Message, String> {
+    compose_traced(from, to_name, to_email, message_id, job_id, email, None)
+}
+
+/// [`compose`], plus a `traceparent` header carrying the job's W3C trace context, so mail logs
+/// downstream can be joined to the trace of the request that caused the email.
+pub fn compose_traced(
+    from: &Mailbox,
+    to_name: Option<&str>,
+    to_email: &str,
+    message_id: &str,
+    job_id: &JobId,
+    email: &RenderedEmail,
+    traceparent: Option<&TraceParent>,
+) -> Result<Message, String> {
     let to = Mailbox::new(
         to_name
             .map(|n| header_text(n, MAX_NAME_CHARS))
@@ -58,7 +72,14 @@ pub fn compose(
         from.name.as_deref().map(|n| header_text(n, MAX_NAME_CHARS)),
         from.email.clone(),
     );
-    Message::builder()
+    let mut builder = Message::builder();
+    if let Some(tp) = traceparent {
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("traceparent"),
+            tp.to_string(),
+        ));
+    }
+    builder
         .from(from)
         .to(to)
         .subject(header_text(&email.subject, MAX_SUBJECT_CHARS))
@@ -134,6 +155,34 @@ mod tests {
         assert!(
             headers.contains(&format!("{}…", "s".repeat(MAX_SUBJECT_CHARS - 1)))
                 || headers.contains("Subject: =?utf-8?")
+        );
+    }
+
+    #[test]
+    fn a_trace_context_is_carried_into_the_headers_when_given() {
+        let id = JobId::parse("job-1").unwrap();
+        let from: Mailbox = "a@b.test".parse().unwrap();
+        let tp =
+            TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        let msg = compose_traced(
+            &from,
+            None,
+            "x@example.com",
+            "<m@x>",
+            &id,
+            &rendered("s"),
+            Some(&tp),
+        )
+        .unwrap();
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        assert!(
+            raw.contains("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            "{raw}"
+        );
+        assert!(
+            !formatted(None, "s")
+                .to_ascii_lowercase()
+                .contains("traceparent")
         );
     }
 

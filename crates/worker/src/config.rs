@@ -35,6 +35,8 @@ pub struct WorkerConfig {
     pub send_timeout: Duration,
     /// How long a stopping worker waits for in-flight jobs before it exits anyway.
     pub shutdown_timeout: Duration,
+    /// Copy a job's W3C `traceparent` (from its AMQP headers) into the email's headers.
+    pub propagate_traceparent: bool,
 }
 
 impl WorkerConfig {
@@ -58,6 +60,7 @@ impl WorkerConfig {
             lease: Duration::from_secs(120),
             send_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(30),
+            propagate_traceparent: false,
         }
     }
 }

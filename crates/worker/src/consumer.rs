@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use herald_queue::{Publisher, QueueError, failed_attempts, original_routing_key};
+use herald_domain::TraceParent;
+use herald_queue::{Publisher, QueueError, failed_attempts, header_string, original_routing_key};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -26,6 +27,8 @@ use crate::pipeline::{Incoming, Pipeline};
 
 /// Consecutive failed sessions after which the worker exits non-zero (for its supervisor).
 const MAX_SESSION_FAILURES: u32 = 30;
+/// How often a session checks that both of its connections are still up.
+const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -35,6 +38,8 @@ pub enum WorkerError {
     Amqp(#[from] lapin::Error),
     #[error("the broker cancelled the consumer on {0} (queue deleted or node failover)")]
     ConsumerCancelled(String),
+    #[error("the {0} connection to RabbitMQ was lost")]
+    ConnectionLost(&'static str),
     #[error("giving up after {failures} failed attempts to (re)connect; last error: {last}")]
     GaveUp { failures: u32, last: String },
 }
@@ -96,10 +101,19 @@ impl Worker {
     async fn session(&self, shutdown: &CancellationToken) -> Result<(), WorkerError> {
         let config = &self.pipeline.config;
         let topology = config.topology.clone();
-        let consume_conn =
-            herald_queue::connect(&config.amqp_url, "herald-worker (consume)").await?;
-        let publish_conn =
-            herald_queue::connect(&config.amqp_url, "herald-worker (publish)").await?;
+        // No lapin auto-recovery here: `run` rebuilds the whole session instead, so an outage
+        // always ends the session (recovery inside lapin hid it, and stalled for good once lapin
+        // stopped retrying).
+        let consume_conn = herald_queue::connect::connect_without_recovery(
+            &config.amqp_url,
+            "herald-worker (consume)",
+        )
+        .await?;
+        let publish_conn = herald_queue::connect::connect_without_recovery(
+            &config.amqp_url,
+            "herald-worker (publish)",
+        )
+        .await?;
         let channel = consume_conn.create_channel().await?;
         topology.declare(&channel).await?;
         channel
@@ -119,9 +133,19 @@ impl Worker {
         let _consuming = ConsumingFlag::raise(&self.consuming);
 
         let mut tasks = JoinSet::new();
+        let mut health = tokio::time::interval(HEALTH_CHECK_INTERVAL);
         let ended: Result<(), WorkerError> = loop {
             tokio::select! {
                 () = shutdown.cancelled() => break Ok(()),
+                _ = health.tick() => {
+                    // A dead publishing side would turn every retry into a dead letter.
+                    if !publish_conn.status().connected() || !publisher.is_open() {
+                        break Err(WorkerError::ConnectionLost("publishing"));
+                    }
+                    if !consume_conn.status().connected() {
+                        break Err(WorkerError::ConnectionLost("consuming"));
+                    }
+                }
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         let pipeline = self.pipeline.clone();
@@ -177,11 +201,26 @@ async fn process(pipeline: Arc<Pipeline>, publisher: Arc<Publisher>, delivery: D
         .as_ref()
         .map(|m| m.to_string())
         .unwrap_or_default();
-    let span = info_span!("delivery", message_id = %message_id);
+    // The contract makes message_id the job id, so every line logged for this delivery carries
+    // job_id, plus the upstream trace when the message has a valid W3C traceparent header.
+    let traceparent = header_string(&delivery.properties, "traceparent")
+        .as_deref()
+        .and_then(TraceParent::parse);
+    let span = info_span!(
+        "delivery",
+        job_id = %message_id,
+        trace_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+    );
+    if let Some(tp) = &traceparent {
+        span.record("trace_id", tp.trace_id());
+        span.record("parent_span_id", tp.parent_id());
+    }
     async move {
         let incoming = Incoming {
             body: &delivery.data,
             failed_attempts: failed_attempts(&delivery.properties),
+            traceparent: traceparent.as_ref(),
         };
         let (outcome, kind) = pipeline.handle_typed(incoming).await;
         let routing_key = original_routing_key(&delivery);

@@ -6,14 +6,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_domain::{EmailJob, TemplateName, negotiate, ticket_base};
+use herald_domain::{EmailJob, TemplateName, TraceParent, negotiate, ticket_base};
 use herald_render::{Renderer, TemplateSources};
 use herald_smtp::{Delivered, Mailer};
 use herald_store::{BeginOutcome, Client, JobRecord, Organization, Store, TicketSpec};
 use time::OffsetDateTime;
 use tracing::{Instrument, info, warn};
 
-use crate::compose::{compose, message_id};
+use crate::compose::{compose_traced, message_id};
 use crate::config::WorkerConfig;
 use crate::context::email_context;
 use crate::outcome::{Failure, Outcome, decide};
@@ -24,6 +24,8 @@ pub struct Incoming<'a> {
     pub body: &'a [u8],
     /// Attempts made before this delivery, from the message's retry header.
     pub failed_attempts: u32,
+    /// The W3C trace context upstream put on the message, if any (and valid).
+    pub traceparent: Option<&'a TraceParent>,
 }
 
 #[derive(Debug)]
@@ -83,12 +85,12 @@ impl Pipeline {
             Err(failure) => return self.fail(job, &failure, header_attempt, None).await,
         };
         let Prepared {
-            organization,
             client,
             base,
             locale,
             message_id,
-        } = prepared;
+            ..
+        } = &prepared;
 
         let payload = serde_json::to_value(job.to_wire()).unwrap_or(serde_json::Value::Null);
         let kind = job.kind();
@@ -100,7 +102,7 @@ impl Pipeline {
             organization_id: job.organization_id.as_ref().map(|o| o.as_str()),
             client_id: job.client_id.as_ref().map(|c| c.as_str()),
             locale: &locale.to_string(),
-            message_id: &message_id,
+            message_id,
             payload: &payload,
         };
         let ticket_spec = ticket_spec(job);
@@ -151,17 +153,16 @@ impl Pipeline {
         }
 
         let url = match (&ticket, kind.ticket_purpose()) {
-            (Some(t), Some(purpose)) => Some(purpose.url(&base, &t.token).to_string()),
+            (Some(t), Some(purpose)) => Some(purpose.url(base, &t.token).to_string()),
             _ => client.as_ref().and_then(|c| c.login_uri.clone()),
         };
         match self
             .render_and_send(
                 job,
-                organization.as_ref(),
-                client.as_ref(),
+                &prepared,
                 url,
-                &locale,
-                &message_id,
+                msg.traceparent
+                    .filter(|_| self.config.propagate_traceparent),
             )
             .await
         {
@@ -226,12 +227,14 @@ impl Pipeline {
     async fn render_and_send(
         &self,
         job: &EmailJob,
-        organization: Option<&Organization>,
-        client: Option<&Client>,
+        prepared: &Prepared,
         url: Option<String>,
-        locale: &herald_domain::Locale,
-        message_id: &str,
+        traceparent: Option<&TraceParent>,
     ) -> Result<Delivered, Failure> {
+        let organization = prepared.organization.as_ref();
+        let client = prepared.client.as_ref();
+        let locale = &prepared.locale;
+        let message_id = prepared.message_id.as_str();
         let template: TemplateName = job.kind().template();
         let overrides = self
             .store
@@ -264,13 +267,14 @@ impl Pipeline {
                 }
             })
             .unwrap_or_else(|| self.config.default_from.clone());
-        let message = compose(
+        let message = compose_traced(
             &from,
             job.user.name.as_deref(),
             job.user.email.as_str(),
             message_id,
             &job.id,
             &rendered,
+            traceparent,
         )
         .map_err(Failure::Compose)?;
         let started = Instant::now();

@@ -577,3 +577,62 @@ async fn hostile_names_are_escaped_and_cannot_inject_headers() {
     assert!(!headers.to_ascii_lowercase().contains("\nbcc:"));
     worker.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_traceparent_on_the_message_reaches_the_email_when_configured() {
+    use lapin::types::{AMQPValue, FieldTable, LongString};
+    let env = TestEnv::new().await.unwrap();
+    let mut config = env.config();
+    config.propagate_traceparent = true;
+    let worker = env.spawn_worker(config);
+    env.producer().await.close().await; // declares the exchange and work queue
+    let conn = env.broker.connection().await;
+    let publisher = herald_queue::Publisher::new(&conn, TestEnv::topology())
+        .await
+        .unwrap();
+    let traced = EmailJob::builder(JobKind::Welcome, "u1", "t@example.com")
+        .build()
+        .unwrap();
+    let untraced = EmailJob::builder(JobKind::Welcome, "u2", "n@example.com")
+        .build()
+        .unwrap();
+    for (job, header) in [
+        (
+            &traced,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        (&untraced, "not a traceparent\r\nBcc: x@evil.test"),
+    ] {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "traceparent".into(),
+            AMQPValue::LongString(LongString::from(header)),
+        );
+        let props = herald_queue::job_properties(job.id.as_str())
+            .unwrap()
+            .with_headers(headers);
+        publisher
+            .publish_with(
+                "herald.jobs",
+                job.kind().routing_key(),
+                &job.to_json(),
+                props,
+            )
+            .await
+            .unwrap();
+    }
+    let mails = env.expect_mail(2).await;
+    let traced_mail = mail_for(&mails, traced.id.as_str()).parsed();
+    assert_eq!(
+        traced_mail.header("traceparent").as_deref(),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    );
+    let untraced_mail = mail_for(&mails, untraced.id.as_str()).parsed();
+    assert_eq!(
+        untraced_mail.header("traceparent"),
+        None,
+        "an invalid traceparent is ignored"
+    );
+    assert_eq!(untraced_mail.header("bcc"), None);
+    worker.stop().await.unwrap();
+}
