@@ -11,14 +11,37 @@ use crate::error::QueueError;
 /// How long [`connect`] waits for the TCP connection plus the AMQP handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest pause between two reconnection attempts of a recovering connection.
+const RECOVERY_MAX_DELAY: Duration = Duration::from_secs(10);
+/// Reconnection attempts before a recovering connection gives up (about ten minutes).
+const RECOVERY_MAX_TIMES: usize = 64;
+
 /// Connects to `url` (`amqp://user:pass@host:port/vhost`, vhost percent-encoded, `%2f` for `/`).
 ///
 /// `connection_name` shows in `rabbitmqctl list_connections client_properties` and the
 /// management UI. Automatic recovery is on: after a network failure lapin reconnects with
-/// backoff and replays the declared topology, confirm mode, QoS and consumers; operations that
-/// fail meanwhile return errors, and `Channel::wait_for_recovery` waits for the new connection.
+/// backoff (at most 10 s apart, for about ten minutes, after which the connection stays failed)
+/// and replays the declared topology, confirm mode, QoS and consumers; operations that fail
+/// meanwhile return errors, and `Channel::wait_for_recovery` waits for the new connection.
 /// The whole attempt is bounded by [`CONNECT_TIMEOUT`].
 pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, QueueError> {
+    open(url, connection_name, true).await
+}
+
+/// Like [`connect`], without automatic recovery: when the connection drops, its channels,
+/// consumers and pending confirms fail at once and stay failed.
+///
+/// For a caller that rebuilds its whole session itself, as the worker does. Recovery hidden
+/// inside lapin would keep such a caller from noticing the outage, and lapin stops trying after
+/// its last backoff step while leaving the channels "reconnecting" for good.
+pub async fn connect_without_recovery(
+    url: &str,
+    connection_name: &str,
+) -> Result<Connection, QueueError> {
+    open(url, connection_name, false).await
+}
+
+async fn open(url: &str, connection_name: &str, recover: bool) -> Result<Connection, QueueError> {
     let uri: AMQPUri = url
         .parse()
         .map_err(|reason| QueueError::InvalidUrl { reason })?;
@@ -49,9 +72,20 @@ pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, Que
         }
     }
 
-    let properties = ConnectionProperties::default()
-        .with_connection_name(connection_name.into())
-        .enable_auto_recover();
+    let mut properties =
+        ConnectionProperties::default().with_connection_name(connection_name.into());
+    if recover {
+        // lapin's default backoff grows to 60 s between attempts, so a connection could stay
+        // down for a minute after the broker is back; cap the wait at RECOVERY_MAX_DELAY and
+        // keep trying for about as long as before (some ten minutes).
+        properties = properties
+            .enable_auto_recover()
+            .configure_backoff(|backoff| {
+                backoff
+                    .with_max_delay(RECOVERY_MAX_DELAY)
+                    .with_max_times(RECOVERY_MAX_TIMES)
+            });
+    }
     match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri, properties)).await {
         Ok(Ok(connection)) => {
             tracing::debug!(%target, connection_name, "Connected to RabbitMQ.");

@@ -3,3 +3,4 @@
 pub mod broker;
 pub mod db;
 pub mod env;
+pub mod services;

@@ -29,6 +29,8 @@ use crate::pipeline::{Incoming, Pipeline};
 const MAX_SESSION_FAILURES: u32 = 30;
 /// How often a session checks that both of its connections are still up.
 const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long ending a session waits for the broker to answer its cancel and closes.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -73,10 +75,13 @@ impl Worker {
         let mut backoff = Duration::from_millis(200);
         loop {
             let started = Instant::now();
-            match self.session(&shutdown).await {
+            let mut consumed = false;
+            match self.session(&shutdown, &mut consumed).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    if started.elapsed() > Duration::from_secs(60) {
+                    // A session that got as far as consuming was not a failed attempt: count
+                    // afresh, or short outages minutes apart would add up to giving up.
+                    if consumed || started.elapsed() > Duration::from_secs(60) {
                         failures = 0;
                         backoff = Duration::from_millis(200);
                     }
@@ -98,7 +103,11 @@ impl Worker {
         }
     }
 
-    async fn session(&self, shutdown: &CancellationToken) -> Result<(), WorkerError> {
+    async fn session(
+        &self,
+        shutdown: &CancellationToken,
+        consumed: &mut bool,
+    ) -> Result<(), WorkerError> {
         let config = &self.pipeline.config;
         let topology = config.topology.clone();
         // No lapin auto-recovery here: `run` rebuilds the whole session instead, so an outage
@@ -130,6 +139,7 @@ impl Worker {
             )
             .await?;
         info!(queue = %topology.work_queue, prefetch = config.prefetch, "Consuming jobs.");
+        *consumed = true;
         let _consuming = ConsumingFlag::raise(&self.consuming);
 
         let mut tasks = JoinSet::new();
@@ -164,11 +174,11 @@ impl Worker {
                 in_flight = tasks.len(),
                 "Stopping: no new jobs; finishing the ones in flight."
             );
-            if let Err(e) = channel
-                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-                .await
-            {
-                warn!(error = %e, "Could not cancel the consumer cleanly.");
+            let cancel = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+            match tokio::time::timeout(CLOSE_TIMEOUT, cancel).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!(error = %e, "Could not cancel the consumer cleanly."),
+                Err(_) => warn!("The broker did not confirm the consumer's cancellation."),
             }
         }
         let drained = tokio::time::timeout(config.shutdown_timeout, async {
@@ -182,13 +192,19 @@ impl Worker {
             );
             tasks.abort_all();
         }
-        let _ = channel.close(200, "herald worker stopping".into()).await;
-        let _ = consume_conn
-            .close(200, "herald worker stopping".into())
-            .await;
-        let _ = publish_conn
-            .close(200, "herald worker stopping".into())
-            .await;
+        // Bounded: on a connection that has just died, a close can wait for an answer forever.
+        let goodbye = async {
+            let _ = channel.close(200, "herald worker stopping".into()).await;
+            let _ = consume_conn
+                .close(200, "herald worker stopping".into())
+                .await;
+            let _ = publish_conn
+                .close(200, "herald worker stopping".into())
+                .await;
+        };
+        if tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await.is_err() {
+            warn!("The broker did not answer while closing the session; dropping its connections.");
+        }
         ended
     }
 }

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Chaos run for Herald: the fault scenarios of crates/herald/tests/faults.rs with more jobs, more
+# faults and longer outages, one at a time, then a table:
+#   scenario | published | delivered | dead-lettered | lost | duplicated | result | time
+#
+#   scripts/chaos.sh                 # everything, SMTP down for 10 real minutes (~25 min in all)
+#   CHAOS_SMTP_DOWN=30s scripts/chaos.sh   # a quicker run
+#
+# Knobs: CHAOS_SCALE (job and fault multiplier, default 10), CHAOS_SMTP_DOWN (SMTP outage against
+# the production retry tiers 5s,30s,2m,10m,30m,1h and HERALD_MAX_ATTEMPTS 10, default 10m),
+# CHAOS_PG_DOWN (each of the two PostgreSQL outages, default 90s).
+#
+# Needs what `cargo test` needs (RabbitMQ on :5672, PostgreSQL on :5432) and root: broker and
+# database restarts use private instances (crates/testkit/src/services.rs) on ports 5701+ and
+# 5442+, which are stopped and deleted afterwards. The shared services are never restarted.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scale=${CHAOS_SCALE:-10}
+smtp_down=${CHAOS_SMTP_DOWN:-10m}
+pg_down=${CHAOS_PG_DOWN:-90s}
+out=$(mktemp -d /tmp/herald-chaos.XXXXXX)
+report=$out/rows
+: >"$report"
+
+scenarios=(
+  a_sigkilled_worker_loses_nothing_and_duplicates_at_most_its_prefetch
+  sigterm_drains_in_flight_jobs_and_leaves_the_rest_queued
+  three_workers_send_each_job_exactly_once_even_when_it_is_published_twice
+  a_restarted_broker_loses_nothing_and_the_worker_reconnects_on_its_own
+  a_database_outage_is_retried_from_the_delay_queues_and_leaves_the_ledger_consistent
+  smtp_421_replies_are_retried_until_the_server_accepts_again
+  smtp_hanging_before_data_times_out_and_is_retried_without_duplicates
+  smtp_slower_than_the_send_timeout_is_retried_and_duplicates_stay_within_the_attempts
+  smtp_down_then_back_on_the_same_port_delivers_every_job
+)
+
+echo "Building the fault tests..."
+cargo test -q -p herald --test faults --no-run 2>&1 | tail -n 5
+
+failed=0
+declare -A result took
+for name in "${scenarios[@]}"; do
+  extra=()
+  if [[ $name == smtp_down_then_back_on_the_same_port_delivers_every_job ]]; then
+    extra=(HERALD_CHAOS_SMTP_DOWN="$smtp_down" HERALD_CHAOS_PRODUCTION_TIERS=1)
+  fi
+  echo "== $name"
+  start=$(date +%s)
+  before=$(wc -l <"$report")
+  if env HERALD_CHAOS_SCALE="$scale" HERALD_CHAOS_REPORT="$report" \
+    HERALD_CHAOS_PG_DOWN="$pg_down" "${extra[@]}" \
+    cargo test -q -p herald --test faults -- --exact "$name" --test-threads=1 \
+    >"$out/$name.log" 2>&1; then
+    result[$name]=ok
+  else
+    result[$name]=FAIL
+    failed=1
+    grep -E "panicked|timed out|assert" "$out/$name.log" | head -n 5 || true
+  fi
+  took[$name]=$(($(date +%s) - start))s
+  # Tag the rows this scenario wrote with its result and time.
+  after=$(wc -l <"$report")
+  if ((after > before)); then
+    sed -i "$((before + 1)),${after}s/\$/|${result[$name]}|${took[$name]}/" "$report"
+  else
+    echo "$name|-|-|-|-|-|no row (see $out/$name.log)|${result[$name]}|${took[$name]}" >>"$report"
+  fi
+done
+
+echo
+echo "Herald chaos run, $(date -u '+%Y-%m-%d %H:%M UTC'), scale $scale, SMTP down $smtp_down, PostgreSQL down $pg_down"
+echo
+{
+  echo "scenario|published|delivered|dead-lettered|lost|duplicated|result|time"
+  cut -d'|' -f1-6,8,9 "$report"
+} | column -t -s'|' -o' | '
+echo
+echo "Notes:"
+awk -F'|' '{ printf "  %-34s %s\n", $1 ":", $7 }' "$report"
+echo
+echo "Logs: $out"
+exit "$failed"
