@@ -202,16 +202,15 @@ impl ApiTarget {
 
 /// Percent-encodes one URL path segment (the vhost `/` becomes `%2F`).
 fn path_segment(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(value, URL_SEGMENT).to_string()
 }
+
+/// Everything but RFC 3986's unreserved characters is encoded.
+const URL_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 fn percent_decode(value: &str) -> anyhow::Result<String> {
     let bytes = value.as_bytes();
