@@ -64,7 +64,7 @@ for name in "${scenarios[@]}"; do
   if ((after > before)); then
     sed -i "$((before + 1)),${after}s/\$/|${result[$name]}|${took[$name]}/" "$report"
   else
-    echo "$name|-|-|-|-|-|no row (see $out/$name.log)|${result[$name]}|${took[$name]}" >>"$report"
+    echo "${name//_/ }|-|-|-|-|-|no row, see $out/$name.log|${result[$name]}|${took[$name]}" >>"$report"
   fi
 done
 

@@ -74,7 +74,7 @@ async fn a_sigkilled_worker_loses_nothing_and_duplicates_at_most_its_prefetch() 
     let in_flight_at_kills = in_flight.len();
 
     let mut worker = WorkerProcess::spawn(&env.broker.url, &env.db.url, &env.sink.url(), &[]);
-    wait_all_sent(&env.db.store, n, secs(120)).await;
+    wait_all_sent(&env.db.store, n, scaled(secs(120))).await;
     let exit = worker.terminate_and_wait(secs(20)).await;
 
     let tally = Tally::of(&env.sink);
@@ -145,7 +145,7 @@ async fn sigterm_drains_in_flight_jobs_and_leaves_the_rest_queued() {
     .await;
 
     let mut worker = WorkerProcess::spawn(&env.broker.url, &env.db.url, &env.sink.url(), &[]);
-    wait_all_sent(&env.db.store, n, secs(120)).await;
+    wait_all_sent(&env.db.store, n, scaled(secs(120))).await;
     let exit2 = worker.terminate_and_wait(secs(20)).await;
 
     let tally = Tally::of(&env.sink);
@@ -234,9 +234,9 @@ async fn three_workers_send_each_job_exactly_once_even_when_it_is_published_twic
         }
     );
 
-    wait_all_sent(&env.db.store, n, secs(120)).await;
+    wait_all_sent(&env.db.store, n, scaled(secs(120))).await;
     // Every second copy must have been recognised as a duplicate before we count mail.
-    wait_until("every second copy settled", secs(60), || async {
+    wait_until("every second copy settled", scaled(secs(60)), || async {
         let mut settled = 0;
         for id in &ids[..doubled] {
             let events = env.db.store.job_events(id).await.unwrap();
@@ -606,18 +606,22 @@ async fn smtp_421_replies_are_retried_until_the_server_accepts_again() {
     );
     let n = 50 * scale();
     let ids = publish_batch(&env.producer().await, "smtp421", n).await;
-    wait_until("every job refused at least twice", secs(60), || async {
-        let mut refused = 0;
-        for id in &ids {
-            if let Some(job) = env.db.store.job(id).await.unwrap() {
-                refused += usize::from(job.attempts >= 2);
+    wait_until(
+        "every job refused at least twice",
+        scaled(secs(60)),
+        || async {
+            let mut refused = 0;
+            for id in &ids {
+                if let Some(job) = env.db.store.job(id).await.unwrap() {
+                    refused += usize::from(job.attempts >= 2);
+                }
             }
-        }
-        refused == n
-    })
+            refused == n
+        },
+    )
     .await;
     env.sink.set_faults(FaultPlan::none());
-    wait_all_sent(&env.db.store, n, secs(60)).await;
+    wait_all_sent(&env.db.store, n, scaled(secs(60))).await;
     worker.stop().await.unwrap();
 
     let tally = Tally::of(&env.sink);
@@ -650,18 +654,22 @@ async fn smtp_slower_than_the_send_timeout_is_retried_and_duplicates_stay_within
     env.sink.set_faults(FaultPlan::delay_all(secs(1)));
     let n = 30 * scale();
     let ids = publish_batch(&env.producer().await, "slow", n).await;
-    wait_until("every job timed out at least twice", secs(60), || async {
-        let mut retried = 0;
-        for id in &ids {
-            if let Some(job) = env.db.store.job(id).await.unwrap() {
-                retried += usize::from(job.attempts >= 3);
+    wait_until(
+        "every job timed out at least twice",
+        scaled(secs(60)),
+        || async {
+            let mut retried = 0;
+            for id in &ids {
+                if let Some(job) = env.db.store.job(id).await.unwrap() {
+                    retried += usize::from(job.attempts >= 3);
+                }
             }
-        }
-        retried == n
-    })
+            retried == n
+        },
+    )
     .await;
     env.sink.set_faults(FaultPlan::none());
-    wait_all_sent(&env.db.store, n, secs(60)).await;
+    wait_all_sent(&env.db.store, n, scaled(secs(60))).await;
     worker.stop().await.unwrap();
     // Sends abandoned by the timeout land up to the sink's delay later: wait for the sessions.
     wait_until("the sink's sessions to end", secs(10), || async {
@@ -706,18 +714,22 @@ async fn smtp_hanging_before_data_times_out_and_is_retried_without_duplicates() 
     env.sink.set_faults(FaultPlan::delay_all(secs(1)).at_mail());
     let n = 30 * scale();
     let ids = publish_batch(&env.producer().await, "hang", n).await;
-    wait_until("every job timed out at least twice", secs(60), || async {
-        let mut retried = 0;
-        for id in &ids {
-            if let Some(job) = env.db.store.job(id).await.unwrap() {
-                retried += usize::from(job.attempts >= 3);
+    wait_until(
+        "every job timed out at least twice",
+        scaled(secs(60)),
+        || async {
+            let mut retried = 0;
+            for id in &ids {
+                if let Some(job) = env.db.store.job(id).await.unwrap() {
+                    retried += usize::from(job.attempts >= 3);
+                }
             }
-        }
-        retried == n
-    })
+            retried == n
+        },
+    )
     .await;
     env.sink.set_faults(FaultPlan::none());
-    wait_all_sent(&env.db.store, n, secs(60)).await;
+    wait_all_sent(&env.db.store, n, scaled(secs(60))).await;
     worker.stop().await.unwrap();
 
     let tally = Tally::of(&env.sink);
@@ -765,6 +777,11 @@ fn scale() -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|s| *s >= 1)
         .unwrap_or(1)
+}
+
+/// A deadline stretched with the number of jobs.
+fn scaled(timeout: Duration) -> Duration {
+    timeout * u32::try_from(scale()).unwrap_or(u32::MAX)
 }
 
 /// A verification job (so it has a ticket) whose recipient's local part is its id.
@@ -1033,6 +1050,7 @@ impl WorkerProcess {
             .env("HERALD_MAX_ATTEMPTS", "50")
             .env("HERALD_SMTP_TIMEOUT", "2s")
             .env("HERALD_SEND_LEASE", "3s")
+            .env("HERALD_METRICS_ADDR", "off")
             .env("RUST_LOG", "error");
         for (k, v) in extra {
             cmd.env(k, v);

@@ -27,6 +27,8 @@ const RABBITMQ_HOME: &str = "/var/lib/rabbitmq";
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 /// How long a node or server may take to start (a RabbitMQ node takes about 6 s here).
 const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// Tries, each on a newly chosen port, before giving up starting a service.
+const START_ATTEMPTS: usize = 3;
 
 /// Next port to try, per kind, so services started one after the other do not reuse a port
 /// that the previous one has just released.
@@ -47,9 +49,21 @@ pub struct PrivateRabbit {
 }
 
 impl PrivateRabbit {
-    /// Boots a fresh node and waits until it accepts AMQP connections.
+    /// Boots a fresh node and waits until it accepts AMQP connections. A port taken between
+    /// the check and the boot (another test run choosing the same one) means a retry on another.
     pub async fn start() -> anyhow::Result<PrivateRabbit> {
         require_root("a private RabbitMQ node")?;
+        let mut failure = None;
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_once().await {
+                Ok(rabbit) => return Ok(rabbit),
+                Err(e) => failure = Some(e),
+            }
+        }
+        Err(failure.expect("at least one attempt"))
+    }
+
+    async fn start_once() -> anyhow::Result<PrivateRabbit> {
         let port = free_port(&NEXT_RABBIT_PORT, 5701, 5799, |p| [p, p + 20_000])?;
         let node = format!("herald-chaos-{}-{port}@localhost", std::process::id());
         let dir = temp_dir("herald-rabbit")?;
@@ -150,13 +164,21 @@ impl PrivateRabbit {
         self.wait_listening().await
     }
 
-    /// Waits until the AMQP port accepts connections; fails with the node's log if the node
-    /// exits or does not come up in time.
+    /// Waits until the AMQP port accepts connections and the node says it has booted (so a
+    /// listener of someone else's on the port does not count); fails with the node's log if the
+    /// node exits or does not come up in time.
     async fn wait_listening(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if port_open(self.port) {
-                return Ok(());
+                return match self.ctl(&["await_startup", "--timeout", "60"]).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => bail!(
+                        "RabbitMQ node {} did not boot: {e:#}\n{}",
+                        self.node,
+                        tail(&self.dir.join("server.out"))
+                    ),
+                };
             }
             if let Some(server) = self.server.as_mut()
                 && let Some(status) = server.try_wait()?
@@ -216,9 +238,20 @@ pub struct PrivatePostgres {
 }
 
 impl PrivatePostgres {
-    /// Creates a cluster with `initdb` and starts it.
+    /// Creates a cluster with `initdb` and starts it; on a port taken meanwhile, on another one.
     pub async fn start() -> anyhow::Result<PrivatePostgres> {
         require_root("a private PostgreSQL server")?;
+        let mut failure = None;
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_once().await {
+                Ok(pg) => return Ok(pg),
+                Err(e) => failure = Some(e),
+            }
+        }
+        Err(failure.expect("at least one attempt"))
+    }
+
+    async fn start_once() -> anyhow::Result<PrivatePostgres> {
         let port = free_port(&NEXT_PG_PORT, 5442, 5499, |p| [p, p])?;
         let dir = temp_dir("herald-pg")?;
         chown(&dir, "postgres")?;
@@ -352,6 +385,13 @@ fn free_port(
     ports: impl Fn(u16) -> [u16; 2],
 ) -> anyhow::Result<u16> {
     let span = high - low + 1;
+    // Start where this process's id points, so concurrent test runs spread over the range.
+    let _ = next.compare_exchange(
+        0,
+        u16::try_from(std::process::id() % u32::from(span)).unwrap_or(0) + 1,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
     for _ in 0..span {
         let offset = next.fetch_add(1, Ordering::Relaxed) % span;
         let candidate = low + offset;
