@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Chaos run for Herald: the fault scenarios of crates/herald/tests/faults.rs with more jobs, more
-# faults and longer outages, one at a time, then a table:
+# Chaos run for Herald: the fault scenarios of crates/herald/tests/faults.rs and cluster.rs with
+# more jobs, more faults and longer outages, one at a time, then a table:
 #   scenario | published | delivered | dead-lettered | lost | duplicated | result | time
 #
-#   scripts/chaos.sh                 # everything, SMTP down for 10 real minutes (~25 min in all)
+#   scripts/chaos.sh                 # everything, SMTP down for 10 real minutes (~30 min in all)
 #   CHAOS_SMTP_DOWN=30s scripts/chaos.sh   # a quicker run
 #
 # Knobs: CHAOS_SCALE (job and fault multiplier, default 10), CHAOS_SMTP_DOWN (SMTP outage against
@@ -12,7 +12,8 @@
 #
 # Needs what `cargo test` needs (RabbitMQ on :5672, PostgreSQL on :5432) and root: broker and
 # database restarts use private instances (crates/testkit/src/services.rs) on ports 5701+ and
-# 5442+, which are stopped and deleted afterwards. The shared services are never restarted.
+# 5442+ (the cluster scenario: three nodes), which are stopped and deleted afterwards. The shared
+# services are never restarted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,7 @@ out=$(mktemp -d /tmp/herald-chaos.XXXXXX)
 report=$out/rows
 : >"$report"
 
+# Each scenario is a test of tests/faults.rs, or `<test file>:<test>` for another test binary.
 scenarios=(
   a_sigkilled_worker_loses_nothing_and_duplicates_at_most_its_prefetch
   sigterm_drains_in_flight_jobs_and_leaves_the_rest_queued
@@ -33,14 +35,19 @@ scenarios=(
   smtp_hanging_before_data_times_out_and_is_retried_without_duplicates
   smtp_slower_than_the_send_timeout_is_retried_and_duplicates_stay_within_the_attempts
   smtp_down_then_back_on_the_same_port_delivers_every_job
+  cluster:a_cluster_losing_a_node_loses_no_job_and_clients_fail_over_to_the_survivors
 )
 
 echo "Building the fault tests..."
-cargo test -q -p herald --test faults --no-run 2>&1 | tail -n 5
+cargo test -q -p herald --test faults --test cluster --no-run 2>&1 | tail -n 5
 
 failed=0
 declare -A result took
-for name in "${scenarios[@]}"; do
+for scenario in "${scenarios[@]}"; do
+  binary=faults name=$scenario
+  if [[ $scenario == *:* ]]; then
+    binary=${scenario%%:*} name=${scenario#*:}
+  fi
   extra=()
   if [[ $name == smtp_down_then_back_on_the_same_port_delivers_every_job ]]; then
     extra=(HERALD_CHAOS_SMTP_DOWN="$smtp_down" HERALD_CHAOS_PRODUCTION_TIERS=1)
@@ -50,7 +57,7 @@ for name in "${scenarios[@]}"; do
   before=$(wc -l <"$report")
   if env HERALD_CHAOS_SCALE="$scale" HERALD_CHAOS_REPORT="$report" \
     HERALD_CHAOS_PG_DOWN="$pg_down" "${extra[@]}" \
-    cargo test -q -p herald --test faults -- --exact "$name" --test-threads=1 \
+    cargo test -q -p herald --test "$binary" -- --exact "$name" --test-threads=1 \
     >"$out/$name.log" 2>&1; then
     result[$name]=ok
   else

@@ -84,15 +84,7 @@ impl Settings {
         };
 
         let amqp_url = get("HERALD_AMQP_URL").unwrap_or_else(|| DEFAULT_AMQP_URL.to_string());
-        match Url::parse(&amqp_url) {
-            Ok(u) if matches!(u.scheme(), "amqp" | "amqps") && u.host_str().is_some() => {}
-            _ => {
-                return Err(bad(
-                    "HERALD_AMQP_URL",
-                    "must be an amqp:// or amqps:// URL such as amqp://guest:guest@127.0.0.1:5672/%2f",
-                ));
-            }
-        }
+        check_amqp_urls(&amqp_url)?;
 
         let database_url =
             get("HERALD_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
@@ -392,6 +384,32 @@ fn duration(
         })
 }
 
+/// HERALD_AMQP_URL: one `amqp://` or `amqps://` URL with a host, or the nodes of one cluster
+/// as several such URLs separated by commas, differing only in host and port (the rule
+/// `herald_queue::connect::parse_urls` enforces). Errors never repeat a URL: it may hold a
+/// password.
+fn check_amqp_urls(urls: &str) -> Result<(), SettingsError> {
+    const EXAMPLE: &str = "must be an amqp:// or amqps:// URL such as \
+        amqp://guest:guest@127.0.0.1:5672/%2f, or the nodes of one cluster separated by commas \
+        (amqp://guest:guest@10.0.0.1:5672/%2f,amqp://guest:guest@10.0.0.2:5672/%2f)";
+    let entries: Vec<&str> = herald_queue::connect::split_urls(urls).collect();
+    for (i, entry) in entries.iter().enumerate() {
+        match Url::parse(entry) {
+            Ok(u) if matches!(u.scheme(), "amqp" | "amqps") && u.host_str().is_some() => {}
+            _ if entries.len() > 1 => {
+                return Err(bad(
+                    "HERALD_AMQP_URL",
+                    format!("entry {} of the list is not a URL: {EXAMPLE}", i + 1),
+                ));
+            }
+            _ => return Err(bad("HERALD_AMQP_URL", EXAMPLE)),
+        }
+    }
+    herald_queue::connect::parse_urls(urls)
+        .map(drop)
+        .map_err(|e| bad("HERALD_AMQP_URL", format!("is not usable: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +458,24 @@ mod tests {
             let err = load(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{value}");
             assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_amqp_url_may_list_the_nodes_of_a_cluster() {
+        let list = "amqp://guest:guest@127.0.0.1:5701/%2f, amqp://guest:guest@127.0.0.1:5702/%2f";
+        assert_eq!(load(&[("HERALD_AMQP_URL", list)]).unwrap().amqp_url, list);
+        for bad_list in [
+            // An entry that is not an AMQP URL, an empty entry.
+            "amqp://guest:guest@127.0.0.1:5701/%2f,http://127.0.0.1:5702",
+            "amqp://guest:guest@127.0.0.1:5701/%2f,,amqp://guest:guest@127.0.0.1:5702/%2f",
+            // Nodes of one cluster share credentials and vhost.
+            "amqp://guest:guest@127.0.0.1:5701/%2f,amqp://guest:s3cret@127.0.0.1:5702/%2f",
+            "amqp://guest:guest@127.0.0.1:5701/%2f,amqp://guest:guest@127.0.0.1:5702/other",
+        ] {
+            let err = load(&[("HERALD_AMQP_URL", bad_list)]).unwrap_err();
+            assert_eq!(err.var, "HERALD_AMQP_URL", "{bad_list}");
+            assert!(!err.to_string().contains("s3cret"), "{err}");
         }
     }
 

@@ -7,14 +7,13 @@
 //! `HERALD_CHAOS_SCALE` (more jobs, more faults, longer outages) and `HERALD_CHAOS_REPORT` (a file
 //! each scenario appends its `scenario|published|delivered|dead|lost|duplicated|note` row to).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+mod chaos;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_domain::{EmailJob, JobKind};
+use herald_domain::EmailJob;
 use herald_mailsink::{FaultPlan, MailSink, SinkOptions};
 use herald_producer::Producer;
 use herald_queue::Topology;
@@ -24,17 +23,11 @@ use herald_store::Store;
 use herald_testkit::broker::TestBroker;
 use herald_testkit::db::TestDb;
 use herald_testkit::env::{TEST_PUBLIC_URL, TestEnv};
-use herald_testkit::services::{PrivatePostgres, PrivateRabbit};
+use herald_testkit::services::{PRIVATE_SERVICES, PrivatePostgres, PrivateRabbit};
 use herald_worker::{CancellationToken, Pipeline, Worker, WorkerConfig, WorkerError};
 use tokio::task::JoinHandle;
 
-const HERALD: &str = env!("CARGO_BIN_EXE_herald");
-const SECRET: &str = "fault-tests-ticket-secret-0123456789abcdef";
-const PREFETCH: u16 = 8;
-
-/// Tests that start private RabbitMQ or PostgreSQL instances run one at a time: each boots a
-/// server, and two at once on this two-core machine only slows both down.
-static PRIVATE_SERVICES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use chaos::*;
 
 // ---------------------------------------------------------------------------------------------
 // 1. A worker process SIGKILLed mid-batch.
@@ -749,101 +742,7 @@ async fn smtp_hanging_before_data_times_out_and_is_retried_without_duplicates() 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Helpers.
-
-/// Logs to the test's captured output when `RUST_LOG` is set (shown for failing tests).
-fn init_logs() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .with_ansi(false)
-            .try_init();
-    }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-/// 1 under `cargo test`; `HERALD_CHAOS_SCALE` under `scripts/chaos.sh`.
-fn scale() -> usize {
-    std::env::var("HERALD_CHAOS_SCALE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|s| *s >= 1)
-        .unwrap_or(1)
-}
-
-/// A deadline stretched with the number of jobs.
-fn scaled(timeout: Duration) -> Duration {
-    timeout * u32::try_from(scale()).unwrap_or(u32::MAX)
-}
-
-/// A verification job (so it has a ticket) whose recipient's local part is its id.
-fn job(prefix: &str, i: usize) -> EmailJob {
-    let id = format!("{prefix}-{i:05}");
-    EmailJob::builder(
-        JobKind::Verification,
-        format!("user|{id}"),
-        format!("{id}@example.com"),
-    )
-    .id(id)
-    .build()
-    .expect("a valid job")
-}
-
-async fn publish_batch(producer: &Producer, prefix: &str, n: usize) -> Vec<String> {
-    let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
-        let job = job(prefix, i);
-        producer.publish(&job).await.expect("the broker is up");
-        ids.push(job.id.to_string());
-    }
-    ids
-}
-
-/// Publishes `n` jobs with a producer of its own, closed before returning.
-async fn publish_fresh(amqp_url: &str, prefix: &str, n: usize) -> Vec<String> {
-    let producer = Producer::connect_with(amqp_url, TestEnv::topology())
-        .await
-        .unwrap();
-    let ids = publish_batch(&producer, prefix, n).await;
-    producer.close().await;
-    ids
-}
-
-/// The job ids the sink has mail for (from the envelope; cheap enough to poll).
-fn delivered_ids(sink: &MailSink) -> BTreeSet<String> {
-    sink.messages()
-        .iter()
-        .filter_map(|m| m.rcpt_to.first())
-        .map(|r| r.split('@').next().unwrap_or_default().to_owned())
-        .collect()
-}
-
-/// Polls `check` every 50 ms until it holds; panics with `what` after `timeout`.
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(ms(50)).await;
-    }
-}
+// Helpers only these scenarios use (the shared ones are in chaos/mod.rs).
 
 async fn status_count(store: &Store, status: &str) -> usize {
     store
@@ -853,58 +752,6 @@ async fn status_count(store: &Store, status: &str) -> usize {
         .into_iter()
         .find(|(s, _)| s == status)
         .map_or(0, |(_, n)| usize::try_from(n).unwrap())
-}
-
-/// Waits until the ledger shows `n` jobs sent; panics with the ledger's counts after `timeout`.
-async fn wait_all_sent(store: &Store, n: usize, timeout: Duration) {
-    if let Err(counts) = all_sent_within(store, n, timeout).await {
-        panic!("not all {n} jobs sent after {timeout:?}; ledger: {counts:?}");
-    }
-}
-
-/// Polls the ledger until `n` jobs are sent, or returns its counts after `timeout`.
-async fn all_sent_within(
-    store: &Store,
-    n: usize,
-    timeout: Duration,
-) -> Result<(), Vec<(String, i64)>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let counts = store.job_status_counts().await.unwrap_or_default();
-        let sent = counts
-            .iter()
-            .find(|(s, _)| s == "sent")
-            .map_or(0, |(_, c)| usize::try_from(*c).unwrap_or(0));
-        if sent >= n {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(counts);
-        }
-        tokio::time::sleep(ms(100)).await;
-    }
-}
-
-async fn assert_ledger_all_sent_with_one_ticket(store: &Store, ids: &[String]) {
-    for id in ids {
-        let job = store
-            .job(id)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("{id} not in the ledger"));
-        assert_eq!(job.status, "sent", "{id}: {job:?}");
-        // tickets.job_id is UNIQUE, so "one" means "present".
-        let ticket = store.ticket_for_job(id).await.unwrap();
-        assert!(ticket.is_some(), "{id} was sent without a ticket");
-        let sent_events = store
-            .job_events(id)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|e| e.event == "sent")
-            .count();
-        assert!(sent_events >= 1, "{id} has no 'sent' event");
-    }
 }
 
 async fn ids_in_status(store: &Store, ids: &[String], status: &str) -> BTreeSet<String> {
@@ -933,17 +780,6 @@ async fn dead_letters(broker: &TestBroker) -> usize {
     broker.depth("herald.email.dead").await as usize
 }
 
-async fn dead_letters_at(url: &str) -> usize {
-    let conn = herald_queue::connect(url, "herald-fault-test")
-        .await
-        .unwrap();
-    let stats = herald_queue::queue_stats(&conn, "herald.email.dead")
-        .await
-        .unwrap();
-    let _ = conn.close(200, "OK".into()).await;
-    stats.messages as usize
-}
-
 async fn consumers_and_depth(url: &str, queue: &str) -> (u32, u32) {
     let conn = herald_queue::connect(url, "herald-fault-test")
         .await
@@ -951,15 +787,6 @@ async fn consumers_and_depth(url: &str, queue: &str) -> (u32, u32) {
     let stats = herald_queue::queue_stats(&conn, queue).await.unwrap();
     let _ = conn.close(200, "OK".into()).await;
     (stats.messages, stats.consumers)
-}
-
-async fn consumers_on(url: &str, queue: &str) -> u32 {
-    let conn = herald_queue::connect(url, "herald-fault-test")
-        .await
-        .unwrap();
-    let stats = herald_queue::queue_stats(&conn, queue).await.unwrap();
-    let _ = conn.close(200, "OK".into()).await;
-    stats.consumers
 }
 
 async fn retry_depth(broker: &TestBroker) -> u32 {
@@ -977,13 +804,6 @@ fn tiers(topology: &Topology) -> String {
         .map(|d| herald_queue::topology::compact(*d))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Closes a producer whose publishing tasks have ended.
-async fn close(producer: Arc<Producer>) {
-    if let Ok(producer) = Arc::try_unwrap(producer) {
-        producer.close().await;
-    }
 }
 
 /// A worker config like `TestEnv::config` for a broker of our own.
@@ -1025,263 +845,5 @@ impl InProcessWorker {
     async fn stop(self) -> Result<(), WorkerError> {
         self.token.cancel();
         self.handle.await.unwrap()
-    }
-}
-
-/// `herald worker` as a child process, configured like the tests' in-process workers. Dropping
-/// it SIGKILLs the process if it is still running.
-#[derive(Debug)]
-struct WorkerProcess {
-    child: Child,
-}
-
-impl WorkerProcess {
-    fn spawn(amqp: &str, db: &str, smtp: &str, extra: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(HERALD);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HERALD_AMQP_URL", amqp)
-            .env("HERALD_DATABASE_URL", db)
-            .env("HERALD_SMTP_URL", smtp)
-            .env("HERALD_PUBLIC_URL", "https://id.herald.test")
-            .env("HERALD_TICKET_SECRET", SECRET)
-            .env("HERALD_PREFETCH", PREFETCH.to_string())
-            .env("HERALD_RETRY_DELAYS", "200ms,400ms")
-            .env("HERALD_MAX_ATTEMPTS", "50")
-            .env("HERALD_SMTP_TIMEOUT", "2s")
-            .env("HERALD_SEND_LEASE", "3s")
-            .env("HERALD_METRICS_ADDR", "off")
-            .env("RUST_LOG", "error");
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .arg("worker")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the herald binary starts");
-        WorkerProcess { child }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL the worker");
-        self.child.wait().expect("reap the worker");
-    }
-
-    /// Sends SIGTERM and waits for the exit.
-    async fn terminate_and_wait(&mut self, timeout: Duration) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the worker did not exit after SIGTERM"
-            );
-            tokio::time::sleep(ms(20)).await;
-        }
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Tasks publishing fresh jobs back to back until stopped, recording each outcome.
-#[derive(Debug)]
-struct Publishers {
-    stop: CancellationToken,
-    attempts: Arc<AtomicUsize>,
-    outcomes: Arc<Mutex<Vec<(String, bool)>>>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Publishers {
-    fn start(producer: Arc<Producer>, prefix: &str, tasks: usize, pause: Duration) -> Self {
-        let stop = CancellationToken::new();
-        let attempts = Arc::new(AtomicUsize::new(0));
-        let outcomes = Arc::new(Mutex::new(Vec::new()));
-        let tasks = (0..tasks)
-            .map(|t| {
-                let (producer, stop) = (producer.clone(), stop.clone());
-                let (attempts, outcomes) = (attempts.clone(), outcomes.clone());
-                let prefix = format!("{prefix}{t}");
-                tokio::spawn(async move {
-                    let mut i = 0;
-                    while !stop.is_cancelled() {
-                        let job = job(&prefix, i);
-                        i += 1;
-                        attempts.fetch_add(1, Ordering::SeqCst);
-                        let ok = producer.publish(&job).await.is_ok();
-                        outcomes.lock().unwrap().push((job.id.to_string(), ok));
-                        tokio::time::sleep(pause).await;
-                    }
-                })
-            })
-            .collect();
-        Publishers {
-            stop,
-            attempts,
-            outcomes,
-            tasks,
-        }
-    }
-
-    /// Waits until `n` more publishes have started (so some run during an outage).
-    async fn wait_attempts_after_now(&self, n: usize) {
-        let target = self.attempts.load(Ordering::SeqCst) + n;
-        wait_until("publishes during the outage", secs(60), || async {
-            self.attempts.load(Ordering::SeqCst) >= target
-        })
-        .await;
-    }
-
-    /// Whether a publish succeeds within `timeout` from now.
-    async fn wait_ok_after_now(&self, timeout: Duration) -> bool {
-        let ok = || {
-            self.outcomes
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(_, ok)| *ok)
-                .count()
-        };
-        let target = ok() + 1;
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if ok() >= target {
-                return true;
-            }
-            tokio::time::sleep(ms(50)).await;
-        }
-        false
-    }
-
-    async fn stop(self) -> Vec<(String, bool)> {
-        self.stop.cancel();
-        for task in self.tasks {
-            task.await.unwrap();
-        }
-        std::mem::take(&mut *self.outcomes.lock().unwrap())
-    }
-}
-
-/// One email as received: its Message-ID and its ticket link.
-type MailCopy = (Option<String>, Option<String>);
-
-/// What the sink received, per job id (the recipient's local part).
-#[derive(Debug, Default)]
-struct Tally {
-    /// For each job: every copy's Message-ID and ticket link.
-    copies: BTreeMap<String, Vec<MailCopy>>,
-}
-
-impl Tally {
-    fn of(sink: &MailSink) -> Tally {
-        let mut tally = Tally::default();
-        for mail in sink.messages() {
-            let rcpt = mail.rcpt_to.first().cloned().unwrap_or_default();
-            let id = rcpt.split('@').next().unwrap_or_default().to_owned();
-            let parsed = mail.parsed();
-            let link = parsed.text().and_then(|text| {
-                text.split_whitespace()
-                    .find(|w| w.contains("/u/email-verification?ticket="))
-                    .map(str::to_owned)
-            });
-            tally
-                .copies
-                .entry(id)
-                .or_default()
-                .push((parsed.message_id(), link));
-        }
-        tally
-    }
-
-    fn delivered_of(&self, ids: &[String]) -> usize {
-        let ids: BTreeSet<&String> = ids.iter().collect();
-        ids.iter()
-            .filter(|id| self.copies.contains_key(**id))
-            .count()
-    }
-
-    fn lost(&self, ids: &[String]) -> usize {
-        let distinct: BTreeSet<&String> = ids.iter().collect();
-        distinct.len() - self.delivered_of(ids)
-    }
-
-    /// Copies beyond the first, over every job.
-    fn duplicates(&self) -> usize {
-        self.copies.values().map(|c| c.len() - 1).sum()
-    }
-
-    /// A duplicate is the same email: same Message-ID and same ticket link.
-    fn assert_copies_identical(&self) {
-        for (id, copies) in &self.copies {
-            let first = &copies[0];
-            assert!(
-                first.0.as_deref().is_some_and(|m| m.contains(id.as_str())),
-                "{id}: Message-ID {:?}",
-                first.0
-            );
-            for copy in &copies[1..] {
-                assert_eq!(copy, first, "{id}: a duplicate differs from the first copy");
-            }
-        }
-    }
-}
-
-/// One line of the chaos table.
-#[derive(Debug)]
-struct Row {
-    scenario: &'static str,
-    published: usize,
-    delivered: usize,
-    dead: usize,
-    lost: usize,
-    duplicated: usize,
-    note: String,
-}
-
-impl Row {
-    /// Prints the row and, under `scripts/chaos.sh`, appends it to `HERALD_CHAOS_REPORT`.
-    fn report(&self) {
-        let line = format!(
-            "{}|{}|{}|{}|{}|{}|{}",
-            self.scenario,
-            self.published,
-            self.delivered,
-            self.dead,
-            self.lost,
-            self.duplicated,
-            self.note
-        );
-        eprintln!("chaos row: {line}");
-        if let Ok(path) = std::env::var("HERALD_CHAOS_REPORT") {
-            use std::io::Write;
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .expect("open the chaos report");
-            writeln!(file, "{line}").expect("write the chaos report");
-        }
-    }
-
-    fn assert_nothing_lost(&self) {
-        assert_eq!(self.lost, 0, "{self:?}");
-        assert_eq!(self.delivered, self.published, "{self:?}");
     }
 }

@@ -98,3 +98,52 @@ async fn a_wrong_vhost_is_reported_without_hanging() {
         started.elapsed()
     );
 }
+
+fn welcome(id: &str) -> EmailJob {
+    EmailJob::builder(JobKind::Welcome, "auth0|9", "ada@example.com")
+        .id(id)
+        .build()
+        .expect("a valid job")
+}
+
+/// The message ids in `herald.email`, sorted (the queue is emptied).
+async fn queued_ids(broker: &TestBroker) -> Vec<String> {
+    let mut ids = Vec::new();
+    while let Some((_, props)) = broker.get("herald.email").await {
+        ids.extend(props.message_id().as_ref().map(|s| s.to_string()));
+    }
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn after_the_jobs_exchange_is_deleted_one_publish_fails_and_the_next_declares_it_again()
+-> anyhow::Result<()> {
+    let broker = TestBroker::new().await?;
+    let producer = Producer::connect(&broker.url).await?;
+    producer.publish(&welcome("job_before")).await?;
+    assert!(producer.is_open());
+
+    // An operator deletes the exchange: the next publish makes the broker close its channel.
+    let admin = broker.connection().await;
+    admin
+        .create_channel()
+        .await?
+        .exchange_delete(
+            "herald.jobs".into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await?;
+    let err = producer.publish(&welcome("job_lost")).await.unwrap_err();
+    assert!(
+        matches!(&err, ProduceError::Publish { message_id, source: PublishError::Amqp(_) } if message_id == "job_lost"),
+        "{err:?}"
+    );
+    assert!(!producer.is_open());
+
+    producer.publish(&welcome("job_after")).await?;
+    assert!(producer.is_open());
+    // The failed publish was reported, not sent again behind the caller's back.
+    assert_eq!(queued_ids(&broker).await, ["job_after", "job_before"]);
+    Ok(())
+}

@@ -2,18 +2,36 @@
 //!
 //! Every publish is `mandatory` on a confirm-mode channel and waits for its own confirm, so a
 //! nack, an unroutable return or a missing confirm is an error the caller sees, never a message
-//! silently lost. Publishes on one [`Publisher`] are serialised: lapin hands a `basic.return` to
-//! whichever pending confirm a multiple-ack resolves first, so with several confirms in flight an
-//! unroutable message could be reported as delivered. One publish in flight keeps that exact.
+//! silently lost.
+//!
+//! A [`Publisher`] holds a pool of confirm-mode channels and gives each publish a channel of its
+//! own until its confirm arrives: publishes from many tasks run side by side, one per channel.
+//! Never more than one per channel, because lapin matches a `basic.return` to a confirm by order
+//! alone: every ack or nack it receives takes the oldest return waiting on the channel, and a
+//! multiple ack completes its confirms in hash-map order. With several confirms in flight on a
+//! channel, an unroutable message could be reported as delivered and a delivered one as
+//! returned. With one in flight it is exact: RabbitMQ sends a message's `basic.return` before
+//! its `basic.ack`, so when the confirm of the channel's only publish arrives, that publish's
+//! return (if any) is waiting and is the one taken. The only leftover a channel can carry is a
+//! return whose ack was lost with a dropped connection; after lapin's recovery it would turn the
+//! next publish's `Ok` into a spurious [`PublishError::Returned`] (a duplicate when retried),
+//! never a returned message into an `Ok`.
+//!
+//! A publish abandoned before its confirm (its caller gave up, or the confirm timeout passed)
+//! leaves a confirm in flight. Its channel goes back to the pool only once lapin has settled that
+//! confirm (`Channel::wait_for_confirms`), or is retired if it never is.
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::future::try_join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
-use tokio::sync::Mutex;
-use tokio::time::{Instant, timeout_at};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionStatus};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::error::{PublishError, QueueError};
 use crate::headers::{self, copied_headers, long_string, truncate};
@@ -22,19 +40,166 @@ use crate::topology::Topology;
 /// How long a publish waits for its confirm before it reports [`PublishError::Timeout`].
 pub const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Publishes with publisher confirms on one channel. Cheap to clone; clones share the channel.
+/// How many channels [`Publisher::new`] opens: the most publishes one publisher has in flight.
+pub const DEFAULT_CHANNELS: usize = 128;
+
+/// How long a channel whose publish was abandoned waits for the pending confirm before it is
+/// retired from the pool.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Publishes with publisher confirms over a pool of channels on one connection. Cheap to clone;
+/// clones share the pool.
 #[derive(Debug, Clone)]
 pub struct Publisher {
     inner: Arc<Inner>,
     confirm_timeout: Duration,
 }
 
-#[derive(Debug)]
 struct Inner {
-    channel: Channel,
+    connection: ConnectionStatus,
     topology: Topology,
-    /// Held from `basic.publish` until its confirm arrives; see the module docs for why.
-    in_flight: Mutex<()>,
+    channels: Vec<Channel>,
+    /// Indexes into `channels` of the channels no publish holds, used last in, first out.
+    idle: std::sync::Mutex<Vec<usize>>,
+    /// One permit per idle channel: a publish waits here for a channel of its own.
+    free: Arc<Semaphore>,
+    /// Why the publisher is closed, once the broker closed one of its channels or the
+    /// connection failed for good. Kept like a single channel's state was: a closed publisher
+    /// stays closed, and its owner builds a new one (after declaring the topology again).
+    closed: OnceLock<lapin::Error>,
+    /// Channels taken out of the pool because a confirm never settled.
+    retired: AtomicUsize,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publisher")
+            .field("channels", &self.channels.len())
+            .field("idle", &self.free.available_permits())
+            .field("retired", &self.retired.load(Ordering::Relaxed))
+            .field("closed", &self.closed.get())
+            .field("topology", &self.topology)
+            .finish()
+    }
+}
+
+impl Inner {
+    fn release(&self, slot: usize, permit: OwnedSemaphorePermit) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(slot);
+        drop(permit);
+    }
+
+    fn retire(&self, slot: usize, permit: OwnedSemaphorePermit) {
+        self.retired.fetch_add(1, Ordering::Relaxed);
+        permit.forget();
+        tracing::warn!(
+            channel = self.channels[slot].id(),
+            "A publishing channel's pending confirm never settled; the channel is retired."
+        );
+    }
+
+    /// Closes the publisher when `error` ended the channel at `slot` (rather than a recovery).
+    fn note_failure(&self, slot: usize, error: &lapin::Error) {
+        if !usable(&self.channels[slot]) {
+            let _ = self.closed.set(error.clone());
+        }
+    }
+}
+
+/// Whether a channel can publish now or once lapin has recovered its connection.
+fn usable(channel: &Channel) -> bool {
+    let status = channel.status();
+    status.connected() || status.initializing()
+}
+
+/// One pooled channel held by one publish. Dropped with its confirm settled, the channel goes
+/// back to the pool; dropped with a confirm still in flight, it waits for that confirm first.
+struct Lease {
+    inner: Arc<Inner>,
+    slot: usize,
+    permit: Option<OwnedSemaphorePermit>,
+    /// False from `basic.publish` until its confirm resolved (or a recovery reset the channel).
+    settled: bool,
+}
+
+impl Lease {
+    async fn acquire(inner: &Arc<Inner>) -> Lease {
+        let permit = Arc::clone(&inner.free)
+            .acquire_owned()
+            .await
+            .expect("the pool's semaphore is never closed");
+        let slot = inner
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .expect("every permit stands for an idle channel");
+        Lease {
+            inner: Arc::clone(inner),
+            slot,
+            permit: Some(permit),
+            settled: true,
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        if self.settled {
+            self.inner.release(self.slot, permit);
+            return;
+        }
+        let (inner, slot) = (Arc::clone(&self.inner), self.slot);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(settle(inner, slot, permit))),
+            Err(_) => inner.retire(slot, permit),
+        }
+    }
+}
+
+/// Waits until the confirm left in flight on channel `slot` resolves, then returns the channel
+/// to the pool; retires it if the confirm does not resolve or the channel is gone.
+async fn settle(inner: Arc<Inner>, slot: usize, permit: OwnedSemaphorePermit) {
+    let channel = &inner.channels[slot];
+    let waited = timeout(SETTLE_TIMEOUT, channel.wait_for_confirms()).await;
+    match waited {
+        // A rejected confirm means lapin reset the channel's confirms (a recovery) or the
+        // channel died; either way nothing is left in flight on it.
+        Ok(_) if usable(channel) => {
+            if let Ok(Ok(returned)) = &waited
+                && !returned.is_empty()
+            {
+                tracing::debug!(
+                    returned = returned.len(),
+                    "An abandoned publish was returned by the broker."
+                );
+            }
+            inner.release(slot, permit);
+        }
+        Ok(Err(error)) => {
+            inner.note_failure(slot, &error);
+            inner.retire(slot, permit);
+        }
+        Ok(Ok(_)) | Err(_) => inner.retire(slot, permit),
+    }
+}
+
+async fn open_confirm_channel(conn: &Connection) -> Result<Channel, QueueError> {
+    let channel = conn
+        .create_channel()
+        .await
+        .map_err(QueueError::amqp("open a publishing channel"))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(QueueError::amqp("enable publisher confirms"))?;
+    Ok(channel)
 }
 
 /// The properties of a job message: persistent, JSON, `message_id` = the job id, a timestamp
@@ -49,23 +214,31 @@ pub fn job_properties(message_id: &str) -> Result<BasicProperties, PublishError>
 }
 
 impl Publisher {
-    /// Opens a channel on `conn` and puts it in confirm mode. It declares nothing: call
-    /// [`Topology::declare`] or [`Topology::declare_core`] first.
+    /// Opens [`DEFAULT_CHANNELS`] channels on `conn` and puts them in confirm mode. It declares
+    /// nothing: call [`Topology::declare`] or [`Topology::declare_core`] first.
     pub async fn new(conn: &Connection, topology: Topology) -> Result<Self, QueueError> {
+        Self::with_channels(conn, topology, DEFAULT_CHANNELS).await
+    }
+
+    /// Like [`Publisher::new`] with `channels` channels (at least one): at most that many
+    /// publishes are in flight at once, the others wait for a channel within their timeout.
+    pub async fn with_channels(
+        conn: &Connection,
+        topology: Topology,
+        channels: usize,
+    ) -> Result<Self, QueueError> {
         topology.validate()?;
-        let channel = conn
-            .create_channel()
-            .await
-            .map_err(QueueError::amqp("open a publishing channel"))?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(QueueError::amqp("enable publisher confirms"))?;
+        let channels =
+            try_join_all((0..channels.max(1)).map(|_| open_confirm_channel(conn))).await?;
         Ok(Publisher {
             inner: Arc::new(Inner {
-                channel,
+                connection: conn.status().clone(),
                 topology,
-                in_flight: Mutex::new(()),
+                idle: std::sync::Mutex::new((0..channels.len()).rev().collect()),
+                free: Arc::new(Semaphore::new(channels.len())),
+                channels,
+                closed: OnceLock::new(),
+                retired: AtomicUsize::new(0),
             }),
             confirm_timeout: DEFAULT_CONFIRM_TIMEOUT,
         })
@@ -82,12 +255,17 @@ impl Publisher {
         &self.inner.topology
     }
 
-    /// Whether the channel can still publish. A channel closed by the broker (say, a publish to
-    /// an exchange that does not exist) is not reopened: build a new `Publisher`. A connection
-    /// that is recovering counts as open.
+    /// Whether a publish can go out now: the connection is connected and every channel is
+    /// open. False while lapin is recovering the connection (a publish then waits for the
+    /// recovery within its confirm timeout), and for good once the broker closed a channel
+    /// (say, after a publish to an exchange that does not exist) or the connection failed:
+    /// build a new `Publisher` then.
     pub fn is_open(&self) -> bool {
-        let status = self.inner.channel.status();
-        status.connected() || status.reconnecting() || status.initializing()
+        let inner = &self.inner;
+        inner.closed.get().is_none()
+            && inner.connection.connected()
+            && inner.retired.load(Ordering::Relaxed) < inner.channels.len()
+            && inner.channels.iter().all(|c| c.status().connected())
     }
 
     /// Publishes a job to the jobs exchange: persistent, `application/json`, `message_id`,
@@ -181,9 +359,10 @@ impl Publisher {
     /// Publishes `body` with `props` as given, mandatory, and waits for its confirm. The other
     /// `publish_*` methods go through here; it is public for producers that add headers.
     ///
-    /// When the connection drops mid-publish and auto-recovery brings it back within the
-    /// confirm timeout, the message is published once more; the broker may then hold it twice,
-    /// which consumers tolerate because they are idempotent on the job id.
+    /// The wait for a free channel counts against the confirm timeout. When the connection
+    /// drops mid-publish and auto-recovery brings it back within the confirm timeout, the
+    /// message is published once more; the broker may then hold it twice, which consumers
+    /// tolerate because they are idempotent on the job id.
     pub async fn publish_with(
         &self,
         exchange: &str,
@@ -193,14 +372,17 @@ impl Publisher {
     ) -> Result<(), PublishError> {
         let exchange = short(exchange, "exchange name")?;
         let routing_key = short(routing_key, "routing key")?;
+        if let Some(error) = self.inner.closed.get() {
+            return Err(PublishError::Amqp(error.clone()));
+        }
         let deadline = Instant::now() + self.confirm_timeout;
-        let channel = &self.inner.channel;
-
-        let Ok(_in_flight) = timeout_at(deadline, self.inner.in_flight.lock()).await else {
+        let Ok(mut lease) = timeout_at(deadline, Lease::acquire(&self.inner)).await else {
             return Err(PublishError::Timeout);
         };
+        let channel = &self.inner.channels[lease.slot];
         let mut recovered = false;
         loop {
+            lease.settled = false;
             let publish = async {
                 channel
                     .basic_publish(
@@ -218,9 +400,13 @@ impl Publisher {
             };
             let error = match timeout_at(deadline, publish).await {
                 Err(_) => return Err(PublishError::Timeout),
-                Ok(Ok(confirmation)) => return confirmed(confirmation),
+                Ok(Ok(confirmation)) => {
+                    lease.settled = true;
+                    return confirmed(confirmation);
+                }
                 Ok(Err(error)) => error,
             };
+            self.inner.note_failure(lease.slot, &error);
             if recovered {
                 return Err(PublishError::Amqp(error));
             }

@@ -2,19 +2,31 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::stream::{self, StreamExt};
 use herald_domain::{EmailJob, JobKind};
-use herald_queue::{PublishError, Publisher, Topology, failed_attempts, header_string, headers};
+use herald_queue::{
+    DEFAULT_CHANNELS, PublishError, Publisher, Topology, failed_attempts, header_string, headers,
+};
 use herald_testkit::broker::TestBroker;
 use lapin::BasicProperties;
+use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 async fn setup(topology: Topology) -> anyhow::Result<(TestBroker, lapin::Connection, Publisher)> {
+    setup_with_channels(topology, DEFAULT_CHANNELS).await
+}
+
+/// A fresh vhost with `topology` declared and a publisher of `channels` channels.
+async fn setup_with_channels(
+    topology: Topology,
+    channels: usize,
+) -> anyhow::Result<(TestBroker, lapin::Connection, Publisher)> {
     let broker = TestBroker::new().await?;
     let conn = broker.connection().await;
     topology.declare(&conn.create_channel().await?).await?;
-    let publisher = Publisher::new(&conn, topology).await?;
+    let publisher = Publisher::with_channels(&conn, topology, channels).await?;
     Ok((broker, conn, publisher))
 }
 
@@ -259,32 +271,181 @@ async fn publish_dead_lands_in_the_dead_queue_with_reason_headers() -> anyhow::R
     Ok(())
 }
 
+/// Routing keys on the jobs exchange: bound to the work queue, bound to nothing (returned),
+/// and bound to a queue that refuses every message (nacked; see [`with_a_full_queue`]).
+const ROUTED: &str = "email.welcome";
+const UNROUTABLE: &str = "sms.unbound";
+const REFUSED: &str = "full.welcome";
+
+/// Binds a classic queue with `x-max-length` 0 and `reject-publish` overflow to the jobs
+/// exchange for [`REFUSED`], so the broker nacks every message routed there.
+async fn with_a_full_queue(conn: &lapin::Connection) -> anyhow::Result<()> {
+    let channel = conn.create_channel().await?;
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongInt(0));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    channel
+        .queue_declare("full".into(), QueueDeclareOptions::default(), args)
+        .await?;
+    channel
+        .queue_bind(
+            "full".into(),
+            "herald.jobs".into(),
+            "full.#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Publishes `n` messages, at most `in_flight` at once, with the routing key `key_of(i)`, and
+/// returns each publish's outcome by index.
+async fn publish_concurrently(
+    publisher: &Publisher,
+    n: usize,
+    in_flight: usize,
+    key_of: impl Fn(usize) -> &'static str,
+) -> Vec<Result<(), PublishError>> {
+    let mut outcomes: Vec<(usize, Result<(), PublishError>)> = stream::iter(0..n)
+        .map(|i| {
+            let key = key_of(i);
+            async move {
+                let id = format!("job_{i}");
+                (i, publisher.publish_job(key, &id, id.as_bytes()).await)
+            }
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    outcomes.sort_by_key(|(i, _)| *i);
+    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
 #[tokio::test]
-async fn concurrent_publishes_are_each_confirmed_or_returned() -> anyhow::Result<()> {
+async fn an_unroutable_publish_among_many_concurrent_ones_fails_for_exactly_its_caller()
+-> anyhow::Result<()> {
     let (broker, _conn, publisher) = setup(Topology::default()).await?;
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..200 {
-        let publisher = publisher.clone();
-        tasks.spawn(async move {
-            let key = if i % 10 == 0 {
-                "sms.unbound"
-            } else {
-                "email.welcome"
-            };
+    // Dense returns: a mismatch shows within a few hundred publishes when confirms share a
+    // channel.
+    let unroutable = |i: usize| i % 3 == 1;
+    let key_of = |i| if unroutable(i) { UNROUTABLE } else { ROUTED };
+
+    let outcomes = publish_concurrently(&publisher, 2_000, 256, key_of).await;
+
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match (unroutable(i), outcome) {
             (
-                i,
-                publisher.publish_job(key, &format!("job_{i}"), b"{}").await,
+                true,
+                Err(PublishError::Returned {
+                    reply_code: 312, ..
+                }),
             )
-        });
+            | (false, Ok(())) => {}
+            (unroutable, other) => panic!("publish {i} (unroutable: {unroutable}) gave {other:?}"),
+        }
     }
-    while let Some(joined) = tasks.join_next().await {
-        let (i, result) = joined?;
-        match (i % 10 == 0, result) {
+    let routed = (0..2_000).filter(|i| !unroutable(*i)).count();
+    assert_eq!(broker.depth("herald.email").await as usize, routed);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_nacked_publish_among_many_concurrent_ones_fails_for_exactly_its_caller()
+-> anyhow::Result<()> {
+    let (broker, conn, publisher) = setup(Topology::default()).await?;
+    with_a_full_queue(&conn).await?;
+    let kind = |i: usize| match i % 5 {
+        1 => REFUSED,
+        3 => UNROUTABLE,
+        _ => ROUTED,
+    };
+
+    let outcomes = publish_concurrently(&publisher, 2_000, 256, kind).await;
+
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match (kind(i), outcome) {
+            (REFUSED, Err(PublishError::Nacked))
+            | (UNROUTABLE, Err(PublishError::Returned { .. }))
+            | (ROUTED, Ok(())) => {}
+            (key, other) => panic!("publish {i} (key {key}) gave {other:?}"),
+        }
+    }
+    let routed = (0..2_000).filter(|i| kind(*i) == ROUTED).count();
+    assert_eq!(broker.depth("herald.email").await as usize, routed);
+    assert_eq!(broker.depth("full").await, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn more_callers_than_channels_wait_their_turn_and_each_gets_its_own_outcome()
+-> anyhow::Result<()> {
+    let (broker, _conn, publisher) = setup_with_channels(Topology::default(), 3).await?;
+    let key_of = |i: usize| {
+        if i.is_multiple_of(10) {
+            UNROUTABLE
+        } else {
+            ROUTED
+        }
+    };
+
+    let outcomes = publish_concurrently(&publisher, 200, 64, key_of).await;
+
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match (i.is_multiple_of(10), outcome) {
             (true, Err(PublishError::Returned { .. })) | (false, Ok(())) => {}
             (unroutable, other) => panic!("publish {i} (unroutable: {unroutable}) gave {other:?}"),
         }
     }
     assert_eq!(broker.depth("herald.email").await, 180);
+    assert!(publisher.is_open());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_abandoned_publish_gives_its_channel_back_once_its_confirm_arrives() -> anyhow::Result<()>
+{
+    // One channel: if the abandoned publish lost it, nothing could be published after it.
+    let (broker, _conn, publisher) = setup_with_channels(Topology::default(), 1).await?;
+    let publisher = publisher.with_confirm_timeout(WAIT);
+    {
+        let abandoned = publisher.publish_job(ROUTED, "job_abandoned", b"{}");
+        tokio::pin!(abandoned);
+        // One poll sends the message; dropping the future then abandons its confirm.
+        assert!(futures::poll!(abandoned.as_mut()).is_pending());
+    }
+
+    let err = publisher
+        .publish_job(UNROUTABLE, "job_unroutable", b"{}")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PublishError::Returned { .. }), "{err:?}");
+    publisher.publish_job(ROUTED, "job_after", b"{}").await?;
+    let mut ids = Vec::new();
+    while let Some((_, props)) = broker.get("herald.email").await {
+        ids.extend(props.message_id().as_ref().map(|s| s.to_string()));
+    }
+    ids.sort();
+    assert_eq!(ids, ["job_abandoned", "job_after"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_publisher_whose_connection_closed_is_not_open_and_fails_at_once() -> anyhow::Result<()> {
+    let (_broker, conn, publisher) = setup(Topology::default()).await?;
+    assert!(publisher.is_open());
+
+    conn.close(200, "test: closing".into()).await?;
+
+    assert!(!publisher.is_open());
+    let err = publisher
+        .publish_job(ROUTED, "job_late", b"{}")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PublishError::Amqp(_)), "{err:?}");
     Ok(())
 }
 
@@ -317,6 +478,12 @@ async fn a_publish_to_a_missing_exchange_fails_at_once_and_closes_the_publisher(
         started.elapsed()
     );
     assert!(!publisher.is_open());
+    // The publisher stays closed, although its other channels are still open.
+    let err = publisher
+        .publish_job("email.welcome", "job_after", b"{}")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PublishError::Amqp(_)), "{err:?}");
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! Private RabbitMQ nodes and PostgreSQL servers that fault tests may stop, kill and restart
-//! without touching the shared services on :5672 and :5432 that other tests use.
+//! Private RabbitMQ nodes, a private three-node RabbitMQ cluster and PostgreSQL servers that
+//! fault tests may stop, kill and restart without touching the shared services on :5672 and
+//! :5432 that other tests use.
 //!
 //! Each service gets its own ports, node name or socket directory and a temporary directory under
 //! `/tmp`. Dropping the handle stops the service and deletes the directory, also while a test
@@ -34,6 +35,10 @@ const START_ATTEMPTS: usize = 3;
 /// that the previous one has just released.
 static NEXT_RABBIT_PORT: AtomicU16 = AtomicU16::new(0);
 static NEXT_PG_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// Held by every test that starts private services, so they run one at a time: each boots
+/// servers, and two at once on a two-core machine only slow each other down.
+pub static PRIVATE_SERVICES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A RabbitMQ node of our own: `herald-chaos-<pid>-<port>@localhost`, AMQP on `port`, Erlang
 /// distribution on `port + 20000`, no plugins, Mnesia and logs in a temporary directory.
@@ -204,9 +209,15 @@ impl PrivateRabbit {
 
     /// Runs `rabbitmqctl -q -n <node> <args>` off the async threads.
     pub async fn ctl(&self, args: &[&str]) -> anyhow::Result<()> {
+        self.ctl_output("rabbitmqctl", args).await.map(drop)
+    }
+
+    /// Runs `<tool> -q -n <node> <args>` off the async threads (`tool` is one of the RabbitMQ
+    /// CLI tools: `rabbitmqctl`, `rabbitmq-queues`, `rabbitmq-diagnostics`); returns its output.
+    pub async fn ctl_output(&self, tool: &str, args: &[&str]) -> anyhow::Result<String> {
         let mut full = vec!["-q".to_owned(), "-n".to_owned(), self.node.clone()];
         full.extend(args.iter().map(|a| (*a).to_owned()));
-        run("rabbitmqctl", full).await
+        run_output(tool, full).await
     }
 }
 
@@ -225,6 +236,233 @@ impl Drop for PrivateRabbit {
         stop_watchdog(self.watchdog.take());
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Three [`PrivateRabbit`] nodes joined into one cluster (`rabbitmqctl join_cluster`): distinct
+/// node names, AMQP and distribution ports, the same Erlang cookie (the `rabbitmq` user's).
+/// Quorum queues declared on it get a member on every node, so any one node may be stopped.
+///
+/// Dropping it drops the nodes, each of which stops and deletes itself; each node's watchdog does
+/// the same if the test process dies first.
+#[derive(Debug)]
+pub struct PrivateCluster {
+    nodes: Vec<PrivateRabbit>,
+    /// Which nodes' brokers were stopped (`stop_app` or `stop_node`), so that queries go to a
+    /// running one first instead of waiting for a stopped one to fail.
+    stopped: Vec<bool>,
+}
+
+impl PrivateCluster {
+    /// How many nodes the cluster has.
+    pub const NODES: usize = 3;
+
+    /// Boots three nodes, joins the second and third to the first, and waits until every node
+    /// reports all three running.
+    pub async fn start() -> anyhow::Result<PrivateCluster> {
+        require_root("a private RabbitMQ cluster")?;
+        let (a, b, c) = tokio::try_join!(
+            PrivateRabbit::start(),
+            PrivateRabbit::start(),
+            PrivateRabbit::start()
+        )?;
+        let mut cluster = PrivateCluster {
+            nodes: vec![a, b, c],
+            stopped: vec![false; Self::NODES],
+        };
+        let seed = cluster.nodes[0].node.clone();
+        for node in &mut cluster.nodes[1..] {
+            node.stop_app().await?;
+            node.ctl(&["join_cluster", &seed])
+                .await
+                .with_context(|| format!("joining {} to {seed}", node.node))?;
+            node.start_app().await?;
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        while cluster.running_nodes().await? < Self::NODES {
+            if Instant::now() > deadline {
+                bail!(
+                    "the cluster of {seed} did not report {} running nodes",
+                    Self::NODES
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(cluster)
+    }
+
+    /// Node `i` (0, 1 or 2).
+    pub fn node(&self, i: usize) -> &PrivateRabbit {
+        &self.nodes[i]
+    }
+
+    /// Which node has this Erlang node name.
+    pub fn index_of(&self, node: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.node == node)
+    }
+
+    /// Node `i`'s AMQP URL, `amqp://guest:guest@127.0.0.1:<port>/%2f`.
+    pub fn url(&self, i: usize) -> String {
+        self.nodes[i].url()
+    }
+
+    /// Every node's AMQP URL, in node order.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(PrivateRabbit::url).collect()
+    }
+
+    /// All three URLs separated by commas, the form `HERALD_AMQP_URL` takes for a cluster.
+    pub fn combined_url(&self) -> String {
+        self.urls().join(",")
+    }
+
+    /// `rabbitmqctl stop_app` on node `i`: it closes its connections and stops listening.
+    pub async fn stop_app(&mut self, i: usize) -> anyhow::Result<()> {
+        self.stopped[i] = true;
+        self.nodes[i].stop_app().await
+    }
+
+    /// `rabbitmqctl start_app` on node `i`, then waits until it accepts AMQP connections.
+    pub async fn start_app(&mut self, i: usize) -> anyhow::Result<()> {
+        self.nodes[i].start_app().await?;
+        self.stopped[i] = false;
+        Ok(())
+    }
+
+    /// Stops node `i`'s Erlang VM; it stays a member of the cluster.
+    pub async fn stop_node(&mut self, i: usize) -> anyhow::Result<()> {
+        self.stopped[i] = true;
+        self.nodes[i].stop_node().await
+    }
+
+    /// Boots node `i` again; it rejoins the cluster and its quorum queue members catch up.
+    pub async fn start_node(&mut self, i: usize) -> anyhow::Result<()> {
+        self.nodes[i].start_node().await?;
+        self.stopped[i] = false;
+        Ok(())
+    }
+
+    /// Runs a read-only CLI command (`rabbitmqctl`, `rabbitmq-queues`, …) against the first node
+    /// that answers, running nodes first, so it works whichever node is down.
+    pub async fn query(&self, tool: &str, args: &[&str]) -> anyhow::Result<String> {
+        let mut failures = Vec::new();
+        let mut order: Vec<usize> = (0..self.nodes.len()).collect();
+        order.sort_by_key(|i| self.stopped[*i]);
+        for node in order.into_iter().map(|i| &self.nodes[i]) {
+            match node.ctl_output(tool, args).await {
+                Ok(out) => return Ok(out),
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        bail!(
+            "no node answered `{tool} {}`: {}",
+            args.join(" "),
+            failures.join("; ")
+        )
+    }
+
+    /// The node leading quorum queue `queue` in vhost `/`.
+    pub async fn queue_leader(&self, queue: &str) -> anyhow::Result<usize> {
+        let rows = self.queue_info(queue, "leader").await?;
+        self.index_of(rows.trim())
+            .with_context(|| format!("{queue}'s leader {rows:?} is none of the cluster's nodes"))
+    }
+
+    /// The nodes on which quorum queue `queue` has a running member.
+    pub async fn queue_members_online(&self, queue: &str) -> anyhow::Result<Vec<usize>> {
+        let online = self.queue_info(queue, "online").await?;
+        Ok(self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| node_list_contains(&online, &n.node))
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    /// The client connections open on the cluster: each one's name (as the client gave it) and
+    /// the node it is connected to.
+    pub async fn connections(&self) -> anyhow::Result<Vec<(String, usize)>> {
+        let out = self
+            .query(
+                "rabbitmqctl",
+                &[
+                    "list_connections",
+                    "--no-table-headers",
+                    "client_properties",
+                    "port",
+                ],
+            )
+            .await?;
+        let mut found = Vec::new();
+        for line in out.lines().filter(|l| !l.trim().is_empty()) {
+            let (properties, port) = line
+                .rsplit_once('\t')
+                .with_context(|| format!("unexpected list_connections line {line:?}"))?;
+            let port: u16 = port.trim().parse()?;
+            let Some(node) = self.nodes.iter().position(|n| n.port == port) else {
+                continue;
+            };
+            found.push((connection_name(properties).unwrap_or_default(), node));
+        }
+        Ok(found)
+    }
+
+    /// How many nodes the first node that answers reports running.
+    async fn running_nodes(&self) -> anyhow::Result<usize> {
+        let status = self
+            .query("rabbitmqctl", &["cluster_status", "--formatter", "json"])
+            .await?;
+        let running = status
+            .split_once("\"running_nodes\":[")
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map_or("", |(list, _)| list);
+        Ok(self
+            .nodes
+            .iter()
+            .filter(|n| node_list_contains(running, &n.node))
+            .count())
+    }
+
+    /// One `list_queues` column for `queue`.
+    async fn queue_info(&self, queue: &str, column: &str) -> anyhow::Result<String> {
+        let out = self
+            .query(
+                "rabbitmqctl",
+                &["list_queues", "--no-table-headers", "name", column],
+            )
+            .await?;
+        out.lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once('\t')?;
+                (name == queue).then(|| value.to_owned())
+            })
+            .with_context(|| format!("queue {queue} not found in {out:?}"))
+    }
+}
+
+impl Drop for PrivateCluster {
+    /// Stops the nodes at the same time (each [`PrivateRabbit`] drop waits for its node).
+    fn drop(&mut self) {
+        let nodes = std::mem::take(&mut self.nodes);
+        std::thread::scope(|scope| {
+            for node in nodes {
+                scope.spawn(move || drop(node));
+            }
+        });
+    }
+}
+
+/// Whether a printed list of Erlang node names holds `node` as a whole name.
+fn node_list_contains(list: &str, node: &str) -> bool {
+    list.split(|c: char| !(c.is_alphanumeric() || "-_@.".contains(c)))
+        .any(|word| word == node)
+}
+
+/// The `connection_name` in a printed `client_properties` table.
+fn connection_name(properties: &str) -> Option<String> {
+    let rest = &properties[properties.find("\"connection_name\"")?..];
+    let value = rest.split(",\"").nth(1)?;
+    Some(value.split('"').next()?.to_owned())
 }
 
 /// A PostgreSQL 15 server of our own on 127.0.0.1:`port`, trust authentication for `postgres`,
@@ -433,6 +671,11 @@ fn chown(dir: &Path, user: &str) -> anyhow::Result<()> {
 
 /// Runs a command to completion off the async threads; a failure carries its output.
 async fn run(program: &str, args: Vec<String>) -> anyhow::Result<()> {
+    run_output(program, args).await.map(drop)
+}
+
+/// Like [`run`], returning what the command printed on its standard output.
+async fn run_output(program: &str, args: Vec<String>) -> anyhow::Result<String> {
     let program = program.to_owned();
     let shown = format!("{program} {}", args.join(" "));
     let output = tokio::task::spawn_blocking(move || {
@@ -452,7 +695,7 @@ async fn run(program: &str, args: Vec<String>) -> anyhow::Result<()> {
             String::from_utf8_lossy(&output.stdout).trim()
         );
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Starts `sh -c` that waits for this process to end and then runs `cleanup`; in its own

@@ -14,7 +14,7 @@ use herald_worker::CancellationToken;
 
 use crate::app;
 use crate::cli::DemoArgs;
-use crate::commands::redact_url;
+use crate::commands::{redact_amqp_urls, redact_url};
 use crate::settings::Settings;
 
 pub const DEMO_ORG: &str = "org_acme";
@@ -287,7 +287,7 @@ fn find_link(text: &str) -> Option<String> {
 fn print_report(settings: &Settings, report: &DemoReport) {
     println!();
     println!("Herald demo");
-    println!("  RabbitMQ:   {}", redact_url(&settings.amqp_url));
+    println!("  RabbitMQ:   {}", redact_amqp_urls(&settings.amqp_url));
     println!(
         "  PostgreSQL: {}",
         redact_url(secrecy::ExposeSecret::expose_secret(&settings.database_url))

@@ -100,9 +100,10 @@ impl ApiTarget {
     /// `configured` (HERALD_RABBITMQ_API_URL), else port 15672 on the AMQP host; the
     /// credentials are the URL's own, else the AMQP URL's.
     fn new(amqp_url: &str, configured: Option<Url>) -> anyhow::Result<ApiTarget> {
-        let amqp: AMQPUri = amqp_url
-            .parse()
-            .map_err(|reason| anyhow::anyhow!("HERALD_AMQP_URL is invalid: {reason}"))?;
+        // With a cluster's nodes listed, the API of the first one.
+        let amqp: AMQPUri = herald_queue::connect::parse_urls(amqp_url)
+            .map_err(|e| anyhow::anyhow!("HERALD_AMQP_URL is invalid: {e}"))?
+            .swap_remove(0);
         let mut base = match configured {
             Some(url) => url,
             None => {
@@ -357,6 +358,17 @@ mod tests {
         let root = ApiTarget::new("amqp://guest:guest@127.0.0.1:5672/%2f", None).unwrap();
         assert_eq!(root.vhost, "/");
         assert_eq!(path_segment(&root.vhost), "%2F");
+    }
+
+    #[test]
+    fn with_a_list_of_nodes_the_api_is_the_first_node_s() {
+        let api = ApiTarget::new(
+            "amqp://ops:pw@rabbit-1.internal:5672/prod,amqp://ops:pw@rabbit-2.internal:5672/prod",
+            None,
+        )
+        .unwrap();
+        assert_eq!(api.base.as_str(), "http://rabbit-1.internal:15672/");
+        assert_eq!(api.vhost, "prod");
     }
 
     #[test]

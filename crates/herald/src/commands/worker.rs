@@ -4,7 +4,7 @@ use herald_worker::CancellationToken;
 use tracing::{info, warn};
 
 use crate::app;
-use crate::commands::redact_url;
+use crate::commands::redact_amqp_urls;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
@@ -19,7 +19,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         );
     }
     info!(
-        amqp = %redact_url(&settings.amqp_url),
+        amqp = %redact_amqp_urls(&settings.amqp_url),
         smtp = %mailer.describe(),
         public_url = %settings.public_url,
         "Starting the worker."
