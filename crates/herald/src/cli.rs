@@ -44,6 +44,8 @@ pub enum Command {
     /// Inspect jobs in the ledger.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Measure throughput, latency and cost on fresh vhosts and databases (docs/benchmarks.md).
+    Bench(herald_bench::BenchOptions),
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! A captured message (envelope plus raw bytes) and its parsed view for assertions.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use mail_parser::{Address, MessageParser, MimeHeaders, PartType};
 
@@ -15,6 +16,18 @@ pub struct CapturedMail {
     pub data: Vec<u8>,
     /// The `.eml` file written before the 250 reply, when the sink has an outbox directory.
     pub path: Option<PathBuf>,
+}
+
+/// What the sink remembers of an accepted message when it records acceptances only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acceptance {
+    /// The Message-ID header as written (e.g. `<job_1@id.example.com>`), trimmed; `None` when
+    /// the message has none.
+    pub message_id: Option<String>,
+    /// The size of the message, in bytes after dot-unstuffing.
+    pub bytes: usize,
+    /// When the message was stored, just before its 250 reply was written.
+    pub at: Instant,
 }
 
 impl CapturedMail {

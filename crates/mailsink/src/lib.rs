@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use captured::{Attachment, CapturedMail, Mailbox, ParsedMail};
+pub use captured::{Acceptance, Attachment, CapturedMail, Mailbox, ParsedMail};
 pub use faults::{FaultAction, FaultPlan, FaultStage};
 
 use server::Shared;
@@ -52,6 +52,10 @@ pub struct SinkOptions {
     /// Keep captured messages in memory for [`MailSink::messages`]. Defaults to `true`; a
     /// benchmark turns it off so memory stays flat (counts are kept either way).
     pub keep_in_memory: bool,
+    /// Record an [`Acceptance`] (Message-ID, size, and the instant of the 250 reply) per accepted
+    /// message, for [`MailSink::take_acceptances`]. A few dozen bytes a message instead of the
+    /// whole message: what a benchmark needs to measure delivery latency. Defaults to `false`.
+    pub record_acceptances: bool,
 }
 
 impl Default for SinkOptions {
@@ -61,6 +65,7 @@ impl Default for SinkOptions {
             outbox_dir: None,
             credentials: None,
             keep_in_memory: true,
+            record_acceptances: false,
         }
     }
 }
@@ -124,6 +129,12 @@ impl MailSink {
     /// `keep_in_memory` is off).
     pub fn messages(&self) -> Vec<CapturedMail> {
         self.shared.messages()
+    }
+
+    /// Takes the acceptances recorded since the last call, in the order of their 250 replies
+    /// (always empty unless [`SinkOptions::record_acceptances`] is set).
+    pub fn take_acceptances(&self) -> Vec<Acceptance> {
+        self.shared.take_acceptances()
     }
 
     /// How many messages were accepted (answered 250 after DATA).

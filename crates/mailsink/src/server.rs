@@ -3,20 +3,21 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::faults::{Fault, FaultPlan, FaultStage};
-use crate::{CapturedMail, SinkOptions, session};
+use crate::{Acceptance, CapturedMail, SinkOptions, session};
 
 /// State shared by the [`crate::MailSink`] handle and every session.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) options: SinkOptions,
     messages: Mutex<Vec<CapturedMail>>,
+    acceptances: Mutex<Vec<Acceptance>>,
     /// The number of accepted messages; a watch so `wait_for` wakes without polling.
     pub(crate) captured: watch::Sender<usize>,
     sequence: AtomicU64,
@@ -38,6 +39,7 @@ impl Shared {
         Self {
             options,
             messages: Mutex::new(Vec::new()),
+            acceptances: Mutex::new(Vec::new()),
             captured: watch::Sender::new(0),
             sequence: AtomicU64::new(0),
             faults: Mutex::new(FaultPlan::none()),
@@ -50,6 +52,10 @@ impl Shared {
 
     pub(crate) fn messages(&self) -> Vec<CapturedMail> {
         lock(&self.messages).clone()
+    }
+
+    pub(crate) fn take_acceptances(&self) -> Vec<Acceptance> {
+        std::mem::take(&mut *lock(&self.acceptances))
     }
 
     pub(crate) fn set_faults(&self, plan: FaultPlan) {
@@ -100,6 +106,14 @@ impl Shared {
         };
         if let Some(path) = &path {
             tracing::debug!(path = %path.display(), "Mail sink wrote a message to its outbox.");
+        }
+        if self.options.record_acceptances {
+            let acceptance = Acceptance {
+                message_id: find_message_id(&data).map(|id| id.trim().to_owned()),
+                bytes: data.len(),
+                at: Instant::now(),
+            };
+            lock(&self.acceptances).push(acceptance);
         }
         if self.options.keep_in_memory {
             lock(&self.messages).push(CapturedMail {

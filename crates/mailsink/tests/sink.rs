@@ -539,6 +539,44 @@ async fn without_keep_in_memory_only_counts_are_kept() {
 }
 
 #[tokio::test]
+async fn recorded_acceptances_keep_the_message_id_size_and_time_of_each_250() {
+    let sink = MailSink::start_with(SinkOptions {
+        keep_in_memory: false,
+        record_acceptances: true,
+        ..SinkOptions::default()
+    })
+    .await
+    .unwrap();
+    let before = std::time::Instant::now();
+    let transport = transport(&sink);
+    transport
+        .send(message("a@example.org", "first"))
+        .await
+        .unwrap();
+    transport
+        .send(message("b@example.org", "second"))
+        .await
+        .unwrap();
+    let after = std::time::Instant::now();
+
+    let acceptances = sink.take_acceptances();
+    let ids: Vec<_> = acceptances
+        .iter()
+        .map(|a| a.message_id.as_deref())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![Some("<first@herald.test>"), Some("<second@herald.test>")]
+    );
+    assert!(acceptances.iter().all(|a| a.bytes > 100));
+    assert!(before <= acceptances[0].at && acceptances[0].at <= acceptances[1].at);
+    assert!(acceptances[1].at <= after);
+    assert!(sink.messages().is_empty());
+    assert!(sink.take_acceptances().is_empty(), "taking drains them");
+    assert_eq!(sink.count(), 2);
+}
+
+#[tokio::test]
 async fn wait_for_returns_what_it_has_at_the_timeout() {
     let sink = MailSink::start().await.unwrap();
     let mails = sink.wait_for(1, Duration::from_millis(50)).await;

@@ -9,17 +9,33 @@
 //! ```
 //!
 //! Publishing is at-least-once: after a [`ProduceError`] publish the same job again (same id);
-//! Herald sends one email per job id.
+//! Herald sends one email per job id. The producer never re-sends a failed publish by itself on
+//! a new connection; after an outage the next publish reconnects (see [`Producer`]).
+
+pub mod bench;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use herald_domain::EmailJob;
-use herald_queue::{PublishError, Publisher, QueueError, Topology, headers, job_properties};
-use lapin::Connection;
+use herald_queue::{
+    DEFAULT_CHANNELS, PublishError, Publisher, QueueError, Topology, headers, job_properties,
+};
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
 
 /// The `x-herald-schema` header value: the version of the job body contract.
 pub const SCHEMA_VERSION: i32 = 1;
+
+/// How long a replaced connection is kept while lapin may still be recovering it, so that it is
+/// closed rather than left running once it comes back. lapin gives up after about ten minutes.
+const RETIRE_WINDOW: Duration = Duration::from_secs(15 * 60);
+const RETIRE_POLL: Duration = Duration::from_millis(500);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a job was not published.
 #[derive(Debug, thiserror::Error)]
@@ -34,19 +50,104 @@ pub enum ProduceError {
         #[source]
         source: PublishError,
     },
+    /// The connection was lost and reconnecting failed, so the job was not sent at all. The
+    /// next publish tries to reconnect again.
+    #[error("could not publish job {message_id}: the connection to RabbitMQ is lost")]
+    Unavailable {
+        message_id: String,
+        #[source]
+        source: Arc<QueueError>,
+    },
 }
 
-/// A connection and a confirm-mode channel to RabbitMQ. Share it (e.g. in an `Arc`): publishes
-/// from many tasks go through one channel, one confirm at a time.
+/// A connection to RabbitMQ with a pool of confirm-mode channels. Share it (e.g. in an `Arc`):
+/// publishes from many tasks run side by side, up to [`DEFAULT_CHANNELS`] at once.
+///
+/// When a publish fails while the connection is down (or the broker closed a channel), the
+/// producer reports that failure and rebuilds the connection, channels and topology on the
+/// next publish; a failed publish is never sent again on the new connection.
 pub struct Producer {
+    /// The URL holds the password.
+    url: SecretString,
+    topology: Topology,
+    session: RwLock<Arc<Session>>,
+    /// Held while a new session is being built, so concurrent publishes build one, not many.
+    rebuild: tokio::sync::Mutex<()>,
+    /// Rebuild attempts finished so far; a publish that waited for someone else's attempt
+    /// shares its failure instead of trying again at once.
+    attempts: AtomicU64,
+    last_failure: Mutex<Option<Arc<QueueError>>>,
+}
+
+/// One connection and its publisher.
+struct Session {
     connection: Connection,
     publisher: Publisher,
+    /// Set when a publish failed while the publisher was not open.
+    failed: AtomicBool,
+}
+
+impl Session {
+    async fn open(amqp_url: &str, topology: &Topology) -> Result<Session, QueueError> {
+        let connection = herald_queue::connect(amqp_url, "herald-producer").await?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|source| QueueError::Amqp {
+                action: "open a channel to declare the topology".into(),
+                source,
+            })?;
+        topology.declare_core(&channel).await?;
+        let _ = channel.close(200, "OK".into()).await;
+        let publisher =
+            Publisher::with_channels(&connection, topology.clone(), DEFAULT_CHANNELS).await?;
+        Ok(Session {
+            connection,
+            publisher,
+            failed: AtomicBool::new(false),
+        })
+    }
+
+    /// A publish failed here and the publisher cannot publish now. When lapin has brought the
+    /// connection back meanwhile, the session is kept.
+    fn needs_rebuild(&self) -> bool {
+        if !self.failed.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.publisher.is_open() {
+            self.failed.store(false, Ordering::Release);
+            return false;
+        }
+        true
+    }
+}
+
+/// Closes a replaced session once nothing publishes on it any more, and once lapin has stopped
+/// recovering it: a recovering connection that is merely dropped comes back on its own later.
+async fn retire(old: Arc<Session>) {
+    let deadline = Instant::now() + RETIRE_WINDOW;
+    loop {
+        let status = old.connection.status();
+        let recovering = status.reconnecting() || status.connecting();
+        if (Arc::strong_count(&old) == 1 && !recovering) || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(RETIRE_POLL).await;
+    }
+    if old.connection.status().connected() {
+        let close = old
+            .connection
+            .close(200, "replaced by a new connection".into());
+        if let Ok(Err(e)) = tokio::time::timeout(CLOSE_TIMEOUT, close).await {
+            tracing::debug!(error = %e, "Could not close the replaced RabbitMQ connection.");
+        }
+    }
 }
 
 impl fmt::Debug for Producer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Producer")
-            .field("publisher", &self.publisher)
+            .field("publisher", &self.current().publisher)
             .finish_non_exhaustive()
     }
 }
@@ -64,20 +165,14 @@ impl Producer {
         amqp_url: &str,
         topology: Topology,
     ) -> Result<Producer, ProduceError> {
-        let connection = herald_queue::connect(amqp_url, "herald-producer").await?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(|source| QueueError::Amqp {
-                action: "open a channel to declare the topology".into(),
-                source,
-            })?;
-        topology.declare_core(&channel).await?;
-        let _ = channel.close(200, "OK".into()).await;
-        let publisher = Publisher::new(&connection, topology).await?;
+        let session = Session::open(amqp_url, &topology).await?;
         Ok(Producer {
-            connection,
-            publisher,
+            url: SecretString::from(amqp_url),
+            topology,
+            session: RwLock::new(Arc::new(session)),
+            rebuild: tokio::sync::Mutex::new(()),
+            attempts: AtomicU64::new(0),
+            last_failure: Mutex::new(None),
         })
     }
 
@@ -86,21 +181,18 @@ impl Producer {
     #[tracing::instrument(skip_all, fields(job_id = %job.id))]
     pub async fn publish(&self, job: &EmailJob) -> Result<(), ProduceError> {
         let message_id = job.id.as_str();
-        let fail = |source| ProduceError::Publish {
-            message_id: message_id.to_owned(),
-            source,
-        };
         let mut headers = FieldTable::default();
         headers.insert(headers::SCHEMA.into(), AMQPValue::LongInt(SCHEMA_VERSION));
         let props = job_properties(message_id)
-            .map_err(fail)?
+            .map_err(|source| ProduceError::Publish {
+                message_id: message_id.to_owned(),
+                source,
+            })?
             .with_headers(headers);
-        let exchange = &self.publisher.topology().exchange;
-        self.publisher
-            .publish_with(exchange, job.kind().routing_key(), &job.to_json(), props)
-            .await
-            .map_err(fail)?;
-        tracing::debug!(routing_key = job.kind().routing_key(), "Published the job.");
+        let routing_key = job.kind().routing_key();
+        self.send(message_id, routing_key, &job.to_json(), props)
+            .await?;
+        tracing::debug!(routing_key, "Published the job.");
         Ok(())
     }
 
@@ -111,24 +203,114 @@ impl Producer {
         message_id: &str,
         body: &[u8],
     ) -> Result<(), ProduceError> {
-        self.publisher
-            .publish_job(routing_key, message_id, body)
-            .await
-            .map_err(|source| ProduceError::Publish {
-                message_id: message_id.to_owned(),
-                source,
-            })
+        let props = job_properties(message_id).map_err(|source| ProduceError::Publish {
+            message_id: message_id.to_owned(),
+            source,
+        })?;
+        self.send(message_id, routing_key, body, props).await
+    }
+
+    /// Whether a publish can go out now: connected, with every channel open. False during an
+    /// outage, until a publish has rebuilt the connection (or lapin has recovered it).
+    pub fn is_open(&self) -> bool {
+        self.current().publisher.is_open()
     }
 
     /// The topology this producer declared and publishes to.
     pub fn topology(&self) -> &Topology {
-        self.publisher.topology()
+        &self.topology
     }
 
     /// Closes the connection; every publish that returned `Ok` is already confirmed.
     pub async fn close(self) {
-        if let Err(e) = self.connection.close(200, "OK".into()).await {
+        let session = self.current();
+        if let Err(e) = session.connection.close(200, "OK".into()).await {
             tracing::debug!(error = %e, "The RabbitMQ connection was already closed.");
         }
+    }
+
+    /// Publishes on the current session (rebuilding it first if it failed), and marks the
+    /// session for rebuilding when the publish fails because the connection or a channel is
+    /// gone. The failed publish itself is reported, never sent again: it may have been stored.
+    async fn send(
+        &self,
+        message_id: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: BasicProperties,
+    ) -> Result<(), ProduceError> {
+        let session = self
+            .session()
+            .await
+            .map_err(|source| ProduceError::Unavailable {
+                message_id: message_id.to_owned(),
+                source,
+            })?;
+        let result = session
+            .publisher
+            .publish_with(&self.topology.exchange, routing_key, body, props)
+            .await;
+        if let Err(error) = &result
+            && !session.publisher.is_open()
+            && !session.failed.swap(true, Ordering::AcqRel)
+        {
+            tracing::warn!(
+                error = %error,
+                "A publish failed and the connection to RabbitMQ is down; the next publish reconnects."
+            );
+        }
+        result.map_err(|source| ProduceError::Publish {
+            message_id: message_id.to_owned(),
+            source,
+        })
+    }
+
+    fn current(&self) -> Arc<Session> {
+        Arc::clone(&self.session.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The session to publish on: the current one, or a new one when the current one failed.
+    async fn session(&self) -> Result<Arc<Session>, Arc<QueueError>> {
+        let current = self.current();
+        if !current.needs_rebuild() {
+            return Ok(current);
+        }
+        let seen = self.attempts.load(Ordering::Acquire);
+        let _rebuilding = self.rebuild.lock().await;
+        let current = self.current();
+        if !current.needs_rebuild() {
+            return Ok(current);
+        }
+        if self.attempts.load(Ordering::Acquire) != seen
+            && let Some(failure) = self.last_failure().clone()
+        {
+            return Err(failure);
+        }
+        let opened = Session::open(self.url.expose_secret(), &self.topology).await;
+        let outcome = match opened {
+            Ok(session) => {
+                let session = Arc::new(session);
+                let old = std::mem::replace(
+                    &mut *self.session.write().unwrap_or_else(|e| e.into_inner()),
+                    Arc::clone(&session),
+                );
+                *self.last_failure() = None;
+                tokio::spawn(retire(old));
+                tracing::info!("Reconnected to RabbitMQ.");
+                Ok(session)
+            }
+            Err(e) => {
+                let failure = Arc::new(e);
+                *self.last_failure() = Some(Arc::clone(&failure));
+                tracing::warn!(error = %failure, "Could not reconnect to RabbitMQ.");
+                Err(failure)
+            }
+        };
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        outcome
+    }
+
+    fn last_failure(&self) -> std::sync::MutexGuard<'_, Option<Arc<QueueError>>> {
+        self.last_failure.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -3,34 +3,12 @@
 //!
 //! `cargo run --release -p herald-smtp --example smtp_rate [MESSAGES]` (default 2000).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use herald_mailsink::{MailSink, SinkOptions};
-use herald_smtp::{Mailer, MailerOptions};
-use lettre::message::MultiPart;
+use herald_smtp::bench::{one_connection_rate, sample_message};
 use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-
-fn message(n: usize) -> Message {
-    Message::builder()
-        .from(
-            "Herald <noreply@herald.test>"
-                .parse()
-                .expect("valid address"),
-        )
-        .to("bench@example.org".parse().expect("valid address"))
-        .subject(format!("Your code {n}"))
-        .message_id(Some(format!("<bench-{n}@herald.test>")))
-        .multipart(MultiPart::alternative_plain_html(
-            format!("Your code is {n}."),
-            format!("<p>Your code is <b>{n}</b>.</p>"),
-        ))
-        .expect("valid message")
-}
-
-fn rate(count: usize, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64()
-}
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,24 +21,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..SinkOptions::default()
     })
     .await?;
-    let messages: Vec<Message> = (0..count).map(message).collect();
 
-    let mailer = Mailer::from_url(
-        &sink.url(),
-        MailerOptions {
-            pool_size: 1,
-            ..MailerOptions::default()
-        },
-    )?;
-    mailer.check().await?;
-    let start = Instant::now();
-    for message in &messages {
-        mailer.send(message).await?;
-    }
-    let elapsed = start.elapsed();
+    let herald = one_connection_rate(&sink.url(), count, 0).await?;
     println!(
-        "herald-smtp, 1 pooled connection: {count} messages in {elapsed:.2?} = {:.0} msgs/s",
-        rate(count, elapsed)
+        "herald-smtp, 1 pooled connection: {count} messages in {:.2?} = {:.0} msgs/s",
+        herald.elapsed,
+        herald.per_second()
     );
 
     // lettre's transport stalls ~40 ms per message, so fewer messages keep this short.
@@ -69,15 +35,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .port(sink.addr().port())
         .pool_config(PoolConfig::new().max_size(1))
         .build();
-    stock.send(message(0)).await?;
+    stock.send(sample_message(0, 0)).await?;
+    let messages: Vec<_> = (0..stock_count).map(|n| sample_message(n, 0)).collect();
     let start = Instant::now();
-    for message in messages.iter().take(stock_count) {
-        stock.send(message.clone()).await?;
+    for message in messages {
+        stock.send(message).await?;
     }
     let elapsed = start.elapsed();
     println!(
         "lettre AsyncSmtpTransport, pool max_size 1: {stock_count} messages in {elapsed:.2?} = {:.0} msgs/s",
-        rate(stock_count, elapsed)
+        stock_count as f64 / elapsed.as_secs_f64()
     );
     println!(
         "sink accepted {} messages over {} connections",

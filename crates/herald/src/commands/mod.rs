@@ -1,5 +1,6 @@
 //! One module per command; `run` loads the settings and dispatches.
 
+mod bench;
 mod demo;
 mod dlq;
 mod jobs;
@@ -42,7 +43,17 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Queues(args) => queues::run(&settings, args).await,
         Command::Dlq(cmd) => dlq::run(&settings, cmd).await,
         Command::Jobs(cmd) => jobs::run(&settings, cmd).await,
+        Command::Bench(options) => bench::run(&settings, options).await,
     }
+}
+
+/// HERALD_AMQP_URL fit for printing: each node's URL redacted (it may list a cluster's nodes,
+/// separated by commas; redacting the whole string would print the later passwords).
+pub fn redact_amqp_urls(raw: &str) -> String {
+    herald_queue::connect::split_urls(raw)
+        .map(redact_url)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A URL fit for printing: the password, if any, replaced by `***`.
