@@ -96,6 +96,7 @@ pub fn worker_config(settings: &Settings) -> WorkerConfig {
         send_timeout: settings.smtp_timeout + std::time::Duration::from_secs(5),
         shutdown_timeout: settings.shutdown_timeout,
         propagate_traceparent: settings.email_traceparent,
+        registry_cache_ttl: settings.registry_cache_ttl,
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Settings {
     pub max_job_bytes: usize,
     pub shutdown_timeout: Duration,
     pub lease: Duration,
+    /// How long the worker caches organizations, clients and overrides (HERALD_REGISTRY_CACHE_TTL).
+    pub registry_cache_ttl: Duration,
     pub log_format: LogFormat,
     /// Copy a job's W3C `traceparent` into the email's headers (HERALD_EMAIL_TRACEPARENT).
     pub email_traceparent: bool,
@@ -201,6 +203,10 @@ impl Settings {
         let smtp_pool_size = number(&get, "HERALD_SMTP_POOL_SIZE", 8usize, 1, 256)?;
         let smtp_timeout = duration(&get, "HERALD_SMTP_TIMEOUT", "30s")?;
         let shutdown_timeout = duration(&get, "HERALD_SHUTDOWN_TIMEOUT", "30s")?;
+        let registry_cache_ttl = match get("HERALD_REGISTRY_CACHE_TTL").as_deref().map(str::trim) {
+            Some("0" | "0s" | "off") => Duration::ZERO,
+            _ => duration(&get, "HERALD_REGISTRY_CACHE_TTL", "5s")?,
+        };
         let lease = duration(&get, "HERALD_SEND_LEASE", "2m")?;
         if lease <= smtp_timeout {
             return Err(bad(
@@ -323,6 +329,7 @@ impl Settings {
             prefetch,
             max_job_bytes,
             shutdown_timeout,
+            registry_cache_ttl,
             lease,
             log_format,
             email_traceparent,
@@ -454,6 +461,7 @@ mod tests {
             ("HERALD_EMAIL_TRACEPARENT", "maybe"),
             ("HERALD_METRICS_ADDR", "localhost"),
             ("HERALD_TEMPLATES_DIR", "/definitely/not/here"),
+            ("HERALD_REGISTRY_CACHE_TTL", "soon"),
         ] {
             let err = load(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{value}");
@@ -477,6 +485,17 @@ mod tests {
             assert_eq!(err.var, "HERALD_AMQP_URL", "{bad_list}");
             assert!(!err.to_string().contains("s3cret"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_registry_cache_defaults_to_five_seconds_and_zero_turns_it_off() {
+        assert_eq!(load(&[]).unwrap().registry_cache_ttl, Duration::from_secs(5));
+        for off in ["0", "0s", "off"] {
+            let s = load(&[("HERALD_REGISTRY_CACHE_TTL", off)]).unwrap();
+            assert_eq!(s.registry_cache_ttl, Duration::ZERO, "{off}");
+        }
+        let s = load(&[("HERALD_REGISTRY_CACHE_TTL", "30s")]).unwrap();
+        assert_eq!(s.registry_cache_ttl, Duration::from_secs(30));
     }
 
     #[test]

@@ -200,11 +200,18 @@ impl Store {
         lease: Duration,
         min_attempt: u32,
     ) -> Result<BeginOutcome, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO email_jobs (id, type, status, recipient, user_id, organization_id, \
-             client_id, locale, message_id, payload) \
-             VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+        // The ticket this attempt creates if the job has none yet: prepared here because the
+        // token is derived from the secret, which never goes to the database.
+        let fresh = ticket.map(|_| {
+            let salt = TokenSalt::random();
+            let token = secret.derive(&salt);
+            (Uuid::now_v7(), salt, token)
+        });
+        let row = sqlx::query(
+            "SELECT r_outcome, r_attempt, r_lease_until, r_ticket_id, r_token_salt, r_token_hash, \
+             r_expires_at, r_ticket_created FROM herald_begin_attempt($1, $2, $3, $4, $5, $6, $7, \
+             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
+             $25, $26)",
         )
         .bind(job.id)
         .bind(job.kind)
@@ -215,68 +222,91 @@ impl Store {
         .bind(job.locale)
         .bind(job.message_id)
         .bind(job.payload)
-        .execute(&mut *tx)
+        .bind(pg_interval(lease))
+        .bind(i32::try_from(min_attempt).unwrap_or(i32::MAX))
+        .bind(fresh.as_ref().map(|(id, _, _)| *id))
+        .bind(fresh.as_ref().map(|(_, _, token)| token.hash().as_bytes().to_vec()))
+        .bind(fresh.as_ref().map(|(_, salt, _)| salt.as_bytes().to_vec()))
+        .bind(ticket.map(|t| t.purpose.as_str()))
+        .bind(ticket.map(|t| t.user_id))
+        .bind(ticket.map(|t| t.email))
+        .bind(ticket.and_then(|t| t.client_id))
+        .bind(ticket.and_then(|t| t.organization_id))
+        .bind(ticket.and_then(|t| t.result_url))
+        .bind(ticket.map(|t| t.include_email_in_redirect))
+        .bind(ticket.map(|t| t.mark_email_as_verified))
+        .bind(ticket.and_then(|t| t.factor))
+        .bind(ticket.map(|t| t.allow_multiple_enrollments))
+        .bind(ticket.and_then(|t| t.custom_domain))
+        .bind(ticket.map(|t| pg_interval(t.ttl)))
+        .fetch_one(self.pool())
         .await?;
-
-        let row = sqlx::query(
-            "SELECT status, attempts, lease_until, lease_until > now() AS leased \
-             FROM email_jobs WHERE id = $1 FOR UPDATE",
-        )
-        .bind(job.id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let status: String = row.try_get("status")?;
-        let attempts = u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0);
-        let leased: Option<bool> = row.try_get("leased")?;
-
-        match JobStatus::parse(&status) {
-            Some(JobStatus::Sent) | Some(JobStatus::Dead) => {
-                insert_event(
-                    &mut tx,
-                    job.id,
-                    attempts,
-                    "duplicate",
-                    Some("delivery of a finished job ignored"),
-                )
-                .await?;
-                tx.commit().await?;
-                return Ok(if status == "sent" {
-                    BeginOutcome::AlreadySent
-                } else {
-                    BeginOutcome::AlreadyDead
+        let outcome: String = row.try_get("r_outcome")?;
+        let attempt = u32::try_from(row.try_get::<i32, _>("r_attempt")?).unwrap_or(0);
+        match outcome.as_str() {
+            "sent" => return Ok(BeginOutcome::AlreadySent),
+            "dead" => return Ok(BeginOutcome::AlreadyDead),
+            "busy" => {
+                return Ok(BeginOutcome::Busy {
+                    until: row.try_get("r_lease_until")?,
+                    attempts: attempt,
                 });
-            }
-            Some(JobStatus::Sending) if leased == Some(true) => {
-                let until: OffsetDateTime = row.try_get("lease_until")?;
-                tx.commit().await?;
-                return Ok(BeginOutcome::Busy { until, attempts });
             }
             _ => {}
         }
-
-        let attempt = attempts.saturating_add(1).max(min_attempt);
-        sqlx::query(
-            "UPDATE email_jobs SET status = 'sending', attempts = $2, lease_until = now() + $3, \
-             locale = $4, message_id = $5, updated_at = now() WHERE id = $1",
-        )
-        .bind(job.id)
-        .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
-        .bind(pg_interval(lease))
-        .bind(job.locale)
-        .bind(job.message_id)
-        .execute(&mut *tx)
-        .await?;
-        insert_event(&mut tx, job.id, attempt, "received", None).await?;
-
-        let issued = match ticket {
+        let issued = match fresh {
             None => None,
-            Some(spec) => Some(issue_ticket(&mut tx, job.id, spec, secret).await?),
+            Some((_, _, token)) => {
+                let id: Uuid = row.try_get("r_ticket_id")?;
+                let expires_at: OffsetDateTime = row.try_get("r_expires_at")?;
+                let created: bool = row.try_get("r_ticket_created")?;
+                let token = if created {
+                    token
+                } else {
+                    let salt: Vec<u8> = row.try_get("r_token_salt")?;
+                    let stored: Vec<u8> = row.try_get("r_token_hash")?;
+                    self.rebuild_token(id, &salt, &stored, secret).await?
+                };
+                Some(IssuedTicket {
+                    id,
+                    token,
+                    expires_at,
+                    created,
+                })
+            }
         };
-        tx.commit().await?;
         Ok(BeginOutcome::Proceed {
             attempt,
             ticket: issued,
         })
+    }
+
+    /// The token of a ticket an earlier attempt created, rebuilt from its salt. If the ticket
+    /// secret changed since (e.g. a restart without HERALD_TICKET_SECRET), the old link cannot be
+    /// rebuilt, so the ticket rotates to a new token. No email carrying the old link was accepted,
+    /// or the job would not be attempted again; this attempt holds the job's lease.
+    async fn rebuild_token(
+        &self,
+        ticket_id: Uuid,
+        salt: &[u8],
+        stored: &[u8],
+        secret: &TicketSecret,
+    ) -> Result<TicketToken, StoreError> {
+        if let Some(salt) = TokenSalt::from_slice(salt) {
+            let token = secret.derive(&salt);
+            if token.hash().as_bytes() == stored {
+                return Ok(token);
+            }
+        }
+        let salt = TokenSalt::random();
+        let token = secret.derive(&salt);
+        sqlx::query("UPDATE tickets SET token_salt = $2, token_hash = $3 WHERE id = $1")
+            .bind(ticket_id)
+            .bind(salt.as_bytes())
+            .bind(token.hash().as_bytes())
+            .execute(self.pool())
+            .await?;
+        Ok(token)
     }
 
     /// The SMTP server accepted the email.
@@ -286,16 +316,18 @@ impl Store {
         attempt: u32,
         reply: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        // One statement, so one round trip and still one transaction.
         sqlx::query(
-            "UPDATE email_jobs SET status = 'sent', sent_at = now(), lease_until = NULL, \
-             last_error = NULL, updated_at = now() WHERE id = $1",
+            "WITH sent AS (UPDATE email_jobs SET status = 'sent', sent_at = now(), \
+             lease_until = NULL, last_error = NULL, updated_at = now() WHERE id = $1 RETURNING id) \
+             INSERT INTO job_events (job_id, attempt, event, detail) \
+             SELECT id, $2, 'sent', $3 FROM sent",
         )
         .bind(job_id)
-        .execute(&mut *tx)
+        .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+        .bind(truncate(reply, 500))
+        .execute(self.pool())
         .await?;
-        insert_event(&mut tx, job_id, attempt, "sent", Some(truncate(reply, 500))).await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -479,89 +511,6 @@ async fn insert_event(
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// Creates the job's ticket, or rebuilds the token of the one created by an earlier attempt.
-async fn issue_ticket(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    job_id: &str,
-    spec: &TicketSpec<'_>,
-    secret: &TicketSecret,
-) -> Result<IssuedTicket, StoreError> {
-    let existing =
-        sqlx::query("SELECT id, token_salt, token_hash, expires_at FROM tickets WHERE job_id = $1")
-            .bind(job_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    if let Some(row) = existing {
-        let id: Uuid = row.try_get("id")?;
-        let expires_at: OffsetDateTime = row.try_get("expires_at")?;
-        let salt: Vec<u8> = row.try_get("token_salt")?;
-        let stored: Vec<u8> = row.try_get("token_hash")?;
-        if let Some(salt) = TokenSalt::from_slice(&salt) {
-            let token = secret.derive(&salt);
-            if token.hash().as_bytes() == stored.as_slice() {
-                return Ok(IssuedTicket {
-                    id,
-                    token,
-                    expires_at,
-                    created: false,
-                });
-            }
-        }
-        // The ticket secret changed since the first attempt (e.g. a restart without
-        // HERALD_TICKET_SECRET): the old link can no longer be rebuilt, so rotate to a new token.
-        // No email carrying the old link was accepted, or the job would not be attempted again.
-        let salt = TokenSalt::random();
-        let token = secret.derive(&salt);
-        sqlx::query("UPDATE tickets SET token_salt = $2, token_hash = $3 WHERE id = $1")
-            .bind(id)
-            .bind(salt.as_bytes())
-            .bind(token.hash().as_bytes())
-            .execute(&mut **tx)
-            .await?;
-        return Ok(IssuedTicket {
-            id,
-            token,
-            expires_at,
-            created: false,
-        });
-    }
-
-    let id = Uuid::now_v7();
-    let salt = TokenSalt::random();
-    let token = secret.derive(&salt);
-    let expires_at: OffsetDateTime = sqlx::query_scalar(
-        "INSERT INTO tickets (id, job_id, token_hash, token_salt, purpose, user_id, email, \
-         client_id, organization_id, result_url, include_email_in_redirect, \
-         mark_email_as_verified, factor, allow_multiple_enrollments, custom_domain, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, now() + $16) \
-         RETURNING expires_at",
-    )
-    .bind(id)
-    .bind(job_id)
-    .bind(token.hash().as_bytes())
-    .bind(salt.as_bytes())
-    .bind(spec.purpose.as_str())
-    .bind(spec.user_id)
-    .bind(spec.email)
-    .bind(spec.client_id)
-    .bind(spec.organization_id)
-    .bind(spec.result_url)
-    .bind(spec.include_email_in_redirect)
-    .bind(spec.mark_email_as_verified)
-    .bind(spec.factor)
-    .bind(spec.allow_multiple_enrollments)
-    .bind(spec.custom_domain)
-    .bind(pg_interval(spec.ttl))
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(IssuedTicket {
-        id,
-        token,
-        expires_at,
-        created: true,
-    })
 }
 
 fn humanize(d: Duration) -> String {

@@ -37,6 +37,8 @@ pub struct WorkerConfig {
     pub shutdown_timeout: Duration,
     /// Copy a job's W3C `traceparent` (from its AMQP headers) into the email's headers.
     pub propagate_traceparent: bool,
+    /// How long organizations, clients and template overrides are cached; zero turns it off.
+    pub registry_cache_ttl: Duration,
 }
 
 impl WorkerConfig {
@@ -61,6 +63,7 @@ impl WorkerConfig {
             send_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(30),
             propagate_traceparent: false,
+            registry_cache_ttl: Duration::from_secs(5),
         }
     }
 }

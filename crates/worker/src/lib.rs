@@ -11,6 +11,7 @@ pub mod context;
 pub mod metrics;
 pub mod outcome;
 pub mod pipeline;
+pub mod registry_cache;
 
 pub use config::WorkerConfig;
 pub use consumer::{Worker, WorkerError};

@@ -17,6 +17,7 @@ use crate::compose::{compose_traced, message_id};
 use crate::config::WorkerConfig;
 use crate::context::email_context;
 use crate::outcome::{Failure, Outcome, decide};
+use crate::registry_cache::RegistryCache;
 
 /// A delivery as the pipeline sees it.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +35,7 @@ pub struct Pipeline {
     pub renderer: Arc<Renderer>,
     pub mailer: Mailer,
     pub config: WorkerConfig,
+    registry: RegistryCache,
 }
 
 impl Pipeline {
@@ -44,6 +46,7 @@ impl Pipeline {
         config: WorkerConfig,
     ) -> Self {
         Self {
+            registry: RegistryCache::new(config.registry_cache_ttl),
             store,
             renderer,
             mailer,
@@ -189,8 +192,8 @@ impl Pipeline {
         let organization = match &job.organization_id {
             None => None,
             Some(id) => Some(
-                self.store
-                    .get_organization(id.as_str())
+                self.registry
+                    .organization(&self.store, id.as_str())
                     .await?
                     .ok_or_else(|| Failure::UnknownOrganization(id.to_string()))?,
             ),
@@ -198,8 +201,8 @@ impl Pipeline {
         let client = match &job.client_id {
             None => None,
             Some(id) => Some(
-                self.store
-                    .get_client(id.as_str())
+                self.registry
+                    .client(&self.store, id.as_str())
                     .await?
                     .ok_or_else(|| Failure::UnknownClient(id.to_string()))?,
             ),
@@ -237,8 +240,9 @@ impl Pipeline {
         let message_id = prepared.message_id.as_str();
         let template: TemplateName = job.kind().template();
         let overrides = self
-            .store
-            .resolve_template_override(
+            .registry
+            .template_override(
+                &self.store,
                 template,
                 organization.map(|o| o.id.as_str()),
                 client.map(|c| c.id.as_str()),

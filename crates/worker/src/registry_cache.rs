@@ -1,0 +1,167 @@
+//! A short-lived, per-process cache of registry lookups (organizations, clients and template
+//! overrides), so the hot path does not ask PostgreSQL the same three questions for every job.
+//!
+//! Entries live for `HERALD_REGISTRY_CACHE_TTL` (5 s by default; 0 turns the cache off), so a
+//! change made with `herald org`, `herald client` or `herald template` reaches a running worker
+//! within that time. Misses, including "no such organization", are cached too, so an organization
+//! created after a job that named it failed is seen after the same delay. The ledger and tickets
+//! are never cached.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use herald_domain::TemplateName;
+use herald_store::{Client, Organization, Store, StoreError, TemplateOverride};
+
+/// Beyond this many entries a map is emptied before inserting (a crude bound for registries with
+/// very many organizations; the entries come back on the next lookups).
+const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug)]
+pub struct RegistryCache {
+    ttl: Duration,
+    organizations: TtlMap<String, Option<Organization>>,
+    clients: TtlMap<String, Option<Client>>,
+    overrides: TtlMap<OverrideKey, Option<TemplateOverride>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct OverrideKey {
+    template: TemplateName,
+    organization_id: Option<String>,
+    client_id: Option<String>,
+    locale: String,
+}
+
+impl RegistryCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            organizations: TtlMap::default(),
+            clients: TtlMap::default(),
+            overrides: TtlMap::default(),
+        }
+    }
+
+    pub async fn organization(
+        &self,
+        store: &Store,
+        id: &str,
+    ) -> Result<Option<Organization>, StoreError> {
+        if let Some(hit) = self.organizations.get(id, self.ttl) {
+            return Ok(hit);
+        }
+        let found = store.get_organization(id).await?;
+        self.organizations.put(id.to_owned(), found.clone(), self.ttl);
+        Ok(found)
+    }
+
+    pub async fn client(&self, store: &Store, id: &str) -> Result<Option<Client>, StoreError> {
+        if let Some(hit) = self.clients.get(id, self.ttl) {
+            return Ok(hit);
+        }
+        let found = store.get_client(id).await?;
+        self.clients.put(id.to_owned(), found.clone(), self.ttl);
+        Ok(found)
+    }
+
+    pub async fn template_override(
+        &self,
+        store: &Store,
+        template: TemplateName,
+        organization_id: Option<&str>,
+        client_id: Option<&str>,
+        locale: &str,
+    ) -> Result<Option<TemplateOverride>, StoreError> {
+        let key = OverrideKey {
+            template,
+            organization_id: organization_id.map(str::to_owned),
+            client_id: client_id.map(str::to_owned),
+            locale: locale.to_owned(),
+        };
+        if let Some(hit) = self.overrides.get(&key, self.ttl) {
+            return Ok(hit);
+        }
+        let found = store
+            .resolve_template_override(template, organization_id, client_id, locale)
+            .await?;
+        self.overrides.put(key, found.clone(), self.ttl);
+        Ok(found)
+    }
+}
+
+/// A map whose entries expire `ttl` after they were stored.
+#[derive(Debug)]
+struct TtlMap<K, V> {
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K, V> Default for TtlMap<K, V> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
+    fn get<Q>(&self, key: &Q, ttl: Duration) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        if ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .filter(|(stored, _)| stored.elapsed() < ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: K, value: V, ttl: Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_after_the_ttl() {
+        let map = TtlMap::<String, u32>::default();
+        map.put("a".into(), 1, Duration::from_millis(30));
+        assert_eq!(map.get("a", Duration::from_millis(30)), Some(1));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(map.get("a", Duration::from_millis(30)), None);
+    }
+
+    #[test]
+    fn a_zero_ttl_caches_nothing() {
+        let map = TtlMap::<String, u32>::default();
+        map.put("a".into(), 1, Duration::ZERO);
+        assert_eq!(map.get("a", Duration::from_secs(60)), None);
+    }
+
+    #[test]
+    fn a_full_map_starts_over_instead_of_growing() {
+        let map = TtlMap::<usize, usize>::default();
+        let ttl = Duration::from_secs(60);
+        for i in 0..=MAX_ENTRIES {
+            map.put(i, i, ttl);
+        }
+        assert_eq!(map.get(&MAX_ENTRIES, ttl), Some(MAX_ENTRIES));
+        assert_eq!(map.get(&0, ttl), None);
+    }
+}
