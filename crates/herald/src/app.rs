@@ -113,13 +113,15 @@ pub async fn observe(
     let bound = herald_observe::serve(addr, state)
         .await
         .with_context(|| format!("HERALD_METRICS_ADDR {addr}: cannot listen there"))?;
-    let config = &worker.pipeline().config;
-    herald_observe::spawn_queue_poller(
-        config.amqp_url.clone(),
-        herald_observe::queues_of(&config.topology),
-        poll_every,
-        shutdown,
-    );
+    let pipeline = worker.pipeline();
+    let poller = herald_observe::QueuePoller {
+        amqp_url: pipeline.config.amqp_url.clone(),
+        topology: pipeline.config.topology.clone(),
+        store: pipeline.store.clone(),
+        newest_delivered: worker.newest_delivered(),
+        every: poll_every,
+    };
+    herald_observe::spawn_queue_poller(poller, shutdown);
     Ok(bound)
 }
 

@@ -51,6 +51,7 @@ fn the_dashboard_only_queries_metrics_herald_exports() {
         m::SMTP_POOL_CONNECTIONS,
         m::QUEUE_MESSAGES,
         m::QUEUE_CONSUMERS,
+        m::QUEUE_OLDEST_MESSAGE_AGE_SECONDS,
         m::BUILD_INFO,
     ]
     .into_iter()

@@ -1,12 +1,14 @@
 //! `/metrics` and `/readyz` of a running worker, end to end: jobs sent, retried and
-//! dead-lettered show up in the counters, and readiness follows the SMTP server.
+//! dead-lettered show up in the counters, each queue's oldest-message age follows the ledger and
+//! the worker's deliveries, and readiness follows the SMTP server.
 //!
 //! One test in this binary on purpose: the Prometheus recorder is process-wide, so the counts
 //! asserted here are exactly this test's.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use herald_domain::{EmailJob, JobKind};
 use herald_mailsink::FaultPlan;
@@ -16,6 +18,37 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 const DEADLINE: Duration = Duration::from_secs(30);
+/// The retry tiers of this test: a short one the retried job goes through, and one long enough
+/// for a job to sit in while its age is read.
+const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(200), Duration::from_secs(3600)];
+const SHORT_TIER: &str = "herald.email.retry.200ms";
+const LONG_TIER: &str = "herald.email.retry.1h";
+const DEAD_QUEUE: &str = "herald.email.dead";
+const AGE: &str = "herald_queue_oldest_message_age_seconds";
+
+/// Runs `herald <args>` against the test's services (off the runtime's threads) and returns its
+/// standard output; fails the test if it fails.
+async fn herald(env: &TestEnv, args: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HERALD_AMQP_URL", &env.broker.url)
+        .env("HERALD_DATABASE_URL", &env.db.url)
+        .env("HERALD_SMTP_URL", env.sink.url())
+        .env("HERALD_RETRY_DELAYS", "200ms,1h")
+        .env("RUST_LOG", "warn")
+        .args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("herald runs"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "herald {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
 
 /// A bare HTTP/1.1 GET; returns the status code and the body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -92,11 +125,15 @@ async fn a_workers_metrics_and_readiness() -> anyhow::Result<()> {
     env.sink.set_faults(
         FaultPlan::reject_next(1, 451, "4.3.0 Try again later").when_recipient_contains("retry"),
     );
+    let mut config = env.config();
+    config.topology = TestEnv::topology().with_retry_delays(RETRY_DELAYS.to_vec());
+    let topology = config.topology.clone();
+    assert_eq!(topology.retry_queues(), [SHORT_TIER, LONG_TIER]);
     let worker = Worker::new(Pipeline::new(
         env.db.store.clone(),
         env.renderer.clone(),
         env.mailer(),
-        env.config(),
+        config,
     ));
     let shutdown = CancellationToken::new();
     let addr = herald::app::observe(
@@ -217,12 +254,79 @@ async fn a_workers_metrics_and_readiness() -> anyhow::Result<()> {
             && queue("herald_queue_messages", "herald.email.dead")(m) == Some(1.0)
     })
     .await;
-    for tier in TestEnv::topology().retry_queues() {
+    for tier in topology.retry_queues() {
         assert!(
             body.contains(&format!("herald_queue_messages{{queue=\"{tier}\"}}")),
             "{tier}"
         );
     }
+
+    // Oldest-message ages. The worker noted the publish time of what it was delivered.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let newest = worker.newest_delivered().unix_secs().expect("a delivery");
+    assert!(newest <= now && now - newest < 60, "{newest} vs {now}");
+
+    // A job that keeps failing goes through the 200 ms tier and then waits in the 1 h tier.
+    let stuck = EmailJob::builder(JobKind::Welcome, "u4", "stuck@example.com").build()?;
+    env.sink.set_faults(
+        FaultPlan::reject_all(451, "4.3.0 Try again later").when_recipient_contains("stuck"),
+    );
+    producer.publish(&stuck).await?;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let job = env.db.store.job(stuck.id.as_str()).await?;
+        if job
+            .as_ref()
+            .is_some_and(|j| j.status == "retrying" && j.attempts == 2)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never retried twice: {job:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let age = |q: &'static str| move |m: &str| sample(m, AGE, &[("queue", q)]);
+    let body = metrics_until(addr, "an age for the 1 h tier", |m| {
+        queue("herald_queue_messages", LONG_TIER)(m) == Some(1.0)
+            && age(LONG_TIER)(m).is_some_and(|a| a > 0.0)
+    })
+    .await;
+    let waited = age(LONG_TIER)(&body).unwrap();
+    assert!(waited < DEADLINE.as_secs_f64(), "{waited}");
+    assert_eq!(age(SHORT_TIER)(&body), Some(0.0), "{body}");
+    assert_eq!(
+        age("herald.email")(&body),
+        Some(0.0),
+        "the work queue is empty"
+    );
+    // The job that was dead-lettered earlier is still parked.
+    let parked = age(DEAD_QUEUE)(&body).unwrap();
+    assert!(parked > 0.0 && parked < 120.0, "{parked}");
+    // The ages are measured, not fixed: the tier's grows while the job waits.
+    metrics_until(addr, "the 1 h tier's age growing", |m| {
+        age(LONG_TIER)(m).is_some_and(|a| a >= waited + 1.0)
+    })
+    .await;
+
+    // Purging the dead letter marks it in the ledger, and the dead queue's age drops to 0.
+    let purged = herald(&env, &["dlq", "purge", "--all", "--yes"]).await;
+    assert!(purged.contains("Deleted 1 dead letter"), "{purged}");
+    metrics_until(addr, "the dead queue's age back to 0", |m| {
+        queue("herald_queue_messages", DEAD_QUEUE)(m) == Some(0.0)
+            && age(DEAD_QUEUE)(m) == Some(0.0)
+    })
+    .await;
+    let ledger = env.db.store.queue_ages(RETRY_DELAYS.len()).await?;
+    assert_eq!(
+        ledger.dead,
+        Duration::ZERO,
+        "the ledger knows it was purged"
+    );
+    assert!(ledger.retry_tiers[1] > Duration::ZERO);
+    let dead_job = env.db.store.job(dead.id.as_str()).await?.unwrap();
+    assert_eq!(dead_job.status, "dead", "a purged job stays dead");
+    let shown = herald(&env, &["jobs", "show", dead.id.as_str()]).await;
+    assert!(shown.contains("purged"), "{shown}");
+    assert!(shown.contains("unknown_organization"), "{shown}");
 
     // Readiness follows the SMTP server (its check is cached for a few seconds).
     let TestEnv {

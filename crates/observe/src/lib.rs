@@ -6,14 +6,15 @@
 //! - [`ObserveState`] holds the readiness checks; [`ObserveState::for_worker`] builds the worker's
 //!   (broker consuming, database ping, SMTP NOOP cached for a few seconds).
 //! - [`serve`] binds the HTTP server and returns the bound address.
-//! - [`spawn_queue_poller`] refreshes the queue gauges on its own AMQP connection.
+//! - [`spawn_queue_poller`] refreshes the queue gauges (depth, consumers, oldest-message age) on
+//!   its own AMQP connection, from the broker, the job ledger and the worker's deliveries.
 
 mod poller;
 mod readiness;
 mod recorder;
 mod server;
 
-pub use poller::{DEFAULT_POLL_INTERVAL, queues_of, spawn_queue_poller};
+pub use poller::{DEFAULT_POLL_INTERVAL, QueuePoller, queues_of, spawn_queue_poller};
 pub use readiness::{CheckResult, ObserveState, Readiness};
 pub use recorder::install;
 pub use server::{router, serve};

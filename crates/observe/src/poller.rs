@@ -1,15 +1,34 @@
-//! The queue gauges: a background task that reads each Herald queue's depth and consumers with
-//! a passive declare on its own AMQP connection.
+//! The queue gauges: a background task that, for the work queue, each retry tier and the dead
+//! queue, reads the ready messages and consumers with a passive declare on its own AMQP connection
+//! and works out how long the oldest message has waited.
 //!
-//! `herald_queue_oldest_message_age_seconds` is not exported: AMQP cannot peek at a quorum
-//! queue's head without delivering it (a `basic.get` + requeue counts against the work queue's
-//! `x-delivery-limit`), and the management plugin that reports `head_message_timestamp` is not
-//! assumed to be enabled.
+//! RabbitMQ cannot tell that age: every Herald queue is a quorum queue, RabbitMQ 3.10 reports no
+//! `head_message_timestamp` for quorum queues (rabbitmq-server issue #6813), and peeking with
+//! `basic.get` would count a delivery against the work queue's `x-delivery-limit`. So
+//! `herald_queue_oldest_message_age_seconds` comes from what Herald itself knows:
+//!
+//! - **Each retry tier**, from the job ledger: now − the oldest `updated_at` among the `retrying`
+//!   jobs of that tier (attempt *n* waits in tier *n*, the last tier repeats), which is when each
+//!   one's retry copy was made.
+//! - **The dead queue**, from the job ledger: now − the oldest time at which a job still
+//!   dead-lettered (`dead`, and not deleted by `herald dlq purge` since) was dead-lettered.
+//! - **The work queue**, from what this worker consumes: now − the newest AMQP `timestamp` (the
+//!   publish time Herald's publisher sets) among the messages it was delivered. Messages are
+//!   delivered FIFO, so the head is at most that old: an upper bound, which keeps growing if the
+//!   consumer stalls. NaN while this worker has not been delivered a timestamped message.
+//!
+//! Every age is 0 when the queue has no ready messages, which also keeps a stale ledger row (a
+//! retry copy that never reached its tier, a letter deleted by other means) from showing in an
+//! empty queue. A queue whose depth, or whose ledger age, cannot be read keeps its last values.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use herald_queue::{Topology, queue_stats};
+use herald_store::Store;
+use herald_store::queue_age::LedgerQueueAges;
 use herald_worker::CancellationToken;
+use herald_worker::lag::NewestDelivered;
+use herald_worker::metrics::{record_queue, record_queue_age};
 use lapin::Connection;
 use tokio::task::JoinHandle;
 use tracing::debug;
@@ -17,26 +36,92 @@ use tracing::debug;
 /// How often `herald worker` refreshes the queue gauges.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Everything the queue poller reads.
+#[derive(Debug, Clone)]
+pub struct QueuePoller {
+    /// Where it opens its own AMQP connection.
+    pub amqp_url: String,
+    /// Names the work queue, the retry tiers and the dead queue.
+    pub topology: Topology,
+    /// The job ledger: the source of the retry tiers' and the dead queue's ages.
+    pub store: Store,
+    /// The worker's newest delivered publish time: the bound on the work queue's age.
+    pub newest_delivered: NewestDelivered,
+    /// How often it refreshes the gauges.
+    pub every: Duration,
+}
+
+/// Where a queue's oldest-message age comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AgeSource {
+    WorkQueue,
+    /// The retry tier with this index, in attempt order.
+    RetryTier(usize),
+    DeadQueue,
+}
+
 /// The queues worth watching: the work queue, each retry tier, and the dead-letter queue.
 pub fn queues_of(topology: &Topology) -> Vec<String> {
-    let mut queues = vec![topology.work_queue.clone()];
-    queues.extend(topology.retry_queues());
-    queues.push(topology.dead_queue.clone());
+    watched(topology).into_iter().map(|(q, _)| q).collect()
+}
+
+fn watched(topology: &Topology) -> Vec<(String, AgeSource)> {
+    let mut queues = vec![(topology.work_queue.clone(), AgeSource::WorkQueue)];
+    queues.extend(
+        topology
+            .retry_queues()
+            .into_iter()
+            .enumerate()
+            .map(|(tier, q)| (q, AgeSource::RetryTier(tier))),
+    );
+    queues.push((topology.dead_queue.clone(), AgeSource::DeadQueue));
     queues
 }
 
-/// Sets `herald_queue_messages` and `herald_queue_consumers` for each queue every `every`,
-/// until `shutdown`. A queue that cannot be read keeps its last values; a lost connection is
-/// reopened on a later round.
-pub fn spawn_queue_poller(
-    amqp_url: String,
-    queues: Vec<String>,
-    every: Duration,
-    shutdown: CancellationToken,
-) -> JoinHandle<()> {
+/// The age, in seconds, reported for a queue with `ready` ready messages; `None` when its source
+/// (`ledger`, for a retry tier or the dead queue) could not be read. `now` is Unix seconds.
+fn oldest_age(
+    source: AgeSource,
+    ready: u32,
+    ledger: Option<&LedgerQueueAges>,
+    newest_delivered: Option<u64>,
+    now: f64,
+) -> Option<f64> {
+    if ready == 0 {
+        return Some(0.0);
+    }
+    match source {
+        // The timestamp has whole seconds and was taken no later than the publish, so the bound
+        // holds; a producer's clock running ahead of ours gives 0.
+        AgeSource::WorkQueue => {
+            Some(newest_delivered.map_or(f64::NAN, |t| (now - t as f64).max(0.0)))
+        }
+        AgeSource::RetryTier(tier) => ledger.map(|l| {
+            l.retry_tiers
+                .get(tier)
+                .copied()
+                .unwrap_or_default()
+                .as_secs_f64()
+        }),
+        AgeSource::DeadQueue => ledger.map(|l| l.dead.as_secs_f64()),
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Sets `herald_queue_messages`, `herald_queue_consumers` and
+/// `herald_queue_oldest_message_age_seconds` for each watched queue every `poller.every`, until
+/// `shutdown`. A lost connection is reopened on a later round.
+pub fn spawn_queue_poller(poller: QueuePoller, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let queues = watched(&poller.topology);
+        let tiers = poller.topology.retry_delays.len();
         let mut conn: Option<Connection> = None;
-        let mut tick = tokio::time::interval(every);
+        let mut tick = tokio::time::interval(poller.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
@@ -50,7 +135,8 @@ pub fn spawn_queue_poller(
                 conn = None;
             }
             if conn.is_none() {
-                match herald_queue::connect(&amqp_url, "herald-observe (queue stats)").await {
+                match herald_queue::connect(&poller.amqp_url, "herald-observe (queue stats)").await
+                {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
                         debug!(error = %e, "Queue stats: cannot connect to RabbitMQ yet.");
@@ -61,16 +147,36 @@ pub fn spawn_queue_poller(
             let Some(c) = conn.as_ref().filter(|c| c.status().connected()) else {
                 continue; // lapin is recovering the connection
             };
-            for queue in &queues {
+            let mut ready: Vec<(&str, AgeSource, u32)> = Vec::with_capacity(queues.len());
+            for (queue, source) in &queues {
                 match queue_stats(c, queue).await {
                     Ok(stats) => {
-                        herald_worker::metrics::record_queue(
-                            queue,
-                            stats.messages,
-                            stats.consumers,
-                        );
+                        record_queue(queue, stats.messages, stats.consumers);
+                        ready.push((queue, *source, stats.messages));
                     }
                     Err(e) => debug!(queue, error = %e, "Queue stats: could not read the queue."),
+                }
+            }
+            // The ledger is asked only when a queue it knows about holds messages.
+            let needs_ledger = ready
+                .iter()
+                .any(|(_, source, n)| *n > 0 && *source != AgeSource::WorkQueue);
+            let ledger = if needs_ledger {
+                match poller.store.queue_ages(tiers).await {
+                    Ok(ages) => Some(ages),
+                    Err(e) => {
+                        debug!(error = %e, "Queue ages: could not read the ledger.");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let newest = poller.newest_delivered.unix_secs();
+            let now = unix_now();
+            for (queue, source, messages) in ready {
+                if let Some(age) = oldest_age(source, messages, ledger.as_ref(), newest, now) {
+                    record_queue_age(queue, age);
                 }
             }
         }
@@ -78,4 +184,74 @@ pub fn spawn_queue_poller(
             let _ = c.close(200, "herald stopping".into()).await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger() -> LedgerQueueAges {
+        LedgerQueueAges {
+            retry_tiers: vec![Duration::ZERO, Duration::from_millis(42_500)],
+            dead: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn every_queue_is_watched_with_its_source() {
+        let topology = Topology::default()
+            .with_retry_delays(vec![Duration::from_secs(5), Duration::from_secs(60)]);
+        assert_eq!(
+            watched(&topology),
+            [
+                ("herald.email".to_owned(), AgeSource::WorkQueue),
+                ("herald.email.retry.5s".to_owned(), AgeSource::RetryTier(0)),
+                ("herald.email.retry.1m".to_owned(), AgeSource::RetryTier(1)),
+                ("herald.email.dead".to_owned(), AgeSource::DeadQueue),
+            ]
+        );
+        assert_eq!(queues_of(&topology).len(), 4);
+    }
+
+    #[test]
+    fn an_empty_queue_is_zero_whatever_the_sources_say() {
+        for source in [
+            AgeSource::WorkQueue,
+            AgeSource::RetryTier(1),
+            AgeSource::DeadQueue,
+        ] {
+            assert_eq!(
+                oldest_age(source, 0, Some(&ledger()), Some(1_000), 5_000.0),
+                Some(0.0)
+            );
+            assert_eq!(oldest_age(source, 0, None, None, 5_000.0), Some(0.0));
+        }
+    }
+
+    #[test]
+    fn retry_tiers_and_the_dead_queue_take_the_ledgers_age() {
+        let l = ledger();
+        let age = |source, ledger| oldest_age(source, 3, ledger, Some(4_990), 5_000.0);
+        assert_eq!(age(AgeSource::RetryTier(1), Some(&l)), Some(42.5));
+        assert_eq!(age(AgeSource::RetryTier(0), Some(&l)), Some(0.0));
+        assert_eq!(age(AgeSource::RetryTier(9), Some(&l)), Some(0.0));
+        assert_eq!(age(AgeSource::DeadQueue, Some(&l)), Some(600.0));
+        // An unreadable ledger leaves the gauge as it was.
+        assert_eq!(age(AgeSource::RetryTier(1), None), None);
+        assert_eq!(age(AgeSource::DeadQueue, None), None);
+    }
+
+    #[test]
+    fn the_work_queue_is_bounded_by_the_newest_delivered_publish_time() {
+        let age = |newest, now| oldest_age(AgeSource::WorkQueue, 7, None, newest, now);
+        assert_eq!(age(Some(1_000), 1_012.25), Some(12.25));
+        // The bound keeps growing while nothing is delivered (a stalled consumer).
+        assert_eq!(age(Some(1_000), 1_300.0), Some(300.0));
+        // A producer whose clock runs ahead never gives a negative age.
+        assert_eq!(age(Some(2_000), 1_999.5), Some(0.0));
+        assert!(
+            age(None, 1_000.0).unwrap().is_nan(),
+            "unknown before any delivery"
+        );
+    }
 }

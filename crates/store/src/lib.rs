@@ -7,6 +7,7 @@
 pub mod db;
 pub mod error;
 pub mod ledger;
+pub mod queue_age;
 pub mod registry;
 
 pub use db::Store;

@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::lag::NewestDelivered;
 use crate::outcome::Outcome;
 use crate::pipeline::{Incoming, Pipeline};
 
@@ -50,6 +51,8 @@ pub enum WorkerError {
 pub struct Worker {
     pipeline: Arc<Pipeline>,
     consuming: Arc<AtomicBool>,
+    /// Bounds the work queue's oldest-message age for the queue poller.
+    newest_delivered: NewestDelivered,
 }
 
 impl Worker {
@@ -57,6 +60,7 @@ impl Worker {
         Self {
             pipeline: Arc::new(pipeline),
             consuming: Arc::new(AtomicBool::new(false)),
+            newest_delivered: NewestDelivered::new(),
         }
     }
 
@@ -67,6 +71,12 @@ impl Worker {
     /// True while a session is connected and consuming the work queue (for readiness probes).
     pub fn is_consuming(&self) -> bool {
         self.consuming.load(Ordering::Relaxed)
+    }
+
+    /// The newest publish time (AMQP `timestamp`) among the deliveries this worker took from the
+    /// work queue, shared with whoever holds the handle.
+    pub fn newest_delivered(&self) -> NewestDelivered {
+        self.newest_delivered.clone()
     }
 
     /// Consumes until `shutdown` is cancelled, reconnecting when the broker goes away.
@@ -158,6 +168,9 @@ impl Worker {
                 }
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
+                        if let Some(published) = delivery.properties.timestamp() {
+                            self.newest_delivered.record(*published);
+                        }
                         let pipeline = self.pipeline.clone();
                         let publisher = publisher.clone();
                         tasks.spawn(process(pipeline, publisher, delivery));

@@ -8,6 +8,7 @@ pub mod compose;
 pub mod config;
 pub mod consumer;
 pub mod context;
+pub mod lag;
 pub mod metrics;
 pub mod outcome;
 pub mod pipeline;

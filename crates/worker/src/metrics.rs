@@ -31,6 +31,9 @@ pub const SMTP_POOL_CONNECTIONS: &str = "herald_smtp_pool_connections";
 pub const QUEUE_MESSAGES: &str = "herald_queue_messages";
 /// Consumers of a queue, by `queue`.
 pub const QUEUE_CONSUMERS: &str = "herald_queue_consumers";
+/// How long the oldest message of a queue has waited, by `queue` (see `herald-observe`'s poller
+/// for where each queue's age comes from).
+pub const QUEUE_OLDEST_MESSAGE_AGE_SECONDS: &str = "herald_queue_oldest_message_age_seconds";
 /// Always 1, with the running `version` as a label.
 pub const BUILD_INFO: &str = "herald_build_info";
 
@@ -98,6 +101,13 @@ pub fn describe() {
         QUEUE_CONSUMERS,
         "Consumers of each Herald queue, every 5 s."
     );
+    describe_gauge!(
+        QUEUE_OLDEST_MESSAGE_AGE_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest message in each Herald queue, every 5 s; 0 when it has no ready \
+         messages. Retry tiers and the dead queue: from the job ledger. The work queue: an upper \
+         bound, now minus the newest publish time this worker was delivered (NaN before any)."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the version label names the build.");
 
     for purpose in TicketPurpose::ALL {
@@ -161,6 +171,11 @@ pub fn record_smtp_pool(mailer: &herald_smtp::Mailer) {
 pub fn record_queue(queue: &str, messages: u32, consumers: u32) {
     metrics::gauge!(QUEUE_MESSAGES, "queue" => queue.to_owned()).set(f64::from(messages));
     metrics::gauge!(QUEUE_CONSUMERS, "queue" => queue.to_owned()).set(f64::from(consumers));
+}
+
+/// Sets a queue's oldest-message age, in seconds (NaN when it is not known).
+pub fn record_queue_age(queue: &str, seconds: f64) {
+    metrics::gauge!(QUEUE_OLDEST_MESSAGE_AGE_SECONDS, "queue" => queue.to_owned()).set(seconds);
 }
 
 #[cfg(test)]

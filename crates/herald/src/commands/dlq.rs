@@ -4,7 +4,8 @@
 //! keeps, so listing or a dry run loses nothing. Replay re-validates each job, reopens it in the
 //! ledger (a dead job is otherwise ignored by the worker), publishes it to `herald.jobs` under
 //! its id and original routing key with publisher confirms, and acks the dead copy only after
-//! the broker confirmed the new one.
+//! the broker confirmed the new one. Purge notes each deleted letter in its job's ledger row
+//! first, so the dead queue's oldest-message age stops counting it.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -57,7 +58,13 @@ pub async fn run(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
         }
         DlqCommand::Purge { select, yes } => {
             check_selection(&select, "purge")?;
-            purge(&conn, &topology, &select, yes).await
+            // Only a real purge writes to the ledger; a dry run needs no database.
+            let store = if yes {
+                Some(app::store(settings).await?)
+            } else {
+                None
+            };
+            purge(&conn, &topology, store.as_ref(), &select).await
         }
     };
     let _ = conn.close(200, "OK".into()).await;
@@ -481,14 +488,21 @@ async fn replay(
     }
 }
 
+/// Deletes the selected dead letters when `store` is given (`--yes`), else only lists them.
+///
+/// The ledger keeps a purged job `dead`, so that a stray copy is still ignored, and notes the
+/// purge (a `purged` event, and `purged_at`) before the letter is acked: the dead queue's
+/// oldest-message age counts only jobs whose letter is still parked.
 async fn purge(
     conn: &Connection,
     topology: &Topology,
+    store: Option<&Store>,
     select: &DlqSelect,
-    yes: bool,
 ) -> anyhow::Result<()> {
+    let yes = store.is_some();
     let now = unix_now();
     let mut lines: Vec<Line> = Vec::new();
+    let mut failure: Option<anyhow::Error> = None;
     let summary = dlq::browse(
         conn,
         &topology.dead_queue,
@@ -497,6 +511,19 @@ async fn purge(
             let letter = Letter::read(dead);
             if !select.matches(&letter, now) {
                 return Verdict::Keep;
+            }
+            if let (Some(store), Some(job_id)) = (store, letter.job_id.as_deref()) {
+                let detail = format!(
+                    "dead letter deleted by `herald dlq purge` (reason: {})",
+                    letter.reason.as_deref().unwrap_or("none recorded")
+                );
+                if let Err(e) = store.mark_purged(job_id, &detail).await {
+                    failure = Some(anyhow::Error::new(e).context(format!(
+                        "recording the purge of job {job_id}; it is still in {}",
+                        topology.dead_queue
+                    )));
+                    return Verdict::Stop;
+                }
             }
             lines.push(Line {
                 verb: if yes { "deleted" } else { "would delete" },
@@ -526,7 +553,10 @@ async fn purge(
             plural(lines.len(), "dead letter")
         );
     }
-    Ok(())
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Unix seconds as `2026-11-23 14:05:09Z`, or the number itself when it is out of range.
