@@ -489,7 +489,10 @@ mod tests {
 
     #[test]
     fn the_registry_cache_defaults_to_five_seconds_and_zero_turns_it_off() {
-        assert_eq!(load(&[]).unwrap().registry_cache_ttl, Duration::from_secs(5));
+        assert_eq!(
+            load(&[]).unwrap().registry_cache_ttl,
+            Duration::from_secs(5)
+        );
         for off in ["0", "0s", "off"] {
             let s = load(&[("HERALD_REGISTRY_CACHE_TTL", off)]).unwrap();
             assert_eq!(s.registry_cache_ttl, Duration::ZERO, "{off}");

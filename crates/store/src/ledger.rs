@@ -225,7 +225,11 @@ impl Store {
         .bind(pg_interval(lease))
         .bind(i32::try_from(min_attempt).unwrap_or(i32::MAX))
         .bind(fresh.as_ref().map(|(id, _, _)| *id))
-        .bind(fresh.as_ref().map(|(_, _, token)| token.hash().as_bytes().to_vec()))
+        .bind(
+            fresh
+                .as_ref()
+                .map(|(_, _, token)| token.hash().as_bytes().to_vec()),
+        )
         .bind(fresh.as_ref().map(|(_, salt, _)| salt.as_bytes().to_vec()))
         .bind(ticket.map(|t| t.purpose.as_str()))
         .bind(ticket.map(|t| t.user_id))

@@ -54,7 +54,8 @@ impl RegistryCache {
             return Ok(hit);
         }
         let found = store.get_organization(id).await?;
-        self.organizations.put(id.to_owned(), found.clone(), self.ttl);
+        self.organizations
+            .put(id.to_owned(), found.clone(), self.ttl);
         Ok(found)
     }
 
