@@ -97,6 +97,7 @@ pub fn worker_config(settings: &Settings) -> WorkerConfig {
         shutdown_timeout: settings.shutdown_timeout,
         propagate_traceparent: settings.email_traceparent,
         registry_cache_ttl: settings.registry_cache_ttl,
+        ledger_batch: settings.ledger_batch,
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Settings {
     pub lease: Duration,
     /// How long the worker caches organizations, clients and overrides (HERALD_REGISTRY_CACHE_TTL).
     pub registry_cache_ttl: Duration,
+    /// The most deliveries whose ledger writes share one statement (HERALD_LEDGER_BATCH).
+    pub ledger_batch: usize,
     pub log_format: LogFormat,
     /// Copy a job's W3C `traceparent` into the email's headers (HERALD_EMAIL_TRACEPARENT).
     pub email_traceparent: bool,
@@ -207,6 +209,7 @@ impl Settings {
             Some("0" | "0s" | "off") => Duration::ZERO,
             _ => duration(&get, "HERALD_REGISTRY_CACHE_TTL", "5s")?,
         };
+        let ledger_batch = number(&get, "HERALD_LEDGER_BATCH", 64usize, 1, 1000)?;
         let lease = duration(&get, "HERALD_SEND_LEASE", "2m")?;
         if lease <= smtp_timeout {
             return Err(bad(
@@ -330,6 +333,7 @@ impl Settings {
             max_job_bytes,
             shutdown_timeout,
             registry_cache_ttl,
+            ledger_batch,
             lease,
             log_format,
             email_traceparent,
@@ -462,6 +466,7 @@ mod tests {
             ("HERALD_METRICS_ADDR", "localhost"),
             ("HERALD_TEMPLATES_DIR", "/definitely/not/here"),
             ("HERALD_REGISTRY_CACHE_TTL", "soon"),
+            ("HERALD_LEDGER_BATCH", "0"),
         ] {
             let err = load(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{value}");

@@ -26,6 +26,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The store is shutting down (its pool or a task in front of it is gone): transient.
+    pub fn closed() -> Self {
+        StoreError::Unavailable(sqlx::Error::PoolClosed)
+    }
+
     /// True when the same call may succeed later without anyone changing anything: PostgreSQL is
     /// unreachable, restarting or shutting down, or the transaction lost a serialization race.
     pub fn is_transient(&self) -> bool {

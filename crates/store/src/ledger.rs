@@ -168,7 +168,7 @@ const TICKET_COLUMNS: &str = "id, job_id, token_hash, purpose, user_id, email, c
 const JOB_COLUMNS: &str = "id, type, status, attempts, last_error, dead_reason, recipient, \
      user_id, organization_id, client_id, locale, message_id, created_at, updated_at, sent_at";
 
-fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
@@ -179,7 +179,18 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn pg_interval(d: Duration) -> sqlx::postgres::types::PgInterval {
+/// The ticket an attempt offers to create if its job has none: id, salt and the token derived
+/// from them. Prepared in Rust because the token comes from the secret, which never goes to the
+/// database.
+pub(crate) type FreshTicket = (Uuid, TokenSalt, TicketToken);
+
+pub(crate) fn fresh_ticket(secret: &TicketSecret) -> FreshTicket {
+    let salt = TokenSalt::random();
+    let token = secret.derive(&salt);
+    (Uuid::now_v7(), salt, token)
+}
+
+pub(crate) fn pg_interval(d: Duration) -> sqlx::postgres::types::PgInterval {
     sqlx::postgres::types::PgInterval {
         months: 0,
         days: 0,
@@ -202,11 +213,7 @@ impl Store {
     ) -> Result<BeginOutcome, StoreError> {
         // The ticket this attempt creates if the job has none yet: prepared here because the
         // token is derived from the secret, which never goes to the database.
-        let fresh = ticket.map(|_| {
-            let salt = TokenSalt::random();
-            let token = secret.derive(&salt);
-            (Uuid::now_v7(), salt, token)
-        });
+        let fresh = ticket.map(|_| fresh_ticket(secret));
         let row = sqlx::query(
             "SELECT r_outcome, r_attempt, r_lease_until, r_ticket_id, r_token_salt, r_token_hash, \
              r_expires_at, r_ticket_created FROM herald_begin_attempt($1, $2, $3, $4, $5, $6, $7, \
@@ -245,6 +252,17 @@ impl Store {
         .bind(ticket.map(|t| pg_interval(t.ttl)))
         .fetch_one(self.pool())
         .await?;
+        self.finish_begin(&row, fresh, secret).await
+    }
+
+    /// Turns a row of `herald_begin_attempt` into the outcome, rebuilding the token of a ticket an
+    /// earlier attempt created. `fresh` is the ticket this attempt offered (id, salt, token).
+    pub(crate) async fn finish_begin(
+        &self,
+        row: &sqlx::postgres::PgRow,
+        fresh: Option<FreshTicket>,
+        secret: &TicketSecret,
+    ) -> Result<BeginOutcome, StoreError> {
         let outcome: String = row.try_get("r_outcome")?;
         let attempt = u32::try_from(row.try_get::<i32, _>("r_attempt")?).unwrap_or(0);
         match outcome.as_str() {

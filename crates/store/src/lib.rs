@@ -4,12 +4,14 @@
 //! Queries are runtime-checked (`sqlx::query_as::<_, Row>`) and covered by integration tests against
 //! a real PostgreSQL, so the build needs neither `DATABASE_URL` nor `.sqlx` offline data.
 
+pub mod batch;
 pub mod db;
 pub mod error;
 pub mod ledger;
 pub mod queue_age;
 pub mod registry;
 
+pub use batch::{BeginRequest, SentRequest, TicketRequest};
 pub use db::Store;
 pub use error::StoreError;
 pub use ledger::{

@@ -39,6 +39,9 @@ pub struct WorkerConfig {
     pub propagate_traceparent: bool,
     /// How long organizations, clients and template overrides are cached; zero turns it off.
     pub registry_cache_ttl: Duration,
+    /// The most deliveries whose ledger writes share one statement (group commit); 1 turns
+    /// batching off.
+    pub ledger_batch: usize,
 }
 
 impl WorkerConfig {
@@ -64,6 +67,7 @@ impl WorkerConfig {
             shutdown_timeout: Duration::from_secs(30),
             propagate_traceparent: false,
             registry_cache_ttl: Duration::from_secs(5),
+            ledger_batch: 64,
         }
     }
 }

@@ -3,19 +3,23 @@
 //! `Pipeline::handle` never panics on input and never talks to AMQP: it returns an [`Outcome`] and
 //! the consumer carries it out (ack, retry copy, or dead-letter copy).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use herald_domain::{EmailJob, TemplateName, TraceParent, negotiate, ticket_base};
 use herald_render::{Renderer, TemplateSources};
 use herald_smtp::{Delivered, Mailer};
-use herald_store::{BeginOutcome, Client, JobRecord, Organization, Store, TicketSpec};
+use herald_store::{
+    BeginOutcome, BeginRequest, Client, JobRecord, Organization, SentRequest, Store, StoreError,
+    TicketSpec,
+};
 use time::OffsetDateTime;
 use tracing::{Instrument, info, warn};
 
 use crate::compose::{compose_traced, message_id};
 use crate::config::WorkerConfig;
 use crate::context::email_context;
+use crate::ledger_batch::LedgerBatcher;
 use crate::outcome::{Failure, Outcome, decide};
 use crate::registry_cache::RegistryCache;
 
@@ -36,6 +40,7 @@ pub struct Pipeline {
     pub mailer: Mailer,
     pub config: WorkerConfig,
     registry: RegistryCache,
+    batcher: OnceLock<LedgerBatcher>,
 }
 
 impl Pipeline {
@@ -47,6 +52,7 @@ impl Pipeline {
     ) -> Self {
         Self {
             registry: RegistryCache::new(config.registry_cache_ttl),
+            batcher: OnceLock::new(),
             store,
             renderer,
             mailer,
@@ -110,14 +116,7 @@ impl Pipeline {
         };
         let ticket_spec = ticket_spec(job);
         let begun = self
-            .store
-            .begin_attempt(
-                &record,
-                ticket_spec.as_ref(),
-                &self.config.ticket_secret,
-                self.config.lease,
-                header_attempt,
-            )
+            .begin_attempt(&record, ticket_spec.as_ref(), header_attempt)
             .await;
         let (attempt, ticket) = match begun {
             Ok(BeginOutcome::Proceed { attempt, ticket }) => (attempt, ticket),
@@ -180,6 +179,63 @@ impl Pipeline {
             }
             Err(failure) => self.fail(job, &failure, attempt, expires_at).await,
         }
+    }
+
+    /// The ledger's idempotency gate, through the batcher unless batching is off.
+    async fn begin_attempt(
+        &self,
+        record: &JobRecord<'_>,
+        spec: Option<&TicketSpec<'_>>,
+        min_attempt: u32,
+    ) -> Result<BeginOutcome, StoreError> {
+        match self.batcher() {
+            Some(batcher) => {
+                batcher
+                    .begin(BeginRequest::new(record, spec, min_attempt))
+                    .await
+            }
+            None => {
+                self.store
+                    .begin_attempt(
+                        record,
+                        spec,
+                        &self.config.ticket_secret,
+                        self.config.lease,
+                        min_attempt,
+                    )
+                    .await
+            }
+        }
+    }
+
+    async fn mark_sent(&self, job_id: &str, attempt: u32, reply: &str) -> Result<(), StoreError> {
+        match self.batcher() {
+            Some(batcher) => {
+                batcher
+                    .mark_sent(SentRequest {
+                        id: job_id.to_owned(),
+                        attempt,
+                        reply: reply.to_owned(),
+                    })
+                    .await
+            }
+            None => self.store.mark_sent(job_id, attempt, reply).await,
+        }
+    }
+
+    /// The group-commit task, started on first use (so on the runtime that handles jobs); `None`
+    /// when `ledger_batch` is 1.
+    fn batcher(&self) -> Option<&LedgerBatcher> {
+        (self.config.ledger_batch > 1).then(|| {
+            self.batcher.get_or_init(|| {
+                LedgerBatcher::spawn(
+                    self.store.clone(),
+                    self.config.ticket_secret.clone(),
+                    self.config.lease,
+                    self.config.ledger_batch,
+                )
+            })
+        })
     }
 
     async fn prepare(&self, job: &EmailJob) -> Result<Prepared, Failure> {
@@ -367,7 +423,7 @@ impl Pipeline {
     async fn record_sent(&self, job_id: &str, attempt: u32, reply: &str) {
         let mut wait = Duration::from_millis(100);
         for _ in 0..6 {
-            match self.store.mark_sent(job_id, attempt, reply).await {
+            match self.mark_sent(job_id, attempt, reply).await {
                 Ok(()) => return,
                 Err(e) => {
                     warn!(error = %e, "Could not record the delivery yet; trying again.");
