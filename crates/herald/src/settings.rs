@@ -194,7 +194,7 @@ impl Settings {
             .transpose()?;
 
         let max_attempts = number(&get, "HERALD_MAX_ATTEMPTS", 10u32, 1, 100)?;
-        let prefetch = number(&get, "HERALD_PREFETCH", 32u16, 1, 1000)?;
+        let prefetch = number(&get, "HERALD_PREFETCH", 128u16, 1, 1000)?;
         let max_job_bytes = number(
             &get,
             "HERALD_MAX_JOB_BYTES",

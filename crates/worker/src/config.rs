@@ -50,7 +50,7 @@ impl WorkerConfig {
         Self {
             amqp_url: amqp_url.into(),
             topology: Topology::default(),
-            prefetch: 32,
+            prefetch: 128,
             max_attempts: 10,
             max_job_bytes: 64 * 1024,
             public_url: Url::parse("http://localhost:8080/").expect("static URL"),
