@@ -93,7 +93,7 @@ pub fn worker_config(settings: &Settings) -> WorkerConfig {
         message_id_domain: settings.message_id_domain(),
         ticket_secret,
         lease: settings.lease,
-        send_timeout: settings.smtp_timeout + std::time::Duration::from_secs(5),
+        send_timeout: settings.send_timeout(),
         shutdown_timeout: settings.shutdown_timeout,
         propagate_traceparent: settings.email_traceparent,
         registry_cache_ttl: settings.registry_cache_ttl,

@@ -378,6 +378,19 @@ where
     }
 }
 
+/// How much longer than HERALD_SMTP_TIMEOUT a whole send may take before the worker gives up on
+/// it (the timeout applies per SMTP command).
+pub const SEND_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
+
+impl Settings {
+    /// How long one whole send may take: HERALD_SMTP_TIMEOUT plus a margin, but always well
+    /// inside HERALD_SEND_LEASE (90% of it), so a send is abandoned before its lease runs out
+    /// and a redelivery of the same job can take over.
+    pub fn send_timeout(&self) -> Duration {
+        (self.smtp_timeout + SEND_TIMEOUT_MARGIN).min(self.lease.mul_f64(0.9))
+    }
+}
+
 fn duration(
     get: &impl Fn(&str) -> Option<String>,
     var: &'static str,
@@ -520,6 +533,15 @@ mod tests {
         );
         let err = load(&[("HERALD_METRICS_ADDR", "9464")]).unwrap_err();
         assert_eq!(err.var, "HERALD_METRICS_ADDR");
+    }
+
+    #[test]
+    fn a_send_is_abandoned_before_its_lease_runs_out() {
+        let defaults = load(&[]).unwrap();
+        assert_eq!(defaults.send_timeout(), Duration::from_secs(35));
+        let tight = load(&[("HERALD_SMTP_TIMEOUT", "2s"), ("HERALD_SEND_LEASE", "3s")]).unwrap();
+        assert!(tight.send_timeout() < Duration::from_secs(3));
+        assert_eq!(tight.send_timeout(), Duration::from_millis(2700));
     }
 
     #[test]

@@ -353,7 +353,8 @@ impl Store {
         Ok(())
     }
 
-    /// The attempt failed transiently; the job waits `delay` in a retry queue.
+    /// The attempt failed transiently; the job waits `delay` in a retry queue. A job the ledger
+    /// does not know yet, or that was sent meanwhile, is left as it is.
     pub async fn mark_retrying(
         &self,
         job_id: &str,
@@ -362,14 +363,21 @@ impl Store {
         delay: Duration,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE email_jobs SET status = 'retrying', last_error = $2, lease_until = NULL, \
              updated_at = now() WHERE id = $1 AND status <> 'sent'",
         )
         .bind(job_id)
         .bind(truncate(error, 2000))
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        // A job that failed before its first attempt was recorded (say, its organization could
+        // not be read) has no row yet: there is no history to add to, and the retried delivery
+        // will create it.
+        if updated == 0 {
+            return Ok(());
+        }
         let detail = format!(
             "{}; next attempt in {}",
             truncate(error, 480),

@@ -240,3 +240,33 @@ async fn a_job_refused_before_it_was_recorded_is_recorded_dead() {
     let counts = db.store.job_status_counts().await.unwrap();
     assert_eq!(counts, vec![("dead".to_string(), 1)]);
 }
+
+#[tokio::test]
+async fn a_retry_of_a_job_the_ledger_has_not_seen_is_not_an_error() {
+    let db = TestDb::new().await.unwrap();
+    // A transient failure before the first attempt was recorded (e.g. the registry lookup).
+    db.store
+        .mark_retrying(
+            "never-begun",
+            1,
+            "database unavailable",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert!(db.store.job("never-begun").await.unwrap().is_none());
+    // The retried delivery then records the job as usual, counting the earlier attempt.
+    let payload = serde_json::json!({"id": "never-begun"});
+    let outcome = db
+        .store
+        .begin_attempt(
+            &record("never-begun", &payload),
+            Some(&spec()),
+            &TicketSecret::random(),
+            Duration::from_secs(60),
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(proceed(outcome).0, 2);
+}

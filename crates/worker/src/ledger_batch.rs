@@ -20,7 +20,7 @@ pub const BATCHES_IN_FLIGHT: usize = 4;
 
 enum Op {
     Begin(
-        BeginRequest,
+        Box<BeginRequest>,
         oneshot::Sender<Result<BeginOutcome, StoreError>>,
     ),
     Sent(SentRequest, oneshot::Sender<Result<(), StoreError>>),
@@ -44,7 +44,9 @@ impl LedgerBatcher {
     /// `Store::begin_attempt` for one delivery, batched with the others in flight.
     pub async fn begin(&self, request: BeginRequest) -> Result<BeginOutcome, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.ops.send(Op::Begin(request, tx)).map_err(|_| gone())?;
+        self.ops
+            .send(Op::Begin(Box::new(request), tx))
+            .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
 
@@ -81,7 +83,7 @@ async fn run(
         let mut begins = Vec::new();
         let mut sents = Vec::new();
         let mut take = |op: Op| match op {
-            Op::Begin(req, reply) => begins.push((req, reply)),
+            Op::Begin(req, reply) => begins.push((*req, reply)),
             Op::Sent(req, reply) => sents.push((req, reply)),
         };
         take(first);
