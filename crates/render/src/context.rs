@@ -5,6 +5,8 @@ use herald_domain::{Locale, TemplateName};
 use serde::{Deserialize, Serialize};
 use unic_langid::CharacterDirection;
 
+use crate::skeleton::{PLACEHOLDERS, Values, fits};
+
 /// The recipient, as templates see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserView {
@@ -126,7 +128,7 @@ impl EmailContext {
 }
 
 /// The JSON templates are rendered with: the context after validation, plus derived fields.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct View<'a> {
     user: UserOut<'a>,
     url: Option<&'a str>,
@@ -145,20 +147,20 @@ pub(crate) struct View<'a> {
     dir: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct UserOut<'a> {
     user_id: &'a str,
     email: &'a str,
     name: Option<&'a str>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct ApplicationOut<'a> {
     name: &'a str,
     login_uri: Option<&'a str>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct BrandOut<'a> {
     name: &'a str,
     logo_url: Option<&'a str>,
@@ -246,6 +248,33 @@ impl<'a> View<'a> {
             lang: locale.to_string(),
             dir: direction,
         })
+    }
+}
+
+impl<'a> View<'a> {
+    /// This view with its per-recipient strings replaced by [`PLACEHOLDERS`], and the values they
+    /// stand for; `None` if a value does not [`fits`].
+    pub(crate) fn skeleton(&self) -> Option<(View<'a>, Values<'a>)> {
+        let mut skeleton = self.clone();
+        let values: Values<'a> = [
+            Some(self.user.user_id),
+            Some(self.user.email),
+            self.user.name,
+            self.url,
+            self.link,
+            self.login_url,
+        ];
+        if values.iter().flatten().any(|v| !fits(v)) {
+            return None;
+        }
+        let slot = |i: usize, v: Option<&'a str>| v.map(|_| PLACEHOLDERS[i]);
+        skeleton.user.user_id = PLACEHOLDERS[0];
+        skeleton.user.email = PLACEHOLDERS[1];
+        skeleton.user.name = slot(2, self.user.name);
+        skeleton.url = slot(3, self.url);
+        skeleton.link = slot(4, self.link);
+        skeleton.login_url = slot(5, self.login_url);
+        Some((skeleton, values))
     }
 }
 

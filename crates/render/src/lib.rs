@@ -10,6 +10,7 @@ mod context;
 mod error;
 mod i18n;
 mod renderer;
+mod skeleton;
 mod sources;
 #[cfg(test)]
 mod tests;

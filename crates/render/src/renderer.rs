@@ -1,9 +1,10 @@
 //! The renderer: default templates compiled once, the fluent catalog, and the pipeline that turns
 //! a template, a locale and a context into a subject, an inlined HTML body and a text body.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use css_inline::CSSInliner;
 use handlebars::{Handlebars, RenderErrorReason, Template};
@@ -12,6 +13,7 @@ use herald_domain::{Locale, TemplateName, negotiate};
 use crate::context::{EmailContext, View, ViewError};
 use crate::error::{LoadError, Part, RenderError};
 use crate::i18n::{Catalog, MessageError, TranslateHelper};
+use crate::skeleton;
 use crate::sources::{self, SourceFile};
 
 /// Handlebars sources that replace the default for one part of an email; `None` keeps the default.
@@ -45,7 +47,16 @@ pub struct Renderer {
     /// Used when a requested locale matches none of the loaded ones.
     default_locale: Locale,
     inliner: CSSInliner<'static>,
+    /// Inlined HTML skeletons of the built-in templates (see `skeleton`), by template and view
+    /// with placeholders; emptied when it reaches [`HTML_CACHE_ENTRIES`].
+    html_cache: Mutex<HashMap<String, Arc<str>>>,
+    /// Off only in tests that compare against full renders.
+    use_html_cache: bool,
 }
+
+/// At most this many inlined skeletons are kept (each about 7 KB): one per template, locale,
+/// organization or client look, "expires in" value and name present or not.
+const HTML_CACHE_ENTRIES: usize = 2048;
 
 impl fmt::Debug for Renderer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -146,6 +157,8 @@ impl Renderer {
                 // Media queries cannot be inlined; they stay in a <style> for clients that read it.
                 .keep_at_rules(true)
                 .build(),
+            html_cache: Mutex::new(HashMap::new()),
+            use_html_cache: true,
         };
         renderer.check_all(None).map_err(|e| LoadError::Defaults {
             source: Box::new(e),
@@ -207,15 +220,17 @@ impl Renderer {
             return Err(job.empty(Part::Subject));
         }
 
-        let html = job.part(&self.html, Part::Html, template.as_str(), html_source)?;
-        if html.trim().is_empty() {
-            return Err(job.empty(Part::Html));
-        }
-        let html = self.inliner.inline(&html).map_err(|e| RenderError::Css {
-            template,
-            locale: locale.clone(),
-            source: Box::new(e),
-        })?;
+        let cached = match html_source {
+            None if self.use_html_cache => self.html_from_skeleton(template, &locale, &view)?,
+            _ => None,
+        };
+        let html = match cached {
+            Some(html) => html,
+            None => self.inline(
+                &job,
+                job.part(&self.html, Part::Html, template.as_str(), html_source)?,
+            )?,
+        };
 
         let text = tidy_text(&job.part(&self.text, Part::Text, template.as_str(), text_source)?);
         if text.is_empty() {
@@ -227,6 +242,77 @@ impl Renderer {
             html,
             text,
         })
+    }
+
+    /// The built-in HTML for `view`, from its inlined skeleton (rendered and inlined on the first
+    /// email with the same look). `None` when the view's values cannot stand behind
+    /// placeholders, or the skeleton cannot be filled: the caller then renders in full.
+    fn html_from_skeleton(
+        &self,
+        template: TemplateName,
+        locale: &Locale,
+        view: &View<'_>,
+    ) -> Result<Option<String>, RenderError> {
+        let Some((skeleton_view, values)) = view.skeleton() else {
+            return Ok(None);
+        };
+        let Ok(key) = serde_json::to_string(&skeleton_view) else {
+            return Ok(None);
+        };
+        let key = format!("{template}\n{key}");
+        let hit = self.cache().get(&key).cloned();
+        let inlined = match hit {
+            Some(inlined) => inlined,
+            None => {
+                let Ok(data) = serde_json::to_value(&skeleton_view) else {
+                    return Ok(None);
+                };
+                let data = handlebars::Context::from(data);
+                let job = Job {
+                    template,
+                    locale,
+                    data: &data,
+                };
+                let html = job.part(&self.html, Part::Html, template.as_str(), None)?;
+                let inlined: Arc<str> = self.inline(&job, html)?.into();
+                let mut cache = self.cache();
+                if cache.len() >= HTML_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(key, Arc::clone(&inlined));
+                inlined
+            }
+        };
+        Ok(skeleton::fill(&inlined, &values))
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<str>>> {
+        self.html_cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Inlines the CSS of a rendered HTML part; refuses an empty one.
+    fn inline(&self, job: &Job<'_>, html: String) -> Result<String, RenderError> {
+        if html.trim().is_empty() {
+            return Err(job.empty(Part::Html));
+        }
+        self.inliner.inline(&html).map_err(|e| RenderError::Css {
+            template: job.template,
+            locale: job.locale.clone(),
+            source: Box::new(e),
+        })
+    }
+
+    /// The number of inlined skeletons held (for tests).
+    #[cfg(test)]
+    pub(crate) fn cached_skeletons(&self) -> usize {
+        self.cache().len()
+    }
+
+    /// This renderer, rendering every email in full (for tests that compare).
+    #[cfg(test)]
+    pub(crate) fn without_html_cache(mut self) -> Self {
+        self.use_html_cache = false;
+        self
     }
 
     /// Compiles `sources` and renders them in every loaded locale against two sample contexts

@@ -630,3 +630,103 @@ fn subjects_collapse_every_kind_of_space_and_keep_no_edge_whitespace() {
     assert_eq!(single_line("a\u{2028}b\u{85}c\r\nd\te"), "a b c d e");
     assert_eq!(single_line(" \u{2003} "), "");
 }
+
+/// What a full render and a render from the inlined skeleton may differ in: the skeleton's
+/// values are escaped for text and attributes alike (`&quot;` in text, `&lt;`/`&gt;` in
+/// attributes), which browsers and mail clients read the same.
+fn unescape_alike(html: &str) -> String {
+    html.replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+}
+
+#[test]
+fn emails_from_the_inlined_skeleton_read_like_full_renders() {
+    let full = Renderer::embedded().unwrap().without_html_cache();
+    let cached = Renderer::embedded().unwrap();
+    let names = [
+        None,
+        Some("Ana"),
+        Some("O'Brien \"<b>&co</b>\""),
+        Some("山田 花子"),
+        Some("سارة"),
+        Some("a\u{a0}b"),
+        Some("{{user.email}}"),
+    ];
+    let mut renders = 0;
+    for template in TemplateName::ALL {
+        for tag in LOCALES {
+            for name in names {
+                for minimal in [false, true] {
+                    let mut ctx = if minimal {
+                        EmailContext::minimal_sample(template)
+                    } else {
+                        ctx(template)
+                    };
+                    ctx.user.name = name.map(Into::into);
+                    ctx.user.email = "x&y+\"q\"@example.com".into();
+                    if ctx.url.is_some() {
+                        ctx.url = Some(format!("{URL}&a=<1>&b=\"2\""));
+                    }
+                    let expected = full.render(template, &locale(tag), &ctx, None).unwrap();
+                    // Twice: the first builds the skeleton, the second reads it back.
+                    for _ in 0..2 {
+                        let got = cached.render(template, &locale(tag), &ctx, None).unwrap();
+                        assert_eq!(got.subject, expected.subject);
+                        assert_eq!(got.text, expected.text);
+                        assert!(!got.html.contains(['\u{E000}', '\u{E001}']));
+                        assert_eq!(
+                            unescape_alike(&got.html),
+                            unescape_alike(&expected.html),
+                            "{template} {tag} {name:?} minimal={minimal}"
+                        );
+                        renders += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(renders, 4 * 6 * 7 * 2 * 2);
+    // One skeleton per template, locale, look and name present or not: far fewer than emails.
+    let skeletons = cached.cached_skeletons();
+    assert!(skeletons > 0 && skeletons <= 4 * 6 * 2 * 2, "{skeletons}");
+}
+
+#[test]
+fn values_that_cannot_stand_behind_a_placeholder_are_rendered_in_full() {
+    let r = Renderer::embedded().unwrap();
+    let before = r.cached_skeletons();
+    let mut ctx = ctx(TemplateName::VerifyEmail);
+    // A name that spells a placeholder must come out as itself, not as another field.
+    ctx.user.name = Some("\u{E000}1\u{E001}".into());
+    let html = r
+        .render(TemplateName::VerifyEmail, &locale("en"), &ctx, None)
+        .unwrap()
+        .html;
+    assert_eq!(r.cached_skeletons(), before, "rendered without the cache");
+    assert!(html.contains("\u{E000}1\u{E001}"));
+    assert!(
+        !html.contains("Alex"),
+        "the name is not replaced by another value"
+    );
+}
+
+#[test]
+fn overrides_are_always_rendered_in_full() {
+    let r = Renderer::embedded().unwrap();
+    let before = r.cached_skeletons();
+    let sources = TemplateSources {
+        html: Some("<p style=\"color: red\">{{#if user.name}}{{user.name}}{{/if}}</p>".into()),
+        ..TemplateSources::default()
+    };
+    let email = r
+        .render(
+            TemplateName::VerifyEmail,
+            &locale("en"),
+            &with_name("Zed"),
+            Some(&sources),
+        )
+        .unwrap();
+    assert!(email.html.contains("Zed"), "{}", email.html);
+    assert_eq!(r.cached_skeletons(), before);
+}
