@@ -420,21 +420,32 @@ impl Pipeline {
 
     /// The email is out: record it, trying a little harder than usual, since a job whose send is
     /// not recorded would be sent again if it were redelivered.
+    /// Records that the SMTP server accepted the email. The email is out, so the delivery is
+    /// not acked before the ledger says so: while PostgreSQL is unreachable this keeps trying
+    /// (every 5 s at most) and holds the delivery, so consumption slows down instead of leaving
+    /// the job `sending`. An error retrying cannot fix is given up on after a few tries.
     async fn record_sent(&self, job_id: &str, attempt: u32, reply: &str) {
         let mut wait = Duration::from_millis(100);
-        for _ in 0..6 {
+        let mut failures = 0u32;
+        loop {
             match self.mark_sent(job_id, attempt, reply).await {
                 Ok(()) => return,
+                Err(e) if !e.is_transient() && failures >= 5 => {
+                    warn!(
+                        error = %e,
+                        "The email was delivered but the ledger refused to record it; the job \
+                         stays 'sending'."
+                    );
+                    return;
+                }
                 Err(e) => {
                     warn!(error = %e, "Could not record the delivery yet; trying again.");
+                    failures += 1;
                     tokio::time::sleep(wait).await;
-                    wait *= 2;
+                    wait = (wait * 2).min(Duration::from_secs(5));
                 }
             }
         }
-        warn!(
-            "The email was delivered but the ledger could not record it; the job stays 'sending'."
-        );
     }
 }
 
