@@ -76,6 +76,7 @@ impl Renderer {
         Self::build(
             &sources::embedded_templates()?,
             &sources::embedded_locales()?,
+            true,
         )
     }
 
@@ -85,14 +86,23 @@ impl Renderer {
     /// template (any other `<name>.{html,text}.hbs` becomes a partial); `locales` holds
     /// `<lang>/*.ftl`. Every locale must define the same messages, and every default template
     /// must render in every locale, or loading fails.
+    ///
+    /// Every email is rendered in full: the inlined-skeleton cache (see `skeleton`) relies on
+    /// templates only printing the per-recipient strings, which the built-in ones are tested
+    /// for and an operator's may not do (`{{#if (eq user.name …)}}`).
     pub fn from_dirs(templates: &Path, locales: &Path) -> Result<Self, LoadError> {
         Self::build(
             &sources::from_disk(templates)?,
             &sources::from_disk(locales)?,
+            false,
         )
     }
 
-    fn build(templates: &[SourceFile], locales: &[SourceFile]) -> Result<Self, LoadError> {
+    fn build(
+        templates: &[SourceFile],
+        locales: &[SourceFile],
+        use_html_cache: bool,
+    ) -> Result<Self, LoadError> {
         let catalog = Arc::new(Catalog::load(locales)?);
         let helper = TranslateHelper::new(Arc::clone(&catalog));
         let mut html = registry(handlebars::html_escape, helper.clone());
@@ -158,7 +168,7 @@ impl Renderer {
                 .keep_at_rules(true)
                 .build(),
             html_cache: Mutex::new(HashMap::new()),
-            use_html_cache: true,
+            use_html_cache,
         };
         renderer.check_all(None).map_err(|e| LoadError::Defaults {
             source: Box::new(e),

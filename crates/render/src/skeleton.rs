@@ -3,7 +3,8 @@
 //! for that "skeleton", and each email then only fills the placeholders in.
 //!
 //! A skeleton renders exactly like the real view wherever templates only print those strings,
-//! which is all the built-in templates do with them; overrides are always rendered in full.
+//! which is all the built-in templates do with them; overrides, and templates loaded from disk
+//! (`HERALD_TEMPLATES_DIR`), are always rendered in full.
 //! `{{#if user.name}}` still sees the truth: a missing value stays missing, and a present one is
 //! never empty (empty names are dropped by the view, and `View::skeleton` refuses the rest).
 //! The filled-in values are HTML-escaped for text and attribute alike, so the result means the
