@@ -231,6 +231,16 @@ async fn a_workers_metrics_and_readiness() -> anyhow::Result<()> {
         value("herald_render_duration_seconds_count", &[]),
         Some(3.0)
     );
+    // Group commit: every attempt that reached the ledger went through a batch (the dead job
+    // failed before it), whatever the batches' sizes.
+    assert_eq!(
+        value("herald_ledger_batch_jobs_sum", &[("statement", "begin")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        value("herald_ledger_batch_jobs_sum", &[("statement", "sent")]),
+        Some(2.0)
+    );
     assert!(body.contains("# TYPE herald_send_duration_seconds histogram"));
     assert!(value("herald_smtp_pool_connections", &[("state", "idle")]).is_some());
     assert_eq!(

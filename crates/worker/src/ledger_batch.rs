@@ -120,6 +120,7 @@ async fn answer_begins(
         return;
     }
     let (requests, replies): (Vec<_>, Vec<_>) = waiting.into_iter().unzip();
+    crate::metrics::record_ledger_batch("begin", requests.len());
     let outcomes = store.begin_attempts(&requests, secret, lease).await;
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         // A caller that gave up (its delivery was dropped) needs no answer.
@@ -132,6 +133,7 @@ async fn answer_sents(store: &Store, waiting: Waiting<SentRequest, ()>) {
         return;
     }
     let (requests, replies): (Vec<_>, Vec<_>) = waiting.into_iter().unzip();
+    crate::metrics::record_ledger_batch("sent", requests.len());
     let outcomes = store.mark_sent_many(&requests).await;
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);

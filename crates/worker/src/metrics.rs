@@ -34,6 +34,8 @@ pub const QUEUE_CONSUMERS: &str = "herald_queue_consumers";
 /// How long the oldest message of a queue has waited, by `queue` (see `herald-observe`'s poller
 /// for where each queue's age comes from).
 pub const QUEUE_OLDEST_MESSAGE_AGE_SECONDS: &str = "herald_queue_oldest_message_age_seconds";
+/// Jobs per group-commit statement, by `statement` (begin, sent).
+pub const LEDGER_BATCH_JOBS: &str = "herald_ledger_batch_jobs";
 /// Always 1, with the running `version` as a label.
 pub const BUILD_INFO: &str = "herald_build_info";
 
@@ -46,9 +48,15 @@ pub const ATTEMPT_BUCKETS: &[f64] = &[
     1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0,
 ];
 
+/// Buckets for [`LEDGER_BATCH_JOBS`] (`HERALD_LEDGER_BATCH` is at most 1000).
+pub const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1000.0,
+];
+
 /// Every histogram with its buckets, for the exporter's configuration.
 pub const HISTOGRAMS: &[(&str, &[f64])] = &[
     (JOB_ATTEMPTS, ATTEMPT_BUCKETS),
+    (LEDGER_BATCH_JOBS, BATCH_BUCKETS),
     (SEND_DURATION_SECONDS, DURATION_BUCKETS),
     (RENDER_DURATION_SECONDS, DURATION_BUCKETS),
 ];
@@ -108,6 +116,11 @@ pub fn describe() {
          messages. Retry tiers and the dead queue: from the job ledger. The work queue: an upper \
          bound, now minus the newest publish time this worker was delivered (NaN before any)."
     );
+    describe_histogram!(
+        LEDGER_BATCH_JOBS,
+        "Jobs per ledger statement under group commit, by statement (begin, sent); none with \
+         HERALD_LEDGER_BATCH=1."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the version label names the build.");
 
     for purpose in TicketPurpose::ALL {
@@ -155,6 +168,11 @@ pub fn record_render(elapsed: Duration) {
 /// `result` is `ok`, `error` or `timeout`.
 pub fn record_send(elapsed: Duration, result: &'static str) {
     histogram!(SEND_DURATION_SECONDS, "result" => result).record(elapsed.as_secs_f64());
+}
+
+/// `statement` is `begin` or `sent`.
+pub fn record_ledger_batch(statement: &'static str, jobs: usize) {
+    histogram!(LEDGER_BATCH_JOBS, "statement" => statement).record(jobs as f64);
 }
 
 pub fn record_ticket_issued(purpose: TicketPurpose) {
