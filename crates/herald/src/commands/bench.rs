@@ -11,12 +11,9 @@ pub async fn run(settings: &Settings, options: BenchOptions) -> anyhow::Result<(
     // HERALD_AMQP_URL may list a cluster's nodes; rabbitmqctl administers the local one.
     let amqp = match &options.amqp_url {
         Some(url) => url.as_str(),
-        None => settings
-            .amqp_url
-            .split(',')
+        None => herald_queue::connect::split_urls(&settings.amqp_url)
             .next()
-            .unwrap_or_default()
-            .trim(),
+            .unwrap_or_default(),
     };
     let database = options
         .database_url
