@@ -1,8 +1,10 @@
 //! The job ledger and tickets: one row per job id, its single ticket, and the job's history.
 //!
 //! `begin_attempt` is the idempotency gate. In one transaction it records the job (the id is the
-//! primary key), refuses duplicates of finished jobs, takes a short lease so two deliveries of the
-//! same job cannot send at once, and creates or re-derives the job's one ticket. The token itself is
+//! primary key), refuses a different job under a known id (the row keeps a SHA-256 of the job's
+//! canonical payload, and a delivery with another digest is answered [`BeginOutcome::Conflict`]
+//! without touching the row), refuses duplicates of finished jobs, takes a short lease so two
+//! deliveries of the same job cannot send at once, and creates or re-derives the job's one ticket. The token itself is
 //! never stored: only its SHA-256 and the salt it is derived from (see `herald_domain::ticket`).
 
 use std::time::Duration;
@@ -107,6 +109,9 @@ pub enum BeginOutcome {
         until: OffsetDateTime,
         attempts: u32,
     },
+    /// The ledger knows a different job (another payload digest) under this id. Nothing of that
+    /// job was changed; this delivery must not be sent (it would borrow the other job's ticket).
+    Conflict,
 }
 
 /// A job as the ledger knows it.
@@ -268,6 +273,7 @@ impl Store {
         match outcome.as_str() {
             "sent" => return Ok(BeginOutcome::AlreadySent),
             "dead" => return Ok(BeginOutcome::AlreadyDead),
+            "conflict" => return Ok(BeginOutcome::Conflict),
             "busy" => {
                 return Ok(BeginOutcome::Busy {
                     until: row.try_get("r_lease_until")?,
@@ -354,21 +360,25 @@ impl Store {
     }
 
     /// The attempt failed transiently; the job waits `delay` in a retry queue. A job the ledger
-    /// does not know yet, or that was sent meanwhile, is left as it is.
+    /// does not know yet, or that was sent meanwhile, is left as it is, and so is a different
+    /// job under the same id: when `payload` is given, only a row with its digest is updated.
     pub async fn mark_retrying(
         &self,
         job_id: &str,
         attempt: u32,
         error: &str,
         delay: Duration,
+        payload: Option<&serde_json::Value>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         let updated = sqlx::query(
             "UPDATE email_jobs SET status = 'retrying', last_error = $2, lease_until = NULL, \
-             updated_at = now() WHERE id = $1 AND status <> 'sent'",
+             updated_at = now() WHERE id = $1 AND status <> 'sent' \
+             AND ($3::jsonb IS NULL OR payload_digest = herald_payload_digest($3::jsonb))",
         )
         .bind(job_id)
         .bind(truncate(error, 2000))
+        .bind(payload)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -389,7 +399,10 @@ impl Store {
     }
 
     /// The job was dead-lettered. Works for jobs never seen before (refused at parse time, when
-    /// their id could still be read) and never overwrites a job that was already sent.
+    /// their id could still be read) and never overwrites a job that was already sent. When
+    /// `payload` is given it never overwrites a different job under the same id either (another
+    /// payload digest): that job's row stays as it was. `None` means "this id, whatever its body"
+    /// (an operator restoring a job's dead state).
     pub async fn mark_dead(
         &self,
         job_id: &str,
@@ -406,7 +419,8 @@ impl Store {
              ON CONFLICT (id) DO UPDATE SET status = 'dead', last_error = EXCLUDED.last_error, \
              dead_reason = EXCLUDED.dead_reason, lease_until = NULL, updated_at = now(), \
              attempts = GREATEST(email_jobs.attempts, EXCLUDED.attempts) \
-             WHERE email_jobs.status <> 'sent'",
+             WHERE email_jobs.status <> 'sent' AND ($6::jsonb IS NULL \
+             OR email_jobs.payload_digest = herald_payload_digest($6::jsonb))",
         )
         .bind(job_id)
         .bind(kind)

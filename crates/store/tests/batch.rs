@@ -147,7 +147,7 @@ async fn a_retried_job_in_a_batch_gets_back_its_first_link() {
         other => panic!("{other:?}"),
     };
     db.store
-        .mark_retrying("r1", 1, "451 busy", Duration::from_secs(5))
+        .mark_retrying("r1", 1, "451 busy", Duration::from_secs(5), None)
         .await
         .unwrap();
     let batch = vec![request("r0", true, 1), request("r1", true, 2)];
@@ -204,4 +204,32 @@ async fn a_failing_batch_falls_back_to_each_job_so_only_the_bad_one_fails() {
     let events = db.store.job_events("good-1").await.unwrap();
     assert_eq!(events.iter().filter(|e| e.event == "received").count(), 1);
     assert!(db.store.job("bad").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_different_job_under_a_known_id_is_a_conflict_in_a_batch_too() {
+    let db = TestDb::new().await.unwrap();
+    let secret = TicketSecret::random();
+    let first = db
+        .store
+        .begin_one(&request("c1", true, 1), &secret, LEASE)
+        .await
+        .unwrap();
+    assert!(matches!(first, BeginOutcome::Proceed { .. }), "{first:?}");
+    let mut other = request("c1", true, 1);
+    other.payload = serde_json::json!({"id": "c1", "to": "mallory@example.com"});
+    other.recipient = "mallory@example.com".into();
+    let batch = vec![request("c0", true, 1), other];
+    let outcomes = db.store.begin_attempts(&batch, &secret, LEASE).await;
+    assert!(
+        matches!(outcomes[0], Ok(BeginOutcome::Proceed { .. })),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[1], Ok(BeginOutcome::Conflict)),
+        "{outcomes:?}"
+    );
+    let job = db.store.job("c1").await.unwrap().unwrap();
+    assert_eq!((job.status.as_str(), job.attempts), ("sending", 1));
+    assert_eq!(job.recipient.as_deref(), Some("a@example.com"));
 }

@@ -60,7 +60,13 @@ async fn a_retried_job_keeps_its_one_ticket_and_its_link() {
     let (attempt, first) = proceed(begin(&db.store, "j1", &secret, Duration::from_secs(60)).await);
     assert_eq!(attempt, 1);
     db.store
-        .mark_retrying("j1", 1, "451 busy", Duration::from_secs(5))
+        .mark_retrying(
+            "j1",
+            1,
+            "451 busy",
+            Duration::from_secs(5),
+            Some(&serde_json::json!({"id": "j1"})),
+        )
         .await
         .unwrap();
     let (attempt, second) = proceed(begin(&db.store, "j1", &secret, Duration::from_secs(60)).await);
@@ -251,6 +257,7 @@ async fn a_retry_of_a_job_the_ledger_has_not_seen_is_not_an_error() {
             1,
             "database unavailable",
             Duration::from_secs(5),
+            None,
         )
         .await
         .unwrap();
@@ -269,4 +276,118 @@ async fn a_retry_of_a_job_the_ledger_has_not_seen_is_not_an_error() {
         .await
         .unwrap();
     assert_eq!(proceed(outcome).0, 2);
+}
+
+#[tokio::test]
+async fn a_different_job_under_a_known_id_is_refused_and_the_first_job_is_untouched() {
+    let db = TestDb::new().await.unwrap();
+    let store = &db.store;
+    let secret = TicketSecret::random();
+    let lease = Duration::from_secs(60);
+    let first = serde_json::json!({"id": "j9", "user": {"email": "a@example.com"}});
+    let other = serde_json::json!({"id": "j9", "user": {"email": "mallory@example.com"}});
+    let (_, ticket) = proceed(
+        store
+            .begin_attempt(&record("j9", &first), Some(&spec()), &secret, lease, 1)
+            .await
+            .unwrap(),
+    );
+    store
+        .mark_retrying("j9", 1, "451 busy", Duration::from_secs(5), Some(&first))
+        .await
+        .unwrap();
+    let before = store.job("j9").await.unwrap().unwrap();
+    let ticket_before = store.ticket_for_job("j9").await.unwrap().unwrap();
+
+    // The other job, while the first is retrying: no attempt, no lease, no ticket.
+    let mut mallory = record("j9", &other);
+    mallory.recipient = "mallory@example.com";
+    let mut mallory_ticket = spec();
+    mallory_ticket.email = "mallory@example.com";
+    let outcome = store
+        .begin_attempt(&mallory, Some(&mallory_ticket), &secret, lease, 1)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, BeginOutcome::Conflict), "{outcome:?}");
+    // Its later failures cannot write over the first job either.
+    store
+        .mark_retrying("j9", 2, "database", Duration::from_secs(5), Some(&other))
+        .await
+        .unwrap();
+    store
+        .mark_dead(
+            "j9",
+            "verification_email",
+            1,
+            "id_conflict",
+            "x",
+            Some(&other),
+        )
+        .await
+        .unwrap();
+
+    let after = store.job("j9").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            &after.status,
+            after.attempts,
+            &after.recipient,
+            &after.last_error,
+            &after.dead_reason
+        ),
+        (
+            &before.status,
+            before.attempts,
+            &before.recipient,
+            &before.last_error,
+            &before.dead_reason
+        )
+    );
+    assert_eq!(after.status, "retrying");
+    let payload: serde_json::Value =
+        sqlx::query_scalar("SELECT payload FROM email_jobs WHERE id = 'j9'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(payload, first, "the first job's payload is kept");
+    let ticket_after = store.ticket_for_job("j9").await.unwrap().unwrap();
+    assert_eq!(ticket_after.id, ticket_before.id);
+    assert_eq!(ticket_after.token_hash, ticket_before.token_hash);
+    assert_eq!(ticket_after.email, "a@example.com");
+    let events = store.job_events("j9").await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.event, "duplicate");
+    assert!(last.detail.as_deref().unwrap().starts_with("id_conflict"));
+
+    // The first job's own redelivery still goes ahead, with its link.
+    let (attempt, again) = proceed(
+        store
+            .begin_attempt(&record("j9", &first), Some(&spec()), &secret, lease, 1)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(attempt, 2);
+    assert_eq!(again.token, ticket.token);
+}
+
+#[tokio::test]
+async fn a_different_job_under_the_id_of_a_sent_job_is_a_conflict_not_a_duplicate() {
+    let db = TestDb::new().await.unwrap();
+    let secret = TicketSecret::random();
+    let lease = Duration::from_secs(60);
+    proceed(begin(&db.store, "j10", &secret, lease).await);
+    db.store.mark_sent("j10", 1, "250 OK").await.unwrap();
+    let other = serde_json::json!({"id": "j10", "user": {"email": "mallory@example.com"}});
+    let outcome = db
+        .store
+        .begin_attempt(&record("j10", &other), Some(&spec()), &secret, lease, 1)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, BeginOutcome::Conflict), "{outcome:?}");
+    // The same job again is still a plain duplicate.
+    assert!(matches!(
+        begin(&db.store, "j10", &secret, lease).await,
+        BeginOutcome::AlreadySent
+    ));
+    assert_eq!(db.store.job("j10").await.unwrap().unwrap().status, "sent");
 }

@@ -47,7 +47,7 @@ async fn attempt(store: &Store, id: &str, attempt: u32) {
 async fn retrying_since(store: &Store, id: &str, n: u32, secs: f64) {
     attempt(store, id, n).await;
     store
-        .mark_retrying(id, n, "451 busy", Duration::from_secs(5))
+        .mark_retrying(id, n, "451 busy", Duration::from_secs(5), None)
         .await
         .unwrap();
     backdate(store, id, secs).await;

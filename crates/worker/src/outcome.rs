@@ -31,6 +31,9 @@ pub enum Failure {
     SendTimeout(Duration),
     #[error("the ticket expired before the email could be delivered")]
     TicketExpired,
+    /// The ledger holds a different job (another payload) under this job's id.
+    #[error("a different job is already recorded under this id; this one was not sent")]
+    IdConflict,
 }
 
 /// Transient failures are retried from a delay queue; permanent ones are dead-lettered at once.
@@ -74,6 +77,9 @@ pub fn classify(failure: &Failure) -> Class {
         Failure::SendTimeout(_) => Transient,
         Failure::TicketExpired => Permanent {
             reason: "ticket_expired",
+        },
+        Failure::IdConflict => Permanent {
+            reason: "id_conflict",
         },
     }
 }
@@ -187,6 +193,12 @@ mod tests {
                 Failure::Compose("bad".into()),
                 Class::Permanent {
                     reason: "invalid_message",
+                },
+            ),
+            (
+                Failure::IdConflict,
+                Class::Permanent {
+                    reason: "id_conflict",
                 },
             ),
         ];

@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use herald_domain::{EmailJob, TemplateName, TraceParent, negotiate, ticket_base};
+use herald_domain::{EmailJob, JobError, TemplateName, TraceParent, negotiate, ticket_base};
 use herald_render::{Renderer, TemplateSources};
 use herald_smtp::{Delivered, Mailer};
 use herald_store::{
@@ -70,15 +70,17 @@ impl Pipeline {
         let job = match EmailJob::parse(msg.body, self.config.max_job_bytes) {
             Ok(job) => job,
             Err(e) => {
+                // An oversize body is not read any further: not parsed for its id, not stored.
+                let readable = !matches!(e, JobError::TooLarge { .. });
                 let failure = Failure::Job(e);
                 warn!(reason = %failure, "Refused an invalid job.");
                 let attempts = msg.failed_attempts + 1;
-                if let Some(id) = EmailJob::peek_id(msg.body) {
+                let outcome = decide(&failure, attempts, 1, Duration::ZERO, None, now());
+                if readable && let Some(id) = EmailJob::peek_id(msg.body) {
                     let payload = serde_json::from_slice::<serde_json::Value>(msg.body).ok();
-                    self.record_dead(id.as_str(), "invalid", attempts, &failure, payload.as_ref())
+                    self.record_dead(id.as_str(), "invalid", &outcome, payload.as_ref())
                         .await;
                 }
-                let outcome = decide(&failure, attempts, 1, Duration::ZERO, None, now());
                 return (outcome, crate::metrics::INVALID_TYPE);
             }
         };
@@ -123,6 +125,23 @@ impl Pipeline {
             Ok(BeginOutcome::AlreadySent | BeginOutcome::AlreadyDead) => {
                 info!("Ignored a duplicate delivery of a finished job.");
                 return Outcome::Duplicate;
+            }
+            Ok(BeginOutcome::Conflict) => {
+                // Not recorded: the ledger's row under this id belongs to the other job.
+                warn!(
+                    reason = "id_conflict",
+                    "A different job is already recorded under this id; dead-lettering this one \
+                     unsent."
+                );
+                let failure = Failure::IdConflict;
+                return decide(
+                    &failure,
+                    header_attempt,
+                    self.config.max_attempts,
+                    Duration::ZERO,
+                    None,
+                    now(),
+                );
             }
             Ok(BeginOutcome::Busy { until, attempts }) => {
                 info!(%until, "Another delivery of this job is in progress; deferring this one.");
@@ -369,12 +388,14 @@ impl Pipeline {
             ticket_expires_at,
             now(),
         );
+        // The job's row is only written if it holds this job (same payload digest).
+        let payload = serde_json::to_value(job.to_wire()).ok();
         match &outcome {
             Outcome::Retry { error, .. } => {
                 warn!(attempt, error = %error, retry_in = ?delay, "Delivery failed; will retry.");
                 if let Err(e) = self
                     .store
-                    .mark_retrying(job.id.as_str(), attempt, error, delay)
+                    .mark_retrying(job.id.as_str(), attempt, error, delay, payload.as_ref())
                     .await
                 {
                     warn!(error = %e, "Could not record the retry in the ledger.");
@@ -382,12 +403,10 @@ impl Pipeline {
             }
             Outcome::DeadLetter { reason, .. } => {
                 warn!(attempt, reason, error = %failure, "Dead-lettering the job.");
-                let payload = serde_json::to_value(job.to_wire()).ok();
                 self.record_dead(
                     job.id.as_str(),
                     job.kind().type_name(),
-                    attempt,
-                    failure,
+                    &outcome,
                     payload.as_ref(),
                 )
                 .await;
@@ -397,21 +416,26 @@ impl Pipeline {
         outcome
     }
 
+    /// Records a dead letter with the decision's own reason and error, so the ledger says what
+    /// the dead letter's headers and the metric say.
     async fn record_dead(
         &self,
         job_id: &str,
         kind: &str,
-        attempt: u32,
-        failure: &Failure,
+        outcome: &Outcome,
         payload: Option<&serde_json::Value>,
     ) {
-        let reason = match crate::outcome::classify(failure) {
-            crate::outcome::Class::Permanent { reason } => reason,
-            crate::outcome::Class::Transient => "max_attempts",
+        let Outcome::DeadLetter {
+            reason,
+            error,
+            attempts,
+        } = outcome
+        else {
+            return;
         };
         if let Err(e) = self
             .store
-            .mark_dead(job_id, kind, attempt, reason, &failure.to_string(), payload)
+            .mark_dead(job_id, kind, *attempts, reason, error, payload)
             .await
         {
             warn!(error = %e, "Could not record the dead letter in the ledger.");

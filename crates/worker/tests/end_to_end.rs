@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use herald_domain::{EmailJob, EnrollmentFactor, JobKind, Locale, TicketToken};
 use herald_mailsink::{CapturedMail, FaultPlan};
-use herald_queue::header_string;
+use herald_queue::{Topology, header_string};
 use herald_render::TemplateSources;
 use herald_store::{Branding, Client, Organization, OverrideScope, TemplateOverride};
 use herald_testkit::env::{TEST_PUBLIC_URL, TestEnv};
@@ -430,13 +430,22 @@ async fn bad_input_is_dead_lettered_with_a_reason_and_the_worker_keeps_serving()
         let reason = header_string(&props, "x-herald-reason").expect("a reason header");
         let error = header_string(&props, "x-herald-error").expect("an error header");
         assert!(!error.is_empty());
-        assert!(header_string(&props, "x-herald-attempts").is_some() || props.headers().is_some());
+        assert_eq!(
+            header_string(&props, "x-herald-attempts").as_deref(),
+            Some("1"),
+            "{id}: refused on its first attempt"
+        );
         let (_, body_sent, want) = cases.iter().find(|(i, _, _)| *i == id).unwrap();
         assert_eq!(&reason, want, "{id}: {error}");
         assert_eq!(&body, body_sent.as_bytes(), "the original body is kept");
         seen.push(id);
     }
     assert_eq!(seen.len(), cases.len());
+    // An oversize body is neither parsed for its id nor stored.
+    assert!(
+        env.db.store.job("too-big").await.unwrap().is_none(),
+        "the oversize body reached the ledger"
+    );
     // Refused jobs whose id could be read are in the ledger as dead, with the reason.
     let dead = env.wait_status("unknown-org", "dead").await;
     assert_eq!(dead.dead_reason.as_deref(), Some("unknown_organization"));
@@ -634,5 +643,136 @@ async fn a_traceparent_on_the_message_reaches_the_email_when_configured() {
         "an invalid traceparent is ignored"
     );
     assert_eq!(untraced_mail.header("bcc"), None);
+    worker.stop().await.unwrap();
+}
+
+/// A worker whose one retry tier is `delay`, and a producer on the same topology.
+async fn slow_retries(
+    env: &TestEnv,
+    delay: Duration,
+) -> (herald_worker::WorkerConfig, herald_producer::Producer) {
+    let topology = Topology::default().with_retry_delays(vec![delay]);
+    let mut config = env.config();
+    config.topology = topology.clone();
+    let producer = herald_producer::Producer::connect_with(&env.broker.url, topology)
+        .await
+        .unwrap();
+    (config, producer)
+}
+
+#[tokio::test]
+async fn a_different_job_under_a_known_id_is_dead_lettered_and_never_gets_its_ticket() {
+    let env = TestEnv::new().await.unwrap();
+    // The first job's first attempt fails, so it waits in a retry queue with its ticket.
+    env.sink
+        .set_faults(FaultPlan::reject_next(1, 451, "4.3.0 Try again later"));
+    let (config, producer) = slow_retries(&env, Duration::from_secs(3)).await;
+    let worker = env.spawn_worker(config);
+    let alice = EmailJob::builder(JobKind::PasswordChange, "u-alice", "alice@example.com")
+        .id("reused-id")
+        .build()
+        .unwrap();
+    producer.publish(&alice).await.unwrap();
+    env.wait_status("reused-id", "retrying").await;
+    let ticket_before = env
+        .db
+        .store
+        .ticket_for_job("reused-id")
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Another job, published under the same id, for someone else.
+    let mallory = EmailJob::builder(JobKind::PasswordChange, "u-mallory", "mallory@example.com")
+        .id("reused-id")
+        .build()
+        .unwrap();
+    producer.publish(&mallory).await.unwrap();
+    let (body, props) = env
+        .broker
+        .wait_get("herald.email.dead", Duration::from_secs(10))
+        .await
+        .expect("the second job is dead-lettered");
+    assert_eq!(
+        header_string(&props, "x-herald-reason").as_deref(),
+        Some("id_conflict")
+    );
+    let dead: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(dead["user"]["email"], "mallory@example.com");
+    // The first job was left as it was while its retry waits.
+    let job = env.db.store.job("reused-id").await.unwrap().unwrap();
+    assert_eq!(
+        (job.status.as_str(), job.attempts, job.recipient.as_deref()),
+        ("retrying", 1, Some("alice@example.com"))
+    );
+
+    // Its retry delivers it, to its own recipient, with its own ticket.
+    let mails = env.expect_mail(1).await;
+    let sent = env.wait_status("reused-id", "sent").await;
+    assert_eq!(sent.attempts, 2);
+    assert_eq!(sent.dead_reason, None);
+    worker.stop().await.unwrap();
+    let recipients: Vec<Vec<String>> = env
+        .sink
+        .messages()
+        .iter()
+        .map(|m| m.parsed().to())
+        .collect();
+    assert_eq!(recipients.len(), 1, "one email in all: {recipients:?}");
+    assert!(
+        recipients[0][0].contains("alice@example.com"),
+        "{recipients:?}"
+    );
+    let ticket = env
+        .db
+        .store
+        .ticket_for_job("reused-id")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ticket.id, ticket_before.id);
+    assert_eq!(ticket.email, "alice@example.com");
+    let token = ticket_link(&mails[0])
+        .query_pairs()
+        .find(|(k, _)| k == "ticket")
+        .unwrap()
+        .1
+        .to_string();
+    assert_eq!(
+        ticket.token_hash,
+        TicketToken::from_presented(token).hash().as_bytes()
+    );
+    assert_eq!(env.broker.depth("herald.email.dead").await, 0);
+}
+
+#[tokio::test]
+async fn a_ticket_that_would_expire_before_the_next_retry_is_recorded_as_ticket_expired() {
+    let env = TestEnv::new().await.unwrap();
+    env.sink
+        .set_faults(FaultPlan::reject_all(451, "4.3.0 Still busy"));
+    // The next attempt would run after 5 s; the ticket lives 2 s.
+    let (config, producer) = slow_retries(&env, Duration::from_secs(5)).await;
+    let worker = env.spawn_worker(config);
+    let job = EmailJob::builder(JobKind::PasswordChange, "u1", "late@example.com")
+        .ttl_sec(2)
+        .build()
+        .unwrap();
+    producer.publish(&job).await.unwrap();
+    let (_, props) = env
+        .broker
+        .wait_get("herald.email.dead", Duration::from_secs(10))
+        .await
+        .expect("dead-lettered");
+    assert_eq!(
+        header_string(&props, "x-herald-reason").as_deref(),
+        Some("ticket_expired")
+    );
+    let dead = env.wait_status(job.id.as_str(), "dead").await;
+    assert_eq!(
+        dead.dead_reason.as_deref(),
+        Some("ticket_expired"),
+        "the ledger agrees with the dead letter's header"
+    );
+    assert_eq!(dead.attempts, 1);
     worker.stop().await.unwrap();
 }
