@@ -2,8 +2,10 @@
 //! in one statement, so one round trip and one commit serve them all.
 //!
 //! Each job keeps the guarantees of the single-job calls: its steps are the same and all or
-//! nothing, because a statement commits whole. If a batch fails, every job in it is tried again
-//! on its own, so one job's error reaches that job only and a batch never half-applies. Batches
+//! nothing, because a statement commits whole. If a batch statement fails, nothing of it was
+//! written and every job in it is tried again on its own, so one job's error reaches that job
+//! only and a batch never half-applies. (If the statement committed but its answer cannot be
+//! read, the jobs are tried alone too; their leases make that safe, see `begin_batch`.) Batches
 //! are sorted by job id, so two batches lock rows in one order and cannot deadlock each other.
 
 use std::time::Duration;
@@ -142,7 +144,8 @@ impl Store {
                 Err(e) => tracing::debug!(
                     error = %e,
                     jobs = requests.len(),
-                    "A batch of attempts failed; trying each job on its own."
+                    "A batch of attempts failed, or its answer could not be read; trying each \
+                     job on its own."
                 ),
             }
         }
@@ -162,8 +165,15 @@ impl Store {
             .await
     }
 
-    /// The batch statement. Err means nothing was written (the statement rolled back whole);
-    /// Ok holds each job's own outcome, including a failed token rebuild.
+    /// The batch statement. Ok holds each job's own outcome, including a failed token rebuild.
+    ///
+    /// Err comes from one of two places. If the statement itself failed, nothing was written
+    /// (it rolled back whole). If its answer could not be read (a row count or `r_index` that
+    /// does not fit, a column that does not decode), the statement had already committed: every
+    /// job in it was begun, with its lease taken and its ticket created. Trying each job again
+    /// on its own is still safe then, since a job whose lease is held is answered `Busy` and
+    /// deferred until the lease runs out, so nothing is sent twice; it costs those jobs one
+    /// counted attempt and a delay of about one lease.
     async fn begin_batch(
         &self,
         requests: &[BeginRequest],
