@@ -113,17 +113,31 @@ impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Eq + Hash + ?Sized,
     {
+        self.get_at(key, ttl, Instant::now())
+    }
+
+    fn put(&self, key: K, value: V, ttl: Duration) {
+        self.put_at(key, value, ttl, Instant::now());
+    }
+
+    /// [`TtlMap::get`] as seen at `now` (tests pass their own clock instead of sleeping).
+    fn get_at<Q>(&self, key: &Q, ttl: Duration, now: Instant) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         if ttl.is_zero() {
             return None;
         }
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(key)
-            .filter(|(stored, _)| stored.elapsed() < ttl)
+            .filter(|(stored, _)| now.saturating_duration_since(*stored) < ttl)
             .map(|(_, v)| v.clone())
     }
 
-    fn put(&self, key: K, value: V, ttl: Duration) {
+    /// [`TtlMap::put`] as if stored at `now`.
+    fn put_at(&self, key: K, value: V, ttl: Duration, now: Instant) {
         if ttl.is_zero() {
             return;
         }
@@ -131,7 +145,7 @@ impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(key, (Instant::now(), value));
+        entries.insert(key, (now, value));
     }
 }
 
@@ -141,11 +155,18 @@ mod tests {
 
     #[test]
     fn entries_expire_after_the_ttl() {
+        // A clock of our own, so a slow machine cannot expire the entry before it is read.
         let map = TtlMap::<String, u32>::default();
-        map.put("a".into(), 1, Duration::from_millis(30));
-        assert_eq!(map.get("a", Duration::from_millis(30)), Some(1));
-        std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(map.get("a", Duration::from_millis(30)), None);
+        let ttl = Duration::from_secs(5);
+        let stored = Instant::now();
+        map.put_at("a".into(), 1, ttl, stored);
+        assert_eq!(map.get_at("a", ttl, stored), Some(1));
+        let just_before = stored + ttl - Duration::from_millis(1);
+        assert_eq!(map.get_at("a", ttl, just_before), Some(1));
+        assert_eq!(map.get_at("a", ttl, stored + ttl), None);
+        // And through the real clock: a fresh entry is a hit.
+        map.put("b".into(), 2, ttl);
+        assert_eq!(map.get("b", ttl), Some(2));
     }
 
     #[test]
