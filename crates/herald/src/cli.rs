@@ -219,32 +219,20 @@ pub enum TemplateCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct QueuesArgs {
-    /// The RabbitMQ management API, for the oldest message age. Overrides
-    /// HERALD_RABBITMQ_API_URL; the default is port 15672 on the AMQP host, with the AMQP URL's
-    /// user and password.
-    #[arg(long, value_name = "URL", value_parser = parse_api_url)]
-    pub api_url: Option<url::Url>,
-}
-
-fn parse_api_url(raw: &str) -> Result<url::Url, String> {
-    match url::Url::parse(raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(u),
-        _ => Err("must be an http(s) URL such as http://127.0.0.1:15672".into()),
-    }
-}
+pub struct QueuesArgs {}
 
 const DLQ_HELP: &str = "\
-Browsing reads herald.email.dead by consuming it with manual acks and puts back every message it \
-keeps (nack with requeue). Nothing is lost, even if the command is killed, but RabbitMQ 3.10+ \
-requeues at the back of a quorum queue, so browsing can change the order of the dead queue.
+list and show answer from the job ledger and leave herald.email.dead untouched. replay and purge \
+browse the queue: they consume it with manual acks and put back every message they keep (nack \
+with requeue). Nothing is lost, even if the command is killed, but RabbitMQ 3.10+ requeues at the \
+back of a quorum queue, so browsing can change the order of the dead queue.
 
 Reasons are the x-herald-reason codes (smtp_permanent, invalid_job, max_attempts, ...) or, for \
 messages RabbitMQ dead-lettered itself, the x-death reason (delivery_limit, rejected).";
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// List dead letters: job id, type, reason, attempts, age and error.
+    /// List dead letters from the ledger: job id, type, reason, attempts, age and error.
     #[command(after_help = DLQ_HELP)]
     List {
         #[command(flatten)]
@@ -253,10 +241,10 @@ pub enum DlqCommand {
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
     },
-    /// Show every copy of one job in the dead queue: properties, headers and body.
+    /// Show one dead-lettered job from the ledger: reason, error, attempts and body.
     #[command(after_help = DLQ_HELP)]
     Show {
-        /// The job id (the message_id).
+        /// The job id.
         job_id: String,
     },
     /// Publish dead letters back to herald.jobs so the worker attempts them again.

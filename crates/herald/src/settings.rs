@@ -62,9 +62,6 @@ pub struct Settings {
     pub metrics_addr: Option<SocketAddr>,
     pub templates_dir: Option<PathBuf>,
     pub locales_dir: Option<PathBuf>,
-    /// The RabbitMQ management API `herald queues` reads message ages from; `None` means port
-    /// 15672 on the AMQP host with the AMQP credentials.
-    pub rabbitmq_api_url: Option<Url>,
 }
 
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -300,21 +297,6 @@ impl Settings {
             ));
         }
 
-        let rabbitmq_api_url = match get("HERALD_RABBITMQ_API_URL") {
-            None => None,
-            Some(raw) => match Url::parse(&raw) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                    Some(u)
-                }
-                _ => {
-                    return Err(bad(
-                        "HERALD_RABBITMQ_API_URL",
-                        "must be an http(s) URL such as http://127.0.0.1:15672 (credentials may be included)",
-                    ));
-                }
-            },
-        };
-
         Ok(Settings {
             amqp_url,
             database_url: SecretString::from(database_url),
@@ -340,7 +322,6 @@ impl Settings {
             metrics_addr,
             templates_dir,
             locales_dir,
-            rabbitmq_api_url,
         })
     }
 
@@ -548,18 +529,6 @@ mod tests {
     fn a_lease_shorter_than_the_smtp_timeout_is_refused() {
         let err = load(&[("HERALD_SMTP_TIMEOUT", "5m"), ("HERALD_SEND_LEASE", "1m")]).unwrap_err();
         assert_eq!(err.var, "HERALD_SEND_LEASE");
-    }
-
-    #[test]
-    fn the_rabbitmq_api_url_is_optional_and_must_be_http() {
-        assert_eq!(load(&[]).unwrap().rabbitmq_api_url, None);
-        let set = load(&[("HERALD_RABBITMQ_API_URL", "https://mq.example.com:15671")]).unwrap();
-        assert_eq!(
-            set.rabbitmq_api_url.unwrap().as_str(),
-            "https://mq.example.com:15671/"
-        );
-        let err = load(&[("HERALD_RABBITMQ_API_URL", "ftp://mq")]).unwrap_err();
-        assert_eq!(err.var, "HERALD_RABBITMQ_API_URL");
     }
 
     #[test]

@@ -11,14 +11,13 @@ use herald_mailsink::FaultPlan;
 use herald_queue::dlq::{self, BrowseOptions, DeadLetter, Verdict};
 use herald_queue::{Publisher, job_properties};
 use herald_testkit::db::TestDb;
-use herald_testkit::env::TestEnv;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use herald_testkit::env::{TestEnv, TestWorker};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 const DEAD: &str = "herald.email.dead";
 
-/// `herald` pointed at the test's services, with TestEnv's retry tiers and a management API
-/// address where nothing listens.
+/// `herald` pointed at the test's services, with TestEnv's retry tiers.
 fn herald(env: &TestEnv) -> Command {
     let mut cmd = Command::new(HERALD);
     cmd.env_clear()
@@ -27,7 +26,6 @@ fn herald(env: &TestEnv) -> Command {
         .env("HERALD_DATABASE_URL", &env.db.url)
         .env("HERALD_SMTP_URL", env.sink.url())
         .env("HERALD_RETRY_DELAYS", "200ms,400ms")
-        .env("HERALD_RABBITMQ_API_URL", "http://127.0.0.1:1")
         .env("RUST_LOG", "warn");
     cmd
 }
@@ -100,8 +98,9 @@ async fn dead_letters_are_listed_replayed_once_and_purged_and_the_ledger_shows_t
     wait_depth(&env, DEAD, 3).await;
     env.wait_status("ops-1.verify", "dead").await;
     env.wait_status("ops-2.welcome", "dead").await;
+    env.wait_status("ops-3.bad", "dead").await;
 
-    // list: every dead letter with its reason, and browsing loses none of them.
+    // list: every dead letter with its reason, from the ledger; the queue is left alone.
     let listed = ok(&env, &["dlq", "list"]).await;
     for expected in [
         "ops-1.verify",
@@ -132,7 +131,12 @@ async fn dead_letters_are_listed_replayed_once_and_purged_and_the_ledger_shows_t
     );
 
     let shown = ok(&env, &["dlq", "show", "ops-1.verify"]).await;
-    assert!(shown.contains("x-herald-reason: smtp_permanent"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.trim_start().starts_with("reason:") && l.ends_with(" smtp_permanent")),
+        "{shown}"
+    );
     assert!(shown.contains("ana@example.com"), "{shown}");
     assert!(shown.contains("email.verification"), "{shown}");
     let missing = run(herald(&env), &["dlq", "show", "no-such-job"]).await;
@@ -179,7 +183,7 @@ async fn dead_letters_are_listed_replayed_once_and_purged_and_the_ledger_shows_t
     assert!(again.contains("ops-3.bad"), "{again}");
     assert!(again.contains("not valid"), "{again}");
     assert!(again.contains("Replayed 0 jobs"), "{again}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    settle_and_stop(&env, worker).await;
     assert_eq!(
         env.sink.count(),
         2,
@@ -250,14 +254,14 @@ async fn dead_letters_are_listed_replayed_once_and_purged_and_the_ledger_shows_t
     let unknown = run(herald(&env), &["jobs", "show", "no-such-job"]).await;
     assert!(!unknown.status.success());
 
-    // queues: every queue with its depth; no management API here, so no ages.
+    // queues: every queue with its depth; the worker is gone, so no consumers.
     let queues = ok(&env, &["queues"]).await;
     for expected in [
         "herald.email ",
         "herald.email.retry.200ms",
         "herald.email.retry.400ms",
         "herald.email.dead",
-        "rabbitmq_management",
+        "OLDEST comes from the job ledger",
     ] {
         assert!(queues.contains(expected), "{expected:?} missing:\n{queues}");
     }
@@ -266,53 +270,153 @@ async fn dead_letters_are_listed_replayed_once_and_purged_and_the_ledger_shows_t
         .find(|l| l.starts_with("herald.email "))
         .unwrap();
     assert!(
-        work.split_whitespace().collect::<Vec<_>>()[2..4] == ["0", "1"],
+        work.split_whitespace().collect::<Vec<_>>()[2..] == ["0", "0", "-"],
         "{work}"
     );
-
-    worker.stop().await.unwrap();
 }
 
-/// A stand-in for the management API: answers every request with `head` as the head message's
-/// timestamp, and reports the requests it saw.
-async fn fake_management_api(head: u64) -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (seen, requests) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = seen.send(String::from_utf8_lossy(&request).into_owned());
-                let body = format!(
-                    r#"{{"name":"q","messages":1,"consumers":0,"head_message_timestamp":{head}}}"#
-                );
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-                     connection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            });
+/// Waits until the ledger and the queues are settled (no job queued, sending or retrying; the
+/// work queue and both retry tiers empty), then stops `worker`, which finishes or hands back
+/// whatever it still holds. After that nothing is left that could be sent: this checks the
+/// queues once more, so a copy handed back at the stop fails the test instead of hiding.
+async fn settle_and_stop(env: &TestEnv, worker: TestWorker) {
+    const BUSY: [&str; 3] = [
+        "herald.email",
+        "herald.email.retry.200ms",
+        "herald.email.retry.400ms",
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let unfinished: i64 = env
+            .db
+            .store
+            .job_status_counts()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(status, _)| matches!(status.as_str(), "queued" | "sending" | "retrying"))
+            .map(|(_, n)| n)
+            .sum();
+        let mut ready = 0;
+        for queue in BUSY {
+            ready += env.broker.depth(queue).await;
         }
-    });
-    (port, requests)
+        if unfinished == 0 && ready == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never settled: {unfinished} unfinished jobs in the ledger, {ready} ready messages"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.stop().await.unwrap();
+    for queue in BUSY {
+        assert_eq!(
+            env.broker.depth(queue).await,
+            0,
+            "{queue} still holds a message after the worker stopped"
+        );
+    }
+}
+
+/// Takes every message of `queue` with `basic.get`, oldest first: its message id and whether
+/// the broker marks it redelivered (it was delivered before and put back).
+async fn drain(env: &TestEnv, queue: &str) -> Vec<(String, bool)> {
+    let conn = env.broker.connection().await;
+    let channel = conn.create_channel().await.unwrap();
+    let mut messages = Vec::new();
+    while let Some(message) = channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+    {
+        let delivery = message.delivery;
+        let id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string);
+        messages.push((id, delivery.redelivered));
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    let _ = conn.close(200, "OK".into()).await;
+    messages
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn herald_queues_shows_the_oldest_age_from_the_management_api_and_missing_tiers() {
+async fn listing_and_showing_dead_letters_do_not_consume_or_reorder_the_dead_queue() {
+    let env = TestEnv::new().await.unwrap();
+    let producer = env.producer().await; // declares the dead queue
+    let conn = env.broker.connection().await;
+    let publisher = Publisher::new(&conn, TestEnv::topology()).await.unwrap();
+    // d0 and d1 are in the ledger; d2 is not (as if PostgreSQL was down when it died).
+    for id in ["d0", "d1", "d2"] {
+        let body = format!(
+            r#"{{"id":"{id}","type":"welcome_email","user":{{"email":"{id}@example.com"}}}}"#
+        );
+        publisher
+            .publish_dead(
+                body.as_bytes(),
+                &job_properties(id).unwrap(),
+                "email.welcome",
+                "smtp_permanent",
+                "554 no",
+                1,
+            )
+            .await
+            .unwrap();
+        if id != "d2" {
+            let payload: serde_json::Value = serde_json::from_str(&body).unwrap();
+            env.db
+                .store
+                .mark_dead(
+                    id,
+                    "welcome_email",
+                    1,
+                    "smtp_permanent",
+                    "554 no",
+                    Some(&payload),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    drop(publisher);
+    let _ = conn.close(200, "OK".into()).await;
+    producer.close().await;
+
+    let listed = ok(&env, &["dlq", "list"]).await;
+    assert!(listed.contains("d0") && listed.contains("d1"), "{listed}");
+    assert!(!listed.contains("d2 "), "{listed}");
+    assert!(listed.contains("2 dead letters shown of 2"), "{listed}");
+    assert!(listed.contains("holds 3 messages, 1 more"), "{listed}");
+    let limited = ok(&env, &["dlq", "list", "--limit", "1"]).await;
+    assert!(limited.contains("1 dead letter shown of 2"), "{limited}");
+    let shown = ok(&env, &["dlq", "show", "d1"]).await;
+    assert!(shown.contains("d1@example.com"), "{shown}");
+    assert!(shown.contains("email.welcome"), "{shown}");
+    let unknown = run(herald(&env), &["dlq", "show", "d2"]).await;
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("the ledger has no job"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+
+    // Every letter is still there, in order, and none was ever delivered.
+    assert_eq!(
+        drain(&env, DEAD).await,
+        [
+            ("d0".to_owned(), false),
+            ("d1".to_owned(), false),
+            ("d2".to_owned(), false)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn herald_queues_dates_the_dead_queue_from_the_ledger_and_shows_missing_tiers() {
     let env = TestEnv::new().await.unwrap();
     // A producer declares the work and dead queues; no worker has declared the retry tiers.
     let producer = env.producer().await;
@@ -321,63 +425,56 @@ async fn herald_queues_shows_the_oldest_age_from_the_management_api_and_missing_
         .await
         .unwrap();
     producer.close().await;
-
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let (port, mut requests) = fake_management_api(now - 150).await;
-    let mut cmd = herald(&env);
-    cmd.env(
-        "HERALD_RABBITMQ_API_URL",
-        format!("http://127.0.0.1:{port}"),
-    );
-    let out = run(cmd, &["queues"]).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let work = stdout
-        .lines()
-        .find(|l| l.starts_with("herald.email "))
-        .unwrap_or_else(|| panic!("no work queue row:\n{stdout}"));
-    let cells: Vec<&str> = work.split_whitespace().collect();
-    assert_eq!(cells[2..], ["1", "0", "2m"], "{stdout}");
-    let tier = stdout
-        .lines()
-        .find(|l| l.starts_with("herald.email.retry.200ms"))
+    let conn = env.broker.connection().await;
+    let publisher = Publisher::new(&conn, TestEnv::topology()).await.unwrap();
+    publisher
+        .publish_dead(
+            b"{}",
+            &job_properties("q-2.dead").unwrap(),
+            "email.welcome",
+            "smtp_permanent",
+            "554 no",
+            1,
+        )
+        .await
         .unwrap();
-    assert!(tier.contains("missing"), "{stdout}");
+    drop(publisher);
+    let _ = conn.close(200, "OK".into()).await;
+    let store = &env.db.store;
+    store
+        .mark_dead(
+            "q-2.dead",
+            "welcome_email",
+            1,
+            "smtp_permanent",
+            "554 no",
+            None,
+        )
+        .await
+        .unwrap();
+    sqlx::query("UPDATE email_jobs SET updated_at = now() - interval '150 seconds'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    let stdout = ok(&env, &["queues"]).await;
+    let cells = |queue: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{queue} ")))
+            .unwrap_or_else(|| panic!("no row for {queue}:\n{stdout}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(cells("herald.email")[2..], ["1", "0", "?"], "{stdout}");
+    assert_eq!(cells(DEAD)[3..], ["1", "0", "2m"], "{stdout}");
+    assert!(cells("herald.email.retry.200ms").contains(&"missing".to_owned()));
     assert!(stdout.contains("herald worker"), "{stdout}");
-    assert!(!stdout.contains("rabbitmq_management"), "{stdout}");
-
-    let first = requests.recv().await.unwrap();
-    let vhost = env.broker.url.rsplit('/').next().unwrap();
     assert!(
-        first.starts_with(&format!("GET /api/queues/{vhost}/herald.email HTTP/1.1")),
-        "{first}"
+        stdout.contains("herald_queue_oldest_message_age_seconds"),
+        "the work queue's `?` is explained:\n{stdout}"
     );
-    // guest:guest, taken from the AMQP URL.
-    assert!(
-        first
-            .to_ascii_lowercase()
-            .contains("authorization: basic z3vlc3q6z3vlc3q="),
-        "{first}"
-    );
-
-    let bad = run(
-        {
-            let mut cmd = herald(&env);
-            cmd.env("HERALD_RABBITMQ_API_URL", "ftp://nope");
-            cmd
-        },
-        &["queues"],
-    )
-    .await;
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("HERALD_RABBITMQ_API_URL"));
 }
 
 #[tokio::test]

@@ -11,10 +11,17 @@
 //!
 //! A browse stops after as many messages as the queue held when it started, so kept messages that
 //! come round again are not shown twice, and dead letters that arrive meanwhile wait for the next.
+//!
+//! The operator's use cases that must touch the queue live here too, free of any CLI:
+//! [`replay_dead_letters`] and [`purge_dead_letters`] act on a [`Selection`] and return a
+//! [`Report`]; the job ledger takes part through [`DeadLetterLedger`]. Listing and showing dead
+//! letters needs no browse: the ledger answers those (`herald_store::dead_letters`).
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
+use herald_domain::{EmailJob, JobKind};
 use lapin::Acker;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -393,6 +400,442 @@ pub async fn replay(
             replay_properties(letter, job_id),
         )
         .await
+}
+
+/// What [`replay_dead_letters`] and [`purge_dead_letters`] need from the job ledger
+/// (`herald_store::Store` implements it). Kept to these four steps so this crate needs no database.
+pub trait DeadLetterLedger {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Whether the ledger records `job_id` as sent: replaying it would send it twice.
+    fn was_sent(&self, job_id: &str) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Reopens a dead job so the worker attempts its replayed copy; `false`, changing nothing,
+    /// when the job is unknown or not dead.
+    fn reopen(&self, job_id: &str) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Marks a job dead again after its replay could not be published.
+    fn restore_dead(
+        &self,
+        job_id: &str,
+        kind: &str,
+        reason: &str,
+        error: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Notes that the job's dead letter is about to be deleted (`detail` goes to its history);
+    /// `false` when the job is unknown or not dead.
+    fn note_purge(
+        &self,
+        job_id: &str,
+        detail: &str,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+}
+
+/// What replay and purge need to know about a dead letter, read once from its properties,
+/// headers and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LetterSummary {
+    /// The `message_id`, else the body's `id`.
+    pub job_id: Option<String>,
+    /// The body's `id` when it differs from `message_id` (so an id selection matches either).
+    pub body_id: Option<String>,
+    /// The body's `type`, as written (it may be an unknown type).
+    pub kind: Option<String>,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    pub attempts: Option<u32>,
+    /// When it was dead-lettered, in Unix seconds.
+    pub dead_at: Option<u64>,
+}
+
+impl LetterSummary {
+    pub fn read(letter: &DeadLetter) -> LetterSummary {
+        let body: Option<serde_json::Value> = serde_json::from_slice(&letter.body).ok();
+        let field = |name: &str| {
+            body.as_ref()
+                .and_then(|b| b.get(name))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let body_id = field("id");
+        LetterSummary {
+            job_id: letter.message_id().or_else(|| body_id.clone()),
+            body_id,
+            kind: field("type"),
+            reason: letter.reason(),
+            error: letter.error(),
+            attempts: letter.attempts(),
+            dead_at: letter.dead_at(),
+        }
+    }
+
+    pub fn has_id(&self, id: &str) -> bool {
+        self.job_id.as_deref() == Some(id) || self.body_id.as_deref() == Some(id)
+    }
+
+    /// The job id, or `-` when the letter has none.
+    pub fn id_or_dash(&self) -> &str {
+        self.job_id.as_deref().unwrap_or("-")
+    }
+}
+
+/// Which dead letters a replay or purge acts on: filters and ids (all must match), or `all`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// The job type: its wire name (`verification_email`), CLI name or routing key.
+    pub kind: Option<String>,
+    pub reason: Option<String>,
+    /// Only letters dead-lettered at least this long ago; a letter without a time never matches.
+    pub older_than: Option<Duration>,
+    pub ids: Vec<String>,
+    pub all: bool,
+}
+
+/// A selection that names nothing, or names letters and `all` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    #[error(
+        "say which dead letters to act on: --type, --reason, --older-than or --id, or --all for \
+         every one"
+    )]
+    Nothing,
+    #[error("--all selects every dead letter; leave out the filters and ids")]
+    AllAndFilters,
+}
+
+impl Selection {
+    /// Replay and purge act only on what was chosen explicitly: filters, ids, or `all`.
+    pub fn check(&self) -> Result<(), SelectionError> {
+        let narrowed = self.kind.is_some()
+            || self.reason.is_some()
+            || self.older_than.is_some()
+            || !self.ids.is_empty();
+        match (self.all, narrowed) {
+            (false, false) => Err(SelectionError::Nothing),
+            (true, true) => Err(SelectionError::AllAndFilters),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `letter` is selected, `now` being Unix seconds.
+    pub fn matches(&self, letter: &LetterSummary, now: u64) -> bool {
+        if self.all {
+            return true;
+        }
+        if !self.ids.is_empty() && !self.ids.iter().any(|id| letter.has_id(id)) {
+            return false;
+        }
+        if let Some(wanted) = &self.kind
+            && letter.kind.as_deref() != Some(canonical_kind(wanted).as_str())
+        {
+            return false;
+        }
+        if let Some(wanted) = &self.reason
+            && letter.reason.as_deref() != Some(wanted.as_str())
+        {
+            return false;
+        }
+        if let Some(older) = self.older_than {
+            // A letter without a time is never "old enough": purge must not guess.
+            let old_enough = letter
+                .dead_at
+                .is_some_and(|at| now.saturating_sub(at) >= older.as_secs());
+            if !old_enough {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The wire name of a job type given as its wire name, CLI name or routing key; anything else
+/// (an unknown type) as written.
+pub fn canonical_kind(kind: &str) -> String {
+    kind.parse::<JobKind>()
+        .map_or_else(|_| kind.to_owned(), |k| k.type_name().to_owned())
+}
+
+/// What a replay or purge did (or, in a dry run, would do) with one selected dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Published back to the jobs exchange, then removed from the dead queue.
+    Replayed,
+    /// Left in the dead queue: not a valid job, or already sent.
+    Kept,
+    /// Removed: another copy of a job replayed earlier in the same run.
+    Dropped,
+    /// Removed by a purge.
+    Deleted,
+}
+
+/// One selected dead letter and what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionLine {
+    pub action: Action,
+    /// The job id, or `-`.
+    pub job_id: String,
+    /// Why, or how: e.g. `verification_email via email.verification`.
+    pub note: String,
+}
+
+/// Why a replay or purge stopped before the end of the queue. Everything not yet removed is
+/// still in the dead queue.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    #[error(transparent)]
+    Broker(#[from] QueueError),
+    #[error("could not {action} job {job_id} in the ledger; it is still in the dead queue")]
+    Ledger {
+        action: &'static str,
+        job_id: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("could not publish job {job_id}; it is still in the dead queue")]
+    Publish {
+        job_id: String,
+        #[source]
+        source: PublishError,
+    },
+}
+
+impl DeadLetterError {
+    fn ledger<E: std::error::Error + Send + Sync + 'static>(
+        action: &'static str,
+        job_id: &str,
+    ) -> impl FnOnce(E) -> DeadLetterError {
+        let job_id = job_id.to_owned();
+        move |e| DeadLetterError::Ledger {
+            action,
+            job_id,
+            source: Box::new(e),
+        }
+    }
+}
+
+/// What a replay or purge did, letter by letter, and where it stopped.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Nothing was changed: the lines say what would have been done.
+    pub dry_run: bool,
+    pub lines: Vec<ActionLine>,
+    /// What the browse of the dead queue saw.
+    pub browse: BrowseSummary,
+    /// Set when a ledger write or a publish failed: the run stopped at that letter, and the
+    /// lines before it stand.
+    pub stopped: Option<DeadLetterError>,
+}
+
+impl Report {
+    /// How many letters got `action`.
+    pub fn count(&self, action: Action) -> usize {
+        self.lines.iter().filter(|l| l.action == action).count()
+    }
+
+    /// The lines whose note starts with `prefix` among those kept (`not a valid job`, …).
+    fn kept_with(&self, prefix: &str) -> usize {
+        self.lines
+            .iter()
+            .filter(|l| l.action == Action::Kept && l.note.starts_with(prefix))
+            .count()
+    }
+
+    /// Kept letters whose body is not a valid job.
+    pub fn invalid(&self) -> usize {
+        self.kept_with(NOT_VALID)
+    }
+
+    /// Kept letters whose job the ledger says was already sent.
+    pub fn already_sent(&self) -> usize {
+        self.kept_with(ALREADY_SENT)
+    }
+}
+
+const NOT_VALID: &str = "not a valid job";
+const ALREADY_SENT: &str = "already sent according to the ledger";
+
+/// Publishes the selected dead letters back to the jobs exchange so the worker attempts them
+/// again, or (with `dry_run`) only says which it would.
+///
+/// Each body is re-validated (`max_job_bytes`): an invalid one stays in the queue, and so does a
+/// job the ledger says was already sent. The job is reopened in the ledger first (a worker that
+/// took the copy before the ledger said `queued` would drop it as a duplicate), then published
+/// under its id and original routing key with publisher confirms; the dead copy is acked only
+/// after the broker confirmed the new one. If the publish fails, the job is marked dead again.
+/// Further copies of a job replayed in the same run are dropped.
+pub async fn replay_dead_letters<L: DeadLetterLedger>(
+    conn: &Connection,
+    publisher: &Publisher,
+    ledger: &L,
+    selection: &Selection,
+    dry_run: bool,
+    max_job_bytes: usize,
+) -> Result<Report, QueueError> {
+    let dead_queue = publisher.topology().dead_queue.clone();
+    let now = unix_now();
+    let mut report = Report {
+        dry_run,
+        ..Report::default()
+    };
+    let mut replayed: HashSet<String> = HashSet::new();
+    let (lines, stopped) = (&mut report.lines, &mut report.stopped);
+    let removed = if dry_run {
+        Verdict::Keep
+    } else {
+        Verdict::Remove
+    };
+    report.browse = browse(
+        conn,
+        &dead_queue,
+        BrowseOptions::default(),
+        async |dead: &DeadLetter| {
+            let letter = LetterSummary::read(dead);
+            if !selection.matches(&letter, now) {
+                return Verdict::Keep;
+            }
+            let job = match EmailJob::parse(&dead.body, max_job_bytes) {
+                Ok(job) => job,
+                Err(e) => {
+                    lines.push(ActionLine {
+                        action: Action::Kept,
+                        job_id: letter.id_or_dash().to_owned(),
+                        note: format!("{NOT_VALID} ({}: {e})", e.reason()),
+                    });
+                    return Verdict::Keep;
+                }
+            };
+            let job_id = job.id.as_str().to_owned();
+            if replayed.contains(&job_id) {
+                // The worker would ignore this copy anyway.
+                lines.push(ActionLine {
+                    action: Action::Dropped,
+                    job_id,
+                    note: "another copy of a job replayed above".into(),
+                });
+                return removed;
+            }
+            match ledger.was_sent(&job_id).await {
+                Ok(true) => {
+                    lines.push(ActionLine {
+                        action: Action::Kept,
+                        job_id,
+                        note: format!("{ALREADY_SENT}; purge it with --id"),
+                    });
+                    return Verdict::Keep;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    *stopped = Some(DeadLetterError::ledger("read", &job_id)(e));
+                    return Verdict::Stop;
+                }
+            }
+            let routing_key = dead
+                .original_routing_key()
+                .unwrap_or_else(|| job.kind().routing_key().to_owned());
+            let line = ActionLine {
+                action: Action::Replayed,
+                job_id: job_id.clone(),
+                note: format!("{} via {routing_key}", job.kind()),
+            };
+            if dry_run {
+                replayed.insert(job_id);
+                lines.push(line);
+                return Verdict::Keep;
+            }
+            let reopened = match ledger.reopen(&job_id).await {
+                Ok(reopened) => reopened,
+                Err(e) => {
+                    *stopped = Some(DeadLetterError::ledger("reopen", &job_id)(e));
+                    return Verdict::Stop;
+                }
+            };
+            match replay(publisher, dead, &routing_key, &job_id).await {
+                Ok(()) => {
+                    replayed.insert(job_id);
+                    lines.push(line);
+                    Verdict::Remove
+                }
+                Err(source) => {
+                    if reopened {
+                        // Put the ledger back the way it was: the job is still parked.
+                        let reason = letter.reason.as_deref().unwrap_or("replay_failed");
+                        let error = letter.error.as_deref().unwrap_or("replay failed");
+                        let _ = ledger
+                            .restore_dead(&job_id, job.kind().type_name(), reason, error)
+                            .await;
+                    }
+                    *stopped = Some(DeadLetterError::Publish { job_id, source });
+                    Verdict::Stop
+                }
+            }
+        },
+    )
+    .await?;
+    Ok(report)
+}
+
+/// Deletes the selected dead letters when `ledger` is given, else (a dry run, which needs no
+/// database) only says which it would delete.
+///
+/// The ledger keeps a purged job `dead`, so that a stray copy is still ignored, and notes the
+/// purge (a `purged` event, and `purged_at`) before the letter is acked, so the dead queue's
+/// oldest-message age and `herald dlq list` stop counting it.
+pub async fn purge_dead_letters<L: DeadLetterLedger>(
+    conn: &Connection,
+    dead_queue: &str,
+    ledger: Option<&L>,
+    selection: &Selection,
+) -> Result<Report, QueueError> {
+    let now = unix_now();
+    let mut report = Report {
+        dry_run: ledger.is_none(),
+        ..Report::default()
+    };
+    let (lines, stopped) = (&mut report.lines, &mut report.stopped);
+    report.browse = browse(
+        conn,
+        dead_queue,
+        BrowseOptions::default(),
+        async |dead: &DeadLetter| {
+            let letter = LetterSummary::read(dead);
+            if !selection.matches(&letter, now) {
+                return Verdict::Keep;
+            }
+            if let (Some(ledger), Some(job_id)) = (ledger, letter.job_id.as_deref()) {
+                let detail = format!(
+                    "dead letter deleted by `herald dlq purge` (reason: {})",
+                    letter.reason.as_deref().unwrap_or("none recorded")
+                );
+                if let Err(e) = ledger.note_purge(job_id, &detail).await {
+                    *stopped = Some(DeadLetterError::ledger("record the purge of", job_id)(e));
+                    return Verdict::Stop;
+                }
+            }
+            lines.push(ActionLine {
+                action: Action::Deleted,
+                job_id: letter.id_or_dash().to_owned(),
+                note: format!(
+                    "{} {}",
+                    letter.kind.as_deref().unwrap_or("-"),
+                    letter.reason.as_deref().unwrap_or("-")
+                ),
+            });
+            if ledger.is_some() {
+                Verdict::Remove
+            } else {
+                Verdict::Keep
+            }
+        },
+    )
+    .await?;
+    Ok(report)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

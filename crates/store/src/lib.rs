@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod db;
+pub mod dead_letters;
 pub mod error;
 pub mod ledger;
 pub mod queue_age;

@@ -1,593 +1,412 @@
-//! `herald dlq list|show|replay|purge`: the operator's tools for `herald.email.dead`.
+//! `herald dlq list|show|replay|purge`: the operator's tools for `herald.email.dead`. Parsing the
+//! arguments and printing; the work is done by the ledger and by `herald_queue::dlq`.
 //!
-//! Every command reads the queue with [`herald_queue::dlq::browse`], which puts back whatever it
-//! keeps, so listing or a dry run loses nothing. Replay re-validates each job, reopens it in the
-//! ledger (a dead job is otherwise ignored by the worker), publishes it to `herald.jobs` under
-//! its id and original routing key with publisher confirms, and acks the dead copy only after
-//! the broker confirmed the new one. Purge notes each deleted letter in its job's ledger row
-//! first, so the dead queue's oldest-message age stops counting it.
+//! `list` and `show` answer from the job ledger (`herald_store::dead_letters`), so they never
+//! consume the dead queue; they only read its depth with a passive declare, and say when the
+//! queue holds letters the ledger has no record of. `replay` and `purge` must take letters out of
+//! the queue, so they browse it ([`herald_queue::dlq::replay_dead_letters`],
+//! [`herald_queue::dlq::purge_dead_letters`]).
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use anyhow::{Context, bail};
-use herald_domain::{EmailJob, JobKind};
-use herald_queue::dlq::{self, BrowseOptions, BrowseSummary, DeadLetter, Verdict};
-use herald_queue::{Publisher, Topology};
+use herald_queue::dlq::{self, Action, Report, Selection, canonical_kind};
+use herald_queue::{Publisher, Topology, queue_stats};
 use herald_store::Store;
+use herald_store::dead_letters::{DeadJob, DeadLetterQuery};
 use lapin::Connection;
+use time::OffsetDateTime;
 
 use crate::app;
 use crate::cli::{DlqCommand, DlqFilter, DlqSelect};
 use crate::settings::Settings;
 
 use super::jobs::timestamp;
-use super::queues::{human_age, unix_now};
+use super::queues::human_age;
 
 /// The longest error text `list` prints; `show` prints it whole.
 const LIST_ERROR_CHARS: usize = 120;
 
 pub async fn run(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
     let topology = app::topology(settings);
-    let conn = herald_queue::connect(&settings.amqp_url, "herald dlq")
-        .await
-        .context("connecting to RabbitMQ")?;
-    // The exchanges and queues a replay needs; identical to what producers and workers declare.
-    let channel = conn
-        .create_channel()
-        .await
-        .context("opening an AMQP channel")?;
-    topology.declare_core(&channel).await?;
-    let _ = channel.close(200, "OK".into()).await;
-
-    let result = match cmd {
-        DlqCommand::List { filter, limit } => list(&conn, &topology, &filter, limit).await,
-        DlqCommand::Show { job_id } => show(&conn, &topology, &job_id).await,
-        DlqCommand::Replay { select, dry_run } => {
-            check_selection(&select, "replay")?;
+    match cmd {
+        DlqCommand::List { filter, limit } => {
             let store = app::store(settings).await?;
-            replay(
+            let depth = dead_queue_depth(settings, &topology).await;
+            list(&store, &topology, depth, &filter, limit).await
+        }
+        DlqCommand::Show { job_id } => {
+            let store = app::store(settings).await?;
+            show(&store, &topology, &job_id).await
+        }
+        DlqCommand::Replay { select, dry_run } => {
+            let selection = selection(select);
+            selection.check()?;
+            let store = app::store(settings).await?;
+            let conn = connect(settings, &topology).await?;
+            let publisher = Publisher::new(&conn, topology.clone()).await?;
+            let report = dlq::replay_dead_letters(
                 &conn,
-                &topology,
+                &publisher,
                 &store,
-                &select,
+                &selection,
                 dry_run,
                 settings.max_job_bytes,
             )
-            .await
+            .await;
+            drop(publisher);
+            let _ = conn.close(200, "OK".into()).await;
+            print_replay(&report?, &topology.dead_queue)
         }
         DlqCommand::Purge { select, yes } => {
-            check_selection(&select, "purge")?;
+            let selection = selection(select);
+            selection.check()?;
             // Only a real purge writes to the ledger; a dry run needs no database.
             let store = if yes {
                 Some(app::store(settings).await?)
             } else {
                 None
             };
-            purge(&conn, &topology, store.as_ref(), &select).await
+            let conn = connect(settings, &topology).await?;
+            let report =
+                dlq::purge_dead_letters(&conn, &topology.dead_queue, store.as_ref(), &selection)
+                    .await;
+            let _ = conn.close(200, "OK".into()).await;
+            print_purge(&report?, &topology.dead_queue)
         }
-    };
+    }
+}
+
+/// Connects and declares the exchanges and queues a replay needs (identical to what producers
+/// and workers declare).
+async fn connect(settings: &Settings, topology: &Topology) -> anyhow::Result<Connection> {
+    let conn = herald_queue::connect(&settings.amqp_url, "herald dlq")
+        .await
+        .context("connecting to RabbitMQ")?;
+    let channel = conn
+        .create_channel()
+        .await
+        .context("opening an AMQP channel")?;
+    topology.declare_core(&channel).await?;
+    let _ = channel.close(200, "OK".into()).await;
+    Ok(conn)
+}
+
+/// The dead queue's ready messages, read with a passive declare (nothing is consumed), or why
+/// it could not be read.
+async fn dead_queue_depth(settings: &Settings, topology: &Topology) -> Result<u32, String> {
+    let conn = herald_queue::connect(&settings.amqp_url, "herald dlq")
+        .await
+        .map_err(|e| e.to_string())?;
+    let depth = queue_stats(&conn, &topology.dead_queue).await;
     let _ = conn.close(200, "OK".into()).await;
-    result
-}
-
-/// What the commands need to know about a dead letter, read once.
-#[derive(Debug, Clone)]
-struct Letter {
-    /// The `message_id`, else the body's `id`.
-    job_id: Option<String>,
-    /// The body's `id` when it differs from `message_id` (so `--id` matches either).
-    body_id: Option<String>,
-    /// The body's `type`, as written (it may be an unknown type).
-    kind: Option<String>,
-    reason: Option<String>,
-    error: Option<String>,
-    attempts: Option<u32>,
-    dead_at: Option<u64>,
-}
-
-impl Letter {
-    fn read(letter: &DeadLetter) -> Letter {
-        let body: Option<serde_json::Value> = serde_json::from_slice(&letter.body).ok();
-        let field = |name: &str| {
-            body.as_ref()
-                .and_then(|b| b.get(name))
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        };
-        let body_id = field("id");
-        Letter {
-            job_id: letter.message_id().or_else(|| body_id.clone()),
-            body_id,
-            kind: field("type"),
-            reason: letter.reason(),
-            error: letter.error(),
-            attempts: letter.attempts(),
-            dead_at: letter.dead_at(),
-        }
-    }
-
-    fn has_id(&self, id: &str) -> bool {
-        self.job_id.as_deref() == Some(id) || self.body_id.as_deref() == Some(id)
-    }
-
-    fn age(&self, now: u64) -> String {
-        self.dead_at
-            .map_or_else(|| "?".into(), |at| human_age(now.saturating_sub(at)))
-    }
-
-    fn id_or_dash(&self) -> &str {
-        self.job_id.as_deref().unwrap_or("-")
+    match depth {
+        Ok(stats) => Ok(stats.messages),
+        Err(e) if super::queues::is_not_found(&e) => Ok(0),
+        Err(e) => Err(e.to_string()),
     }
 }
 
-impl DlqFilter {
-    fn is_empty(&self) -> bool {
-        self.kind.is_none() && self.reason.is_none() && self.older_than.is_none()
-    }
-
-    fn matches(&self, letter: &Letter, now: u64) -> bool {
-        if let Some(wanted) = &self.kind {
-            // Accept the wire name, the CLI name or the routing key of a known type.
-            let wanted = wanted
-                .parse::<JobKind>()
-                .map_or_else(|_| wanted.clone(), |k| k.type_name().to_owned());
-            if letter.kind.as_deref() != Some(wanted.as_str()) {
-                return false;
-            }
-        }
-        if let Some(wanted) = &self.reason
-            && letter.reason.as_deref() != Some(wanted.as_str())
-        {
-            return false;
-        }
-        if let Some(older) = self.older_than {
-            // A letter without a time is never "old enough": purge must not guess.
-            let old_enough = letter
-                .dead_at
-                .is_some_and(|at| now.saturating_sub(at) >= older.as_secs());
-            if !old_enough {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-impl DlqSelect {
-    fn matches(&self, letter: &Letter, now: u64) -> bool {
-        if self.all {
-            return true;
-        }
-        (self.ids.is_empty() || self.ids.iter().any(|id| letter.has_id(id)))
-            && self.filter.matches(letter, now)
-    }
-}
-
-/// Replay and purge act on what was chosen explicitly: filters, ids, or `--all`.
-fn check_selection(select: &DlqSelect, verb: &str) -> anyhow::Result<()> {
-    let narrowed = !select.filter.is_empty() || !select.ids.is_empty();
-    match (select.all, narrowed) {
-        (false, false) => bail!(
-            "say which dead letters to {verb}: --type, --reason, --older-than or --id, or --all \
-             for every one"
-        ),
-        (true, true) => bail!("--all selects every dead letter; leave out the filters and ids"),
-        _ => Ok(()),
+fn selection(select: DlqSelect) -> Selection {
+    Selection {
+        kind: select.filter.kind,
+        reason: select.filter.reason,
+        older_than: select.filter.older_than,
+        ids: select.ids,
+        all: select.all,
     }
 }
 
 async fn list(
-    conn: &Connection,
+    store: &Store,
     topology: &Topology,
+    depth: Result<u32, String>,
     filter: &DlqFilter,
     limit: u32,
 ) -> anyhow::Result<()> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let now = unix_now();
-    let mut rows: Vec<Letter> = Vec::new();
-    let summary = dlq::browse(
-        conn,
-        &topology.dead_queue,
-        BrowseOptions::default(),
-        async |letter: &DeadLetter| {
-            let letter = Letter::read(letter);
-            if !filter.matches(&letter, now) {
-                return Verdict::Keep;
-            }
-            rows.push(letter);
-            if rows.len() >= limit {
-                Verdict::Stop
-            } else {
-                Verdict::Keep
-            }
-        },
-    )
-    .await?;
-
-    if rows.is_empty() {
-        println!("{}", nothing_matched(&topology.dead_queue, &summary));
-        return Ok(());
-    }
-    let header = ["JOB ID", "TYPE", "REASON", "ATTEMPTS", "DEAD FOR", "ERROR"];
-    let table: Vec<[String; 6]> = rows
-        .iter()
-        .map(|l| {
-            [
-                l.id_or_dash().to_owned(),
-                l.kind.clone().unwrap_or_else(|| "-".into()),
-                l.reason.clone().unwrap_or_else(|| "-".into()),
-                l.attempts.map_or_else(|| "-".into(), |n| n.to_string()),
-                l.age(now),
-                shorten(l.error.as_deref().unwrap_or("-"), LIST_ERROR_CHARS),
-            ]
-        })
-        .collect();
-    print!("{}", format_table(header, &table));
-    let more = if rows.len() >= limit && summary.seen < summary.depth {
-        format!(" (stopped at --limit {limit})")
-    } else {
-        String::new()
+    let query = DeadLetterQuery {
+        kind: filter.kind.as_deref().map(canonical_kind),
+        reason: filter.reason.clone(),
+        older_than: filter.older_than,
+        limit,
     };
-    println!(
-        "\n{} shown of {} in {}{more}. `herald dlq show <job id>` prints one in full.",
-        plural(rows.len(), "dead letter"),
-        summary.depth,
-        topology.dead_queue
-    );
-    Ok(())
-}
-
-async fn show(conn: &Connection, topology: &Topology, job_id: &str) -> anyhow::Result<()> {
-    let mut copies: Vec<DeadLetter> = Vec::new();
-    let summary = dlq::browse(
-        conn,
-        &topology.dead_queue,
-        BrowseOptions::default(),
-        async |letter: &DeadLetter| {
-            if Letter::read(letter).has_id(job_id) {
-                copies.push(letter.clone());
-            }
-            Verdict::Keep
-        },
-    )
-    .await?;
-    if copies.is_empty() {
-        bail!(
-            "job {job_id:?} is not in {} ({} looked at); `herald jobs show {job_id}` shows its \
-             history",
-            topology.dead_queue,
-            plural(summary.seen as usize, "message")
+    let page = store
+        .dead_letters(&query)
+        .await
+        .context("reading the ledger")?;
+    let now = OffsetDateTime::now_utc();
+    let queue = &topology.dead_queue;
+    let mut out = String::new();
+    if page.jobs.is_empty() {
+        if page.parked == 0 && depth == Ok(0) {
+            let _ = writeln!(out, "{queue} is empty.");
+        } else {
+            let _ = writeln!(
+                out,
+                "No dead letter matches ({} parked in the ledger).",
+                page.parked
+            );
+        }
+    } else {
+        let header = ["JOB ID", "TYPE", "REASON", "ATTEMPTS", "DEAD FOR", "ERROR"];
+        let table: Vec<[String; 6]> = page
+            .jobs
+            .iter()
+            .map(|job| {
+                [
+                    job.id.clone(),
+                    job.kind.clone(),
+                    job.dead_reason.clone().unwrap_or_else(|| "-".into()),
+                    job.attempts.to_string(),
+                    dead_for(job, now),
+                    shorten(job.last_error.as_deref().unwrap_or("-"), LIST_ERROR_CHARS),
+                ]
+            })
+            .collect();
+        out.push_str(&format_table(header, &table));
+        let _ = writeln!(
+            out,
+            "\n{} shown of {} in the ledger. `herald dlq show <job id>` prints one in full.",
+            plural(page.jobs.len(), "dead letter"),
+            page.matching
         );
     }
-    let now = unix_now();
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} holds {} of job {job_id}.",
-        topology.dead_queue,
-        plural(copies.len(), "copy")
-    );
-    for (n, copy) in copies.iter().enumerate() {
-        let letter = Letter::read(copy);
-        let props = &copy.properties;
-        let _ = writeln!(out, "\nCopy {}", n + 1);
-        let field = |label: &str, value: String| format!("  {:<14} {value}\n", format!("{label}:"));
-        out.push_str(&field(
-            "reason",
-            letter.reason.clone().unwrap_or("-".into()),
-        ));
-        out.push_str(&field("error", letter.error.clone().unwrap_or("-".into())));
-        out.push_str(&field(
-            "dead since",
-            letter.dead_at.map_or_else(
-                || "-".into(),
-                |at| format!("{} ({} ago)", unix_time(at), letter.age(now)),
-            ),
-        ));
-        out.push_str(&field(
-            "routing key",
-            copy.original_routing_key()
-                .unwrap_or_else(|| copy.routing_key.clone()),
-        ));
-        out.push_str(&field(
-            "message_id",
-            props
-                .message_id()
-                .as_ref()
-                .map_or("-".into(), ToString::to_string),
-        ));
-        out.push_str(&field(
-            "content_type",
-            props
-                .content_type()
-                .as_ref()
-                .map_or("-".into(), ToString::to_string),
-        ));
-        out.push_str(&field(
-            "published",
-            props.timestamp().map_or_else(|| "-".into(), unix_time),
-        ));
-        out.push_str("  headers:\n");
-        for (name, value) in copy.header_lines() {
-            let _ = writeln!(out, "    {name}: {value}");
-        }
-        out.push_str("  body:\n");
-        let body = match serde_json::from_slice::<serde_json::Value>(&copy.body) {
-            Ok(json) => serde_json::to_string_pretty(&json).unwrap_or_default(),
-            Err(_) => String::from_utf8_lossy(&copy.body).into_owned(),
-        };
-        for line in body.lines() {
-            let _ = writeln!(out, "    {line}");
-        }
-    }
+    out.push_str(&ledger_and_queue(queue, page.parked, depth));
     print!("{out}");
     Ok(())
 }
 
-/// One line of a replay or purge report.
-#[derive(Debug)]
-struct Line {
-    verb: &'static str,
-    id: String,
-    note: String,
-}
-
-async fn replay(
-    conn: &Connection,
-    topology: &Topology,
-    store: &Store,
-    select: &DlqSelect,
-    dry_run: bool,
-    max_job_bytes: usize,
-) -> anyhow::Result<()> {
-    let publisher = Publisher::new(conn, topology.clone()).await?;
-    let now = unix_now();
-    let mut lines: Vec<Line> = Vec::new();
-    let mut replayed: HashSet<String> = HashSet::new();
-    let mut invalid = 0usize;
-    let mut skipped = 0usize;
-    let mut failure: Option<anyhow::Error> = None;
-    let (replay_verb, keep_verb) = if dry_run {
-        ("would replay", "would keep")
-    } else {
-        ("replayed", "kept")
-    };
-
-    let summary = dlq::browse(
-        conn,
-        &topology.dead_queue,
-        BrowseOptions::default(),
-        async |dead: &DeadLetter| {
-            let letter = Letter::read(dead);
-            if !select.matches(&letter, now) {
-                return Verdict::Keep;
-            }
-            let id = letter.id_or_dash().to_owned();
-            let job = match EmailJob::parse(&dead.body, max_job_bytes) {
-                Ok(job) => job,
-                Err(e) => {
-                    invalid += 1;
-                    lines.push(Line {
-                        verb: keep_verb,
-                        id,
-                        note: format!("not a valid job ({}: {e})", e.reason()),
-                    });
-                    return Verdict::Keep;
-                }
-            };
-            let job_id = job.id.as_str().to_owned();
-            if replayed.contains(&job_id) {
-                // Another copy of a job replayed in this run: the worker would ignore it anyway.
-                lines.push(Line {
-                    verb: if dry_run { "would drop" } else { "dropped" },
-                    id: job_id,
-                    note: "another copy of a job replayed above".into(),
-                });
-                return if dry_run {
-                    Verdict::Keep
-                } else {
-                    Verdict::Remove
-                };
-            }
-            match store.job(&job_id).await {
-                Ok(Some(row)) if row.status == "sent" => {
-                    skipped += 1;
-                    lines.push(Line {
-                        verb: keep_verb,
-                        id: job_id,
-                        note: "already sent according to the ledger; purge it with --id".into(),
-                    });
-                    return Verdict::Keep;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    failure = Some(anyhow::Error::new(e).context("reading the ledger"));
-                    return Verdict::Stop;
-                }
-            }
-            let routing_key = dead
-                .original_routing_key()
-                .unwrap_or_else(|| job.kind().routing_key().to_owned());
-            let note = format!("{} via {}", job.kind(), routing_key);
-            if dry_run {
-                replayed.insert(job_id.clone());
-                lines.push(Line {
-                    verb: replay_verb,
-                    id: job_id,
-                    note,
-                });
-                return Verdict::Keep;
-            }
-            // Reopen first: a worker that took the copy before the ledger said `queued` would
-            // see a dead job and drop the copy as a duplicate.
-            let reopened = match store.reopen_for_replay(&job_id).await {
-                Ok(reopened) => reopened,
-                Err(e) => {
-                    failure = Some(anyhow::Error::new(e).context("reopening the job"));
-                    return Verdict::Stop;
-                }
-            };
-            match dlq::replay(&publisher, dead, &routing_key, &job_id).await {
-                Ok(()) => {
-                    replayed.insert(job_id.clone());
-                    lines.push(Line {
-                        verb: replay_verb,
-                        id: job_id,
-                        note,
-                    });
-                    Verdict::Remove
-                }
-                Err(e) => {
-                    if reopened {
-                        // Put the ledger back the way it was: the job is still parked.
-                        let reason = letter.reason.as_deref().unwrap_or("replay_failed");
-                        let error = letter.error.as_deref().unwrap_or("replay failed");
-                        let kind = job.kind().type_name();
-                        let _ = store.mark_dead(&job_id, kind, 0, reason, error, None).await;
-                    }
-                    failure = Some(anyhow::Error::new(e).context(format!(
-                        "publishing job {job_id}; it is still in {}",
-                        topology.dead_queue
-                    )));
-                    Verdict::Stop
-                }
-            }
-        },
-    )
-    .await;
-    drop(publisher);
-    let summary = summary?;
-
-    print!("{}", format_lines(&lines));
-    if lines.is_empty() {
-        println!("{}", nothing_matched(&topology.dead_queue, &summary));
-    } else {
-        let done = replayed.len();
-        let mut sentence = format!(
-            "{} {}",
-            if dry_run { "Would replay" } else { "Replayed" },
-            plural(done, "job")
-        );
-        if invalid > 0 {
-            let _ = write!(
-                sentence,
-                "; {} not valid, left in {}",
-                plural(invalid, "job"),
-                topology.dead_queue
+/// What the ledger's count of parked letters and the queue's depth say together: the ledger
+/// cannot list a letter it has no record of.
+fn ledger_and_queue(queue: &str, parked: u64, depth: Result<u32, String>) -> String {
+    let depth = match depth {
+        Ok(depth) => u64::from(depth),
+        Err(why) => {
+            return format!(
+                "\nThe ledger has {parked} parked; the depth of {queue} could not be read ({why}).\n"
             );
         }
-        if skipped > 0 {
-            let _ = write!(sentence, "; {} already sent, left", plural(skipped, "job"));
-        }
-        println!("\n{sentence}.");
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
-}
-
-/// Deletes the selected dead letters when `store` is given (`--yes`), else only lists them.
-///
-/// The ledger keeps a purged job `dead`, so that a stray copy is still ignored, and notes the
-/// purge (a `purged` event, and `purged_at`) before the letter is acked: the dead queue's
-/// oldest-message age counts only jobs whose letter is still parked.
-async fn purge(
-    conn: &Connection,
-    topology: &Topology,
-    store: Option<&Store>,
-    select: &DlqSelect,
-) -> anyhow::Result<()> {
-    let yes = store.is_some();
-    let now = unix_now();
-    let mut lines: Vec<Line> = Vec::new();
-    let mut failure: Option<anyhow::Error> = None;
-    let summary = dlq::browse(
-        conn,
-        &topology.dead_queue,
-        BrowseOptions::default(),
-        async |dead: &DeadLetter| {
-            let letter = Letter::read(dead);
-            if !select.matches(&letter, now) {
-                return Verdict::Keep;
-            }
-            if let (Some(store), Some(job_id)) = (store, letter.job_id.as_deref()) {
-                let detail = format!(
-                    "dead letter deleted by `herald dlq purge` (reason: {})",
-                    letter.reason.as_deref().unwrap_or("none recorded")
-                );
-                if let Err(e) = store.mark_purged(job_id, &detail).await {
-                    failure = Some(anyhow::Error::new(e).context(format!(
-                        "recording the purge of job {job_id}; it is still in {}",
-                        topology.dead_queue
-                    )));
-                    return Verdict::Stop;
-                }
-            }
-            lines.push(Line {
-                verb: if yes { "deleted" } else { "would delete" },
-                id: letter.id_or_dash().to_owned(),
-                note: format!(
-                    "{} {}",
-                    letter.kind.as_deref().unwrap_or("-"),
-                    letter.reason.as_deref().unwrap_or("-")
-                ),
-            });
-            if yes { Verdict::Remove } else { Verdict::Keep }
-        },
-    )
-    .await?;
-    print!("{}", format_lines(&lines));
-    if lines.is_empty() {
-        println!("{}", nothing_matched(&topology.dead_queue, &summary));
-    } else if yes {
-        println!(
-            "\nDeleted {} from {}.",
-            plural(lines.len(), "dead letter"),
-            topology.dead_queue
-        );
+    };
+    if depth > parked {
+        format!(
+            "\n{queue} holds {}, {} more than the ledger has parked. The ledger cannot list \
+             letters of jobs it has no dead row for: a body without a readable id, a copy \
+             RabbitMQ dead-lettered itself (delivery_limit), or a job dead-lettered while \
+             PostgreSQL was unreachable (store_error). `herald dlq purge --all` (without --yes) \
+             reads the queue itself and lists every letter.\n",
+            plural_u64(depth, "message"),
+            depth - parked
+        )
+    } else if depth < parked {
+        format!(
+            "\n{queue} holds only {}: {} of the letters the ledger has parked were deleted by \
+             other means (the management UI, a queue purge) and are gone.\n",
+            plural_u64(depth, "message"),
+            parked - depth
+        )
+    } else if depth > 0 {
+        format!(
+            "\n{queue} holds {}, as many as the ledger has parked.\n",
+            plural_u64(depth, "message")
+        )
     } else {
-        println!(
-            "\nWould delete {}; nothing was deleted. Run again with --yes to delete them.",
-            plural(lines.len(), "dead letter")
-        );
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(()),
+        String::new()
     }
 }
 
-/// Unix seconds as `2026-11-23 14:05:09Z`, or the number itself when it is out of range.
-fn unix_time(secs: u64) -> String {
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .map_or_else(|| secs.to_string(), timestamp)
+async fn show(store: &Store, topology: &Topology, job_id: &str) -> anyhow::Result<()> {
+    let queue = &topology.dead_queue;
+    let Some(detail) = store
+        .dead_letter(job_id)
+        .await
+        .context("reading the ledger")?
+    else {
+        match store.job(job_id).await.context("reading the ledger")? {
+            Some(job) if job.status == "dead" => bail!(
+                "the dead letter of job {job_id:?} was deleted by `herald dlq purge`; \
+                 `herald jobs show {job_id}` shows its history"
+            ),
+            Some(job) => bail!(
+                "job {job_id:?} is not dead-lettered according to the ledger (its status is {}); \
+                 `herald jobs show {job_id}` shows its history",
+                job.status
+            ),
+            None => bail!(
+                "the ledger has no job {job_id:?}. If its letter is in {queue} anyway (a body \
+                 the ledger never recorded), `herald dlq purge --id {job_id}` without --yes \
+                 looks for it in the queue"
+            ),
+        }
+    };
+    let job = &detail.job;
+    let now = OffsetDateTime::now_utc();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Job {} is dead-lettered in {queue} (according to the ledger).\n",
+        job.id
+    );
+    let routing_key = job
+        .kind
+        .parse::<herald_domain::JobKind>()
+        .map_or_else(|_| "-".to_owned(), |k| k.routing_key().to_owned());
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let rows = [
+        ("type", job.kind.clone()),
+        ("reason", show(&job.dead_reason)),
+        ("error", show(&job.last_error)),
+        ("attempts", job.attempts.to_string()),
+        (
+            "dead since",
+            format!("{} ({} ago)", timestamp(job.dead_at), dead_for(job, now)),
+        ),
+        ("routing key", routing_key),
+        ("recipient", show(&job.recipient)),
+        ("Message-ID", show(&job.message_id)),
+        ("first seen", timestamp(job.created_at)),
+    ];
+    for (label, value) in rows {
+        let _ = writeln!(out, "  {:<13} {value}", format!("{label}:"));
+    }
+    out.push_str("  body:\n");
+    match &detail.payload {
+        Some(body) => {
+            for line in serde_json::to_string_pretty(body)
+                .unwrap_or_default()
+                .lines()
+            {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+        None => out.push_str("    not recorded (it was not JSON, or too large to keep)\n"),
+    }
+    let _ = writeln!(
+        out,
+        "\n`herald jobs show {id}` prints its history. The letter's AMQP headers are not in the \
+         ledger; `herald dlq replay --id {id} --dry-run` reads the queue itself.",
+        id = job.id
+    );
+    print!("{out}");
+    Ok(())
 }
 
-fn nothing_matched(queue: &str, summary: &BrowseSummary) -> String {
-    if summary.depth == 0 {
+fn dead_for(job: &DeadJob, now: OffsetDateTime) -> String {
+    human_age(u64::try_from((now - job.dead_at).whole_seconds()).unwrap_or(0))
+}
+
+fn verb(action: Action, dry_run: bool) -> &'static str {
+    match (action, dry_run) {
+        (Action::Replayed, false) => "replayed",
+        (Action::Replayed, true) => "would replay",
+        (Action::Kept, false) => "kept",
+        (Action::Kept, true) => "would keep",
+        (Action::Dropped, false) => "dropped",
+        (Action::Dropped, true) => "would drop",
+        (Action::Deleted, false) => "deleted",
+        (Action::Deleted, true) => "would delete",
+    }
+}
+
+fn nothing_matched(queue: &str, report: &Report) -> String {
+    if report.browse.depth == 0 {
         format!("{queue} is empty.")
     } else {
         format!(
             "No dead letter matches ({} in {queue}).",
-            plural(summary.depth as usize, "message")
+            plural(report.browse.depth as usize, "message")
         )
     }
 }
 
-fn format_lines(lines: &[Line]) -> String {
-    let verb = lines.iter().map(|l| l.verb.len()).max().unwrap_or(0);
+fn print_replay(report: &Report, queue: &str) -> anyhow::Result<()> {
+    print!("{}", format_lines(report));
+    if report.lines.is_empty() {
+        println!("{}", nothing_matched(queue, report));
+    } else {
+        let mut sentence = format!(
+            "{} {}",
+            if report.dry_run {
+                "Would replay"
+            } else {
+                "Replayed"
+            },
+            plural(report.count(Action::Replayed), "job")
+        );
+        if report.invalid() > 0 {
+            let _ = write!(
+                sentence,
+                "; {} not valid, left in {queue}",
+                plural(report.invalid(), "job")
+            );
+        }
+        if report.already_sent() > 0 {
+            let _ = write!(
+                sentence,
+                "; {} already sent, left",
+                plural(report.already_sent(), "job")
+            );
+        }
+        println!("\n{sentence}.");
+    }
+    stopped(report)
+}
+
+fn print_purge(report: &Report, queue: &str) -> anyhow::Result<()> {
+    print!("{}", format_lines(report));
+    let n = report.count(Action::Deleted);
+    if report.lines.is_empty() {
+        println!("{}", nothing_matched(queue, report));
+    } else if report.dry_run {
+        println!(
+            "\nWould delete {}; nothing was deleted. Run again with --yes to delete them.",
+            plural(n, "dead letter")
+        );
+    } else {
+        println!("\nDeleted {} from {queue}.", plural(n, "dead letter"));
+    }
+    stopped(report)
+}
+
+/// The error a run stopped on, if any, after its lines were printed.
+fn stopped(report: &Report) -> anyhow::Result<()> {
+    match &report.stopped {
+        Some(e) => Err(anyhow::anyhow!("{}", error_chain(e))),
+        None => Ok(()),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+fn format_lines(report: &Report) -> String {
+    let lines = &report.lines;
+    let width = lines
+        .iter()
+        .map(|l| verb(l.action, report.dry_run).len())
+        .max()
+        .unwrap_or(0);
     let id = lines
         .iter()
-        .map(|l| l.id.chars().count())
+        .map(|l| l.job_id.chars().count())
         .max()
         .unwrap_or(0);
     lines
         .iter()
-        .map(|l| format!("{:<verb$}  {:<id$}  {}\n", l.verb, l.id, l.note))
+        .map(|l| {
+            format!(
+                "{:<width$}  {:<id$}  {}\n",
+                verb(l.action, report.dry_run),
+                l.job_id,
+                l.note
+            )
+        })
         .collect()
 }
 
@@ -626,6 +445,10 @@ fn shorten(text: &str, max: usize) -> String {
     cut
 }
 
+fn plural_u64(n: u64, noun: &str) -> String {
+    plural(usize::try_from(n).unwrap_or(usize::MAX), noun)
+}
+
 fn plural(n: usize, noun: &str) -> String {
     match (n, noun) {
         (1, _) => format!("1 {noun}"),
@@ -638,10 +461,12 @@ fn plural(n: usize, noun: &str) -> String {
 mod tests {
     use std::time::Duration;
 
+    use herald_queue::dlq::LetterSummary;
+
     use super::*;
 
-    fn letter(kind: &str, reason: &str, dead_at: Option<u64>) -> Letter {
-        Letter {
+    fn letter(kind: &str, reason: &str, dead_at: Option<u64>) -> LetterSummary {
+        LetterSummary {
             job_id: Some("job_1".into()),
             body_id: Some("job_1".into()),
             kind: Some(kind.into()),
@@ -655,10 +480,15 @@ mod tests {
     #[test]
     fn filters_match_type_spellings_reason_and_age() {
         let l = letter("verification_email", "smtp_permanent", Some(1_000));
-        let f = |kind: Option<&str>, reason: Option<&str>, older: Option<u64>| DlqFilter {
-            kind: kind.map(str::to_owned),
-            reason: reason.map(str::to_owned),
-            older_than: older.map(Duration::from_secs),
+        let f = |kind: Option<&str>, reason: Option<&str>, older: Option<u64>| {
+            selection(DlqSelect {
+                filter: DlqFilter {
+                    kind: kind.map(str::to_owned),
+                    reason: reason.map(str::to_owned),
+                    older_than: older.map(Duration::from_secs),
+                },
+                ..DlqSelect::default()
+            })
         };
         assert!(f(None, None, None).matches(&l, 2_000));
         assert!(f(Some("verification_email"), None, None).matches(&l, 2_000));
@@ -678,17 +508,17 @@ mod tests {
     #[test]
     fn replay_and_purge_need_an_explicit_selection() {
         let mut s = DlqSelect::default();
-        assert!(check_selection(&s, "purge").is_err());
+        assert!(selection(s.clone()).check().is_err());
         s.all = true;
-        assert!(check_selection(&s, "purge").is_ok());
+        assert!(selection(s.clone()).check().is_ok());
         s.ids.push("job_1".into());
-        assert!(check_selection(&s, "purge").is_err());
+        assert!(selection(s.clone()).check().is_err());
         s.all = false;
-        assert!(check_selection(&s, "purge").is_ok());
+        assert!(selection(s.clone()).check().is_ok());
         let l = letter("welcome_email", "x", None);
-        assert!(s.matches(&l, 0));
+        assert!(selection(s.clone()).matches(&l, 0));
         s.ids = vec!["job_2".into()];
-        assert!(!s.matches(&l, 0));
+        assert!(!selection(s).matches(&l, 0));
     }
 
     #[test]
@@ -697,5 +527,18 @@ mod tests {
         let cut = shorten(&"x".repeat(100), 10);
         assert_eq!(cut.chars().count(), 10);
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn the_list_says_when_the_queue_holds_letters_the_ledger_does_not_know() {
+        let q = "herald.email.dead";
+        let more = ledger_and_queue(q, 2, Ok(5));
+        assert!(more.contains("holds 5 messages, 3 more"), "{more}");
+        assert!(more.contains("purge --all"), "{more}");
+        let fewer = ledger_and_queue(q, 4, Ok(1));
+        assert!(fewer.contains("holds only 1 message: 3 of"), "{fewer}");
+        assert!(ledger_and_queue(q, 2, Ok(2)).contains("as many as"));
+        assert_eq!(ledger_and_queue(q, 0, Ok(0)), "");
+        assert!(ledger_and_queue(q, 1, Err("refused".into())).contains("could not be read"));
     }
 }

@@ -23,7 +23,8 @@ pub async fn run(settings: &Settings, cmd: JobsCommand) -> anyhow::Result<()> {
             let Some(job) = store.job(&id).await? else {
                 bail!(
                     "there is no job {id:?} in the ledger; a job is recorded when a worker first \
-                     takes it (`herald dlq show {id}` looks in the dead-letter queue)"
+                     takes it (`herald dlq purge --id {id}` without --yes looks for it in the \
+                     dead-letter queue)"
                 );
             };
             let ticket = store.ticket_for_job(&id).await?;

@@ -1,33 +1,27 @@
 //! `herald queues`: the work queue, each retry tier and the dead queue, with their ready
 //! messages, consumers and the age of their oldest message.
 //!
-//! Depth and consumers come from a passive declare, which needs nothing but AMQP. The oldest
-//! message's age needs the RabbitMQ management API (`head_message_timestamp`): peeking at the
-//! head with `basic.get` and a requeue would count as a delivery against the work queue's
-//! `x-delivery-limit`, so a busy operator could end up dead-lettering the head job. Without the
-//! API the age is shown as `-`.
+//! Depth and consumers come from a passive declare, which needs nothing but AMQP and consumes
+//! nothing. RabbitMQ cannot date the head of a quorum queue (it reports no
+//! `head_message_timestamp` for them, and peeking with `basic.get` would count a delivery against
+//! the work queue's `x-delivery-limit`), so the ages come from the job ledger, exactly as the
+//! worker's `herald_queue_oldest_message_age_seconds` gauge gets them
+//! ([`herald_store::Store::queue_ages`]): a retry tier is as old as its oldest `retrying` job, the
+//! dead queue as its oldest job still dead-lettered. The ledger records a job only when a worker
+//! first takes it, so it cannot date the work queue.
 
-use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
 use herald_queue::{QueueError, QueueStats, Topology, queue_stats};
+use herald_store::queue_age::LedgerQueueAges;
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-use lapin::uri::AMQPUri;
-use secrecy::{ExposeSecret, SecretString};
-use url::Url;
 
 use crate::app;
 use crate::cli::QueuesArgs;
 use crate::settings::Settings;
 
-/// The management API's usual port, used on the AMQP host when no URL is configured.
-const DEFAULT_API_PORT: u16 = 15672;
-/// One management API request may take this long in total.
-const API_TIMEOUT: Duration = Duration::from_secs(5);
-
-pub async fn run(settings: &Settings, args: QueuesArgs) -> anyhow::Result<()> {
+pub async fn run(settings: &Settings, _args: QueuesArgs) -> anyhow::Result<()> {
     let topology = app::topology(settings);
     let conn = herald_queue::connect(&settings.amqp_url, "herald queues")
         .await
@@ -43,34 +37,64 @@ pub async fn run(settings: &Settings, args: QueuesArgs) -> anyhow::Result<()> {
     }
     let _ = conn.close(200, "OK".into()).await;
 
-    let configured = args.api_url.or_else(|| settings.rabbitmq_api_url.clone());
-    let api = ApiTarget::new(&settings.amqp_url, configured)?;
-    let names: Vec<String> = queues.iter().map(|(n, _)| n.clone()).collect();
-    let heads = {
-        let api = api.clone();
-        tokio::task::spawn_blocking(move || api.head_timestamps(&names))
-            .await
-            .context("the management API task panicked")?
+    // The ledger is asked only when a queue it can date holds messages.
+    let needs_ledger = queues
+        .iter()
+        .zip(&stats)
+        .any(|((_, role), s)| *role != Role::Work && s.is_some_and(|s| s.messages > 0));
+    let ages = if needs_ledger {
+        match app::store(settings).await {
+            Ok(store) => store
+                .queue_ages(topology.retry_delays.len())
+                .await
+                .map_err(|e| format!("{e:#}")),
+            Err(e) => Err(format!("{e:#}")),
+        }
+    } else {
+        Ok(LedgerQueueAges {
+            retry_tiers: vec![Duration::ZERO; topology.retry_delays.len()],
+            dead: Duration::ZERO,
+        })
     };
-    print!("{}", render(&queues, &stats, &heads, &api.base, unix_now()));
+    print!("{}", render(&topology, &queues, &stats, &ages));
     Ok(())
 }
 
-/// The queues to report on, in the order a job travels, with a short role for each.
-fn queue_roles(topology: &Topology) -> Vec<(String, String)> {
-    let mut queues = vec![(topology.work_queue.clone(), "work".to_owned())];
-    for (tier, delay) in topology.retry_delays.iter().enumerate() {
-        queues.push((
-            topology.retry_queue(tier),
-            format!("retry {}", herald_queue::topology::compact(*delay)),
-        ));
+/// What a queue is for, which also says where its age comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Work,
+    /// The retry tier with this index, in attempt order.
+    Retry(usize),
+    Dead,
+}
+
+/// The queues to report on, in the order a job travels.
+fn queue_roles(topology: &Topology) -> Vec<(String, Role)> {
+    let mut queues = vec![(topology.work_queue.clone(), Role::Work)];
+    for tier in 0..topology.retry_delays.len() {
+        queues.push((topology.retry_queue(tier), Role::Retry(tier)));
     }
-    queues.push((topology.dead_queue.clone(), "dead letters".to_owned()));
+    queues.push((topology.dead_queue.clone(), Role::Dead));
     queues
 }
 
+fn role_name(topology: &Topology, role: Role) -> String {
+    match role {
+        Role::Work => "work".to_owned(),
+        Role::Retry(tier) => format!(
+            "retry {}",
+            topology
+                .retry_delays
+                .get(tier)
+                .map_or_else(|| "?".to_owned(), |d| herald_queue::topology::compact(*d))
+        ),
+        Role::Dead => "dead letters".to_owned(),
+    }
+}
+
 /// Whether a passive declare failed because the queue does not exist.
-fn is_not_found(e: &QueueError) -> bool {
+pub(super) fn is_not_found(e: &QueueError) -> bool {
     matches!(
         e,
         QueueError::Amqp { source, .. }
@@ -82,190 +106,65 @@ fn is_not_found(e: &QueueError) -> bool {
     )
 }
 
-/// What the management API said about each queue: the head message's timestamp (Unix seconds)
-/// when it reported one. `Err` says why the API could not be used at all.
-type Heads = Result<HashMap<String, Option<u64>>, String>;
-
-/// Where the management API is and how to log in to it.
-#[derive(Clone)]
-struct ApiTarget {
-    /// Without credentials, ending in `/`.
-    base: Url,
-    user: String,
-    password: SecretString,
-    vhost: String,
-}
-
-impl ApiTarget {
-    /// `configured` (HERALD_RABBITMQ_API_URL), else port 15672 on the AMQP host; the
-    /// credentials are the URL's own, else the AMQP URL's.
-    fn new(amqp_url: &str, configured: Option<Url>) -> anyhow::Result<ApiTarget> {
-        // With a cluster's nodes listed, the API of the first one.
-        let amqp: AMQPUri = herald_queue::connect::parse_urls(amqp_url)
-            .map_err(|e| anyhow::anyhow!("HERALD_AMQP_URL is invalid: {e}"))?
-            .swap_remove(0);
-        let mut base = match configured {
-            Some(url) => url,
-            None => {
-                let host = match amqp.authority.host.parse::<std::net::Ipv6Addr>() {
-                    Ok(_) => format!("[{}]", amqp.authority.host),
-                    Err(_) => amqp.authority.host.clone(),
-                };
-                Url::parse(&format!("http://{host}:{DEFAULT_API_PORT}/"))
-                    .context("building the management API URL from HERALD_AMQP_URL")?
-            }
-        };
-        let (user, password) = if base.username().is_empty() {
-            (
-                amqp.authority.userinfo.username.clone(),
-                amqp.authority.userinfo.password.clone(),
-            )
-        } else {
-            let decode = |s: &str| {
-                percent_decode(s).context("HERALD_RABBITMQ_API_URL has bad percent-encoding")
-            };
-            (
-                decode(base.username())?,
-                decode(base.password().unwrap_or(""))?,
-            )
-        };
-        let _ = base.set_username("");
-        let _ = base.set_password(None);
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
-        Ok(ApiTarget {
-            base,
-            user,
-            password: SecretString::from(password),
-            vhost: amqp.vhost,
-        })
-    }
-
-    /// Asks the API about each queue (blocking). A queue the API does not know maps to `None`.
-    fn head_timestamps(&self, queues: &[String]) -> Heads {
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(API_TIMEOUT))
-            .http_status_as_error(false)
-            .proxy(None)
-            .build();
-        let agent = ureq::Agent::new_with_config(config);
-        let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            self.user,
-            self.password.expose_secret()
-        ));
-        let mut heads = HashMap::new();
-        for queue in queues {
-            let url = self
-                .base
-                .join(&format!(
-                    "api/queues/{}/{}",
-                    path_segment(&self.vhost),
-                    path_segment(queue)
-                ))
-                .map_err(|e| format!("cannot build a URL for queue {queue}: {e}"))?;
-            let mut response = agent
-                .get(url.as_str())
-                .header("Authorization", format!("Basic {credentials}"))
-                .call()
-                .map_err(|e| e.to_string())?;
-            match response.status().as_u16() {
-                200 => {}
-                404 => {
-                    heads.insert(queue.clone(), None);
-                    continue;
-                }
-                401 => {
-                    return Err(format!(
-                        "it refused user {:?} (401); give credentials in HERALD_RABBITMQ_API_URL",
-                        self.user
-                    ));
-                }
-                code => return Err(format!("it answered HTTP {code}")),
-            }
-            let body = response
-                .body_mut()
-                .read_to_string()
-                .map_err(|e| format!("unreadable answer: {e}"))?;
-            let json: serde_json::Value = serde_json::from_str(&body).map_err(|e| {
-                format!("the answer is not JSON ({e}); is this the management API?")
-            })?;
-            let head = json
-                .get("head_message_timestamp")
-                .and_then(serde_json::Value::as_u64);
-            heads.insert(queue.clone(), head);
-        }
-        Ok(heads)
-    }
-}
-
-/// Percent-encodes one URL path segment (the vhost `/` becomes `%2F`).
-fn path_segment(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, URL_SEGMENT).to_string()
-}
-
-/// Everything but RFC 3986's unreserved characters is encoded.
-const URL_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-fn percent_decode(value: &str) -> anyhow::Result<String> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = value
-                .get(i + 1..i + 3)
-                .context("a % is not followed by two hex digits")?;
-            out.push(u8::from_str_radix(hex, 16).context("a % is not followed by two hex digits")?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).context("the decoded text is not UTF-8")
+/// Why a queue's age is not shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoAge {
+    /// The work queue: the ledger has not seen the jobs waiting there.
+    WorkQueue,
+    /// The ledger knows no job waiting in a queue that holds messages.
+    Unknown,
+    /// The ledger could not be read.
+    Unreadable,
 }
 
 fn render(
-    queues: &[(String, String)],
+    topology: &Topology,
+    queues: &[(String, Role)],
     stats: &[Option<QueueStats>],
-    heads: &Heads,
-    api: &Url,
-    now: u64,
+    ages: &Result<LedgerQueueAges, String>,
 ) -> String {
     let mut rows: Vec<[String; 5]> = Vec::with_capacity(queues.len());
-    let mut unreported = false;
+    let mut reasons: Vec<NoAge> = Vec::new();
     for ((name, role), stats) in queues.iter().zip(stats) {
+        let role_text = role_name(topology, *role);
         let Some(stats) = stats else {
             rows.push([
                 name.clone(),
-                role.clone(),
+                role_text,
                 "missing".into(),
                 "-".into(),
                 "-".into(),
             ]);
             continue;
         };
-        let age = match heads {
-            _ if stats.messages == 0 => "-".to_owned(),
-            Ok(heads) => match heads.get(name).copied().flatten() {
-                Some(head) => human_age(now.saturating_sub(head)),
-                None => {
-                    unreported = true;
-                    "-".to_owned()
-                }
-            },
-            Err(_) => "-".to_owned(),
+        let age = if stats.messages == 0 {
+            Ok(None)
+        } else {
+            match (role, ages) {
+                (Role::Work, _) => Err(NoAge::WorkQueue),
+                (_, Err(_)) => Err(NoAge::Unreadable),
+                (Role::Retry(tier), Ok(ages)) => Ok(Some(
+                    ages.retry_tiers.get(*tier).copied().unwrap_or_default(),
+                )),
+                (Role::Dead, Ok(ages)) => Ok(Some(ages.dead)),
+            }
+        };
+        let age = match age {
+            Ok(None) => "-".to_owned(),
+            // The ledger reports zero when it knows no job there.
+            Ok(Some(Duration::ZERO)) | Err(NoAge::Unknown) => {
+                reasons.push(NoAge::Unknown);
+                "?".to_owned()
+            }
+            Ok(Some(age)) => human_age(age.as_secs()),
+            Err(why) => {
+                reasons.push(why);
+                "?".to_owned()
+            }
         };
         rows.push([
             name.clone(),
-            role.clone(),
+            role_text,
             stats.messages.to_string(),
             stats.consumers.to_string(),
             age,
@@ -303,17 +202,27 @@ fn render(
              every queue when it starts.\n",
         );
     }
-    match heads {
-        Err(why) => out.push_str(&format!(
-            "\nOLDEST needs the RabbitMQ management API, and {api} did not answer ({why}).\n\
-             Enable it with `rabbitmq-plugins enable rabbitmq_management`, or point \
-             HERALD_RABBITMQ_API_URL at it.\n"
-        )),
-        Ok(_) if unreported => out.push_str(
-            "\nThe management API reported no head_message_timestamp for the queues shown with \
-             `-` (RabbitMQ reports it only for some queue types).\n",
-        ),
-        Ok(_) => {}
+    out.push_str(
+        "\nOLDEST comes from the job ledger (RabbitMQ cannot date the head of a quorum queue); \
+         `-` means the queue has no ready message.\n",
+    );
+    if reasons.contains(&NoAge::WorkQueue) {
+        out.push_str(
+            "The work queue's `?`: the ledger records a job only when a worker takes it. A \
+             running worker exports an upper bound as herald_queue_oldest_message_age_seconds.\n",
+        );
+    }
+    if reasons.contains(&NoAge::Unknown) {
+        out.push_str(
+            "Another `?`: the ledger knows no job waiting there (a body without a readable id, a \
+             copy RabbitMQ dead-lettered itself, or one written while PostgreSQL was \
+             unreachable).\n",
+        );
+    }
+    if let (true, Err(why)) = (reasons.contains(&NoAge::Unreadable), ages) {
+        out.push_str(&format!(
+            "The ledger could not be read, so the retry and dead queues' ages are unknown: {why}\n"
+        ));
     }
     out
 }
@@ -326,12 +235,6 @@ pub(super) fn human_age(secs: u64) -> String {
         s if s < 86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
         s => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
     }
-}
-
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -347,71 +250,65 @@ mod tests {
         assert_eq!(human_age(4 * 86_400 + 2 * 3600), "4d 2h");
     }
 
-    #[test]
-    fn the_api_defaults_to_the_amqp_host_and_credentials() {
-        let api = ApiTarget::new("amqp://ops:s%40cret@rabbit.internal:5672/prod", None).unwrap();
-        assert_eq!(api.base.as_str(), "http://rabbit.internal:15672/");
-        assert_eq!(api.user, "ops");
-        assert_eq!(api.password.expose_secret(), "s@cret");
-        assert_eq!(api.vhost, "prod");
+    fn stats(messages: u32, consumers: u32) -> Option<QueueStats> {
+        Some(QueueStats {
+            messages,
+            consumers,
+        })
+    }
 
-        let root = ApiTarget::new("amqp://guest:guest@127.0.0.1:5672/%2f", None).unwrap();
-        assert_eq!(root.vhost, "/");
-        assert_eq!(path_segment(&root.vhost), "%2F");
+    /// The cells of `queue`'s row, the role's words joined.
+    fn row(text: &str, queue: &str) -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{queue} ")))
+            .unwrap_or_else(|| panic!("no row for {queue}:\n{text}"));
+        line.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]
-    fn with_a_list_of_nodes_the_api_is_the_first_node_s() {
-        let api = ApiTarget::new(
-            "amqp://ops:pw@rabbit-1.internal:5672/prod,amqp://ops:pw@rabbit-2.internal:5672/prod",
-            None,
-        )
-        .unwrap();
-        assert_eq!(api.base.as_str(), "http://rabbit-1.internal:15672/");
-        assert_eq!(api.vhost, "prod");
-    }
+    fn ages_come_from_the_ledger_and_the_work_queue_says_why_it_has_none() {
+        let topology = Topology::default()
+            .with_retry_delays(vec![Duration::from_secs(5), Duration::from_secs(60)]);
+        let queues = queue_roles(&topology);
+        assert_eq!(queues.len(), 4);
+        let ledger = LedgerQueueAges {
+            retry_tiers: vec![Duration::from_secs(42), Duration::ZERO],
+            dead: Duration::from_secs(3 * 3600 + 600),
+        };
+        let all = [stats(7, 2), stats(1, 0), stats(2, 0), stats(1, 0)];
+        let text = render(&topology, &queues, &all, &Ok(ledger.clone()));
+        assert_eq!(
+            row(&text, "herald.email"),
+            ["herald.email", "work", "7", "2", "?"]
+        );
+        assert_eq!(row(&text, "herald.email.retry.5s")[2..], ["1", "0", "42s"]);
+        assert_eq!(row(&text, "herald.email.retry.1m")[4], "?");
+        assert_eq!(
+            row(&text, "herald.email.dead")[1..],
+            ["dead letters", "1", "0", "3h 10m"]
+        );
+        assert!(
+            text.contains("herald_queue_oldest_message_age_seconds"),
+            "{text}"
+        );
+        assert!(text.contains("knows no job waiting there"), "{text}");
 
-    #[test]
-    fn a_configured_api_url_brings_its_own_credentials_and_keeps_its_path() {
-        let url = Url::parse("https://admin:p%3Ass@mq.example.com/rabbitmq").unwrap();
-        let api = ApiTarget::new("amqp://guest:guest@127.0.0.1:5672/%2f", Some(url)).unwrap();
-        assert_eq!(api.base.as_str(), "https://mq.example.com/rabbitmq/");
-        assert_eq!(api.user, "admin");
-        assert_eq!(api.password.expose_secret(), "p:ss");
-    }
+        // Empty queues have no age, whatever the ledger says; a missing one says so.
+        let idle = [stats(0, 1), None, stats(0, 0), stats(0, 0)];
+        let text = render(&topology, &queues, &idle, &Ok(ledger));
+        assert_eq!(row(&text, "herald.email")[2..], ["0", "1", "-"]);
+        assert_eq!(row(&text, "herald.email.retry.5s")[2], "missing");
+        assert!(text.contains("herald worker"), "{text}");
+        assert!(!text.contains("knows no job"), "{text}");
+        assert!(!text.contains("upper bound"), "{text}");
 
-    #[test]
-    fn the_table_shows_missing_queues_and_says_why_ages_are_unknown() {
-        let queues = vec![
-            ("herald.email".to_owned(), "work".to_owned()),
-            ("herald.email.retry.5s".to_owned(), "retry 5s".to_owned()),
-            ("herald.email.dead".to_owned(), "dead letters".to_owned()),
-        ];
-        let stats = vec![
-            Some(QueueStats {
-                messages: 3,
-                consumers: 2,
-            }),
-            None,
-            Some(QueueStats {
-                messages: 1,
-                consumers: 0,
-            }),
-        ];
-        let api = Url::parse("http://127.0.0.1:15672/").unwrap();
-        let down: Heads = Err("connection refused".into());
-        let text = render(&queues, &stats, &down, &api, 1_000);
-        assert!(text.contains("herald.email.retry.5s"), "{text}");
-        assert!(text.contains("missing"), "{text}");
-        assert!(text.contains("rabbitmq_management"), "{text}");
-
-        let up: Heads = Ok(HashMap::from([
-            ("herald.email".to_owned(), Some(880)),
-            ("herald.email.dead".to_owned(), None),
-        ]));
-        let text = render(&queues, &stats, &up, &api, 1_000);
-        assert!(text.contains(" 2m\n"), "{text}");
-        assert!(text.contains("head_message_timestamp"), "{text}");
-        assert!(!text.contains("rabbitmq_management"), "{text}");
+        let unreadable = render(&topology, &queues, &all, &Err("connection refused".into()));
+        assert_eq!(row(&unreadable, "herald.email.dead")[4], "?");
+        assert!(unreadable.contains("connection refused"), "{unreadable}");
     }
 }
