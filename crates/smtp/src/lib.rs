@@ -18,7 +18,6 @@
 //! (`smtp://host/mx.example.com`) unless `MailerOptions::hello_name` does. TLS verifies the
 //! server against the webpki (Mozilla) roots.
 
-pub mod bench;
 mod config;
 mod connection;
 mod error;
