@@ -31,7 +31,6 @@ use lettre::Message;
 
 pub use config::{ConfigError, MailerOptions};
 pub use error::{FailureClass, FailureKind, SendError, Stage, classify};
-pub use outbox::eml_file_stem;
 
 use config::Target;
 use pool::Pool;
