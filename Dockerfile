@@ -1,4 +1,6 @@
-# Herald: one image, one binary (`herald`). Templates and locales are compiled in.
+# Herald: one image, one binary (`herald`). Templates and locales are compiled in. Built with
+# the default features: no `bench` feature, so no benchmark code (it creates and drops vhosts
+# and databases) is in the image.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .

@@ -130,4 +130,11 @@ mod tests {
         assert_eq!(ids.len(), 1000);
         assert!(ids.contains("bench-r1-999"));
     }
+
+    #[test]
+    fn every_job_of_the_mix_is_a_valid_v1_job() {
+        for job in jobs("bench-r1", 96).unwrap() {
+            assert_eq!(EmailJob::parse(&job.to_json(), 64 * 1024).unwrap(), job);
+        }
+    }
 }

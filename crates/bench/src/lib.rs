@@ -6,7 +6,7 @@
 //! 2. the producer rate ([`producer`]): the run's jobs through `Producer::publish`;
 //! 3. the end-to-end drain ([`drain`]): worker processes deliver that backlog to the SMTP sink;
 //! 4. latency at a fixed offered rate ([`latency`]): publish to SMTP 250, per job;
-//! 5. one SMTP connection's rate against the sink (`herald_smtp::bench`).
+//! 5. one SMTP connection's rate against the sink ([`smtp`]).
 //!
 //! Then it prints a table per run, the medians against the targets of issue 4, and can write it
 //! all as JSON. The harness is a command more than a library, so it reports `anyhow` errors.
@@ -20,6 +20,7 @@ pub mod process;
 pub mod producer;
 pub mod report;
 pub mod services;
+pub mod smtp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -202,7 +203,7 @@ async fn run_once(
 
     step(2, "producer rate");
     let producer = Arc::new(Producer::connect(&vhost.url).await?);
-    let published = producer::publish_all(&producer, &jobs)
+    let published = producer::publish_all(&producer, &jobs, producer::CONCURRENCY)
         .await
         .context("publishing the backlog")?;
     drop(jobs);
@@ -266,13 +267,9 @@ async fn run_once(
 
     step(5, "one SMTP connection");
     let html_bytes = drain.average_email_bytes.unwrap_or(0);
-    let one = herald_smtp::bench::one_connection_rate(
-        &smtp_url,
-        options.smtp_messages as usize,
-        html_bytes,
-    )
-    .await
-    .context("measuring one SMTP connection")?;
+    let one = smtp::one_connection_rate(&smtp_url, options.smtp_messages as usize, html_bytes)
+        .await
+        .context("measuring one SMTP connection")?;
 
     let _ = broker.close(200, "OK".into()).await;
     if let Ok(producer) = Arc::try_unwrap(producer) {

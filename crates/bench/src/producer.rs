@@ -9,7 +9,7 @@ use herald_domain::EmailJob;
 use herald_producer::Producer;
 use serde::Serialize;
 
-/// Publishes in flight at once, as many concurrent request handlers of an upstream service would.
+/// Publishes in flight at once in `herald bench`, as many concurrent request handlers of an upstream service would.
 pub const CONCURRENCY: usize = 256;
 
 /// How fast the producer library published.
@@ -21,18 +21,25 @@ pub struct ProducerResult {
     pub per_second: f64,
 }
 
-/// Publishes every job and times it, from the first publish to the last confirm.
-pub async fn publish_all(producer: &Producer, jobs: &[EmailJob]) -> anyhow::Result<ProducerResult> {
+/// Publishes every job with up to `concurrency` publishes in flight and times it, from the first
+/// publish to the last confirm. The first unconfirmed publish ends it with its error: a rate with
+/// failures would flatter.
+pub async fn publish_all(
+    producer: &Producer,
+    jobs: &[EmailJob],
+    concurrency: usize,
+) -> anyhow::Result<ProducerResult> {
+    let concurrency = concurrency.max(1);
     let start = Instant::now();
     stream::iter(jobs)
         .map(|job| producer.publish(job))
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(concurrency)
         .try_collect::<()>()
         .await?;
     let seconds = start.elapsed().as_secs_f64();
     Ok(ProducerResult {
         jobs: jobs.len(),
-        concurrency: CONCURRENCY,
+        concurrency,
         seconds,
         per_second: jobs.len() as f64 / seconds,
     })

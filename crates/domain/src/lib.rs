@@ -3,6 +3,7 @@
 //! Everything here is pure: no I/O, no async runtime, no database or broker types. Other crates
 //! parse at their edges into these types and pass them around.
 
+pub mod eml;
 pub mod ids;
 pub mod job;
 pub mod kind;
@@ -10,6 +11,7 @@ pub mod locale;
 pub mod ticket;
 pub mod trace;
 
+pub use eml::eml_file_stem;
 pub use ids::{ClientId, EmailAddress, IdError, JobId, OrganizationId, UserId};
 pub use job::{
     DEFAULT_TTL_SEC, EmailJob, EmailJobBuilder, EnrollmentFactor, JobError, JobSpec, MAX_TTL_SEC,

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use herald_domain::{EmailJob, EnrollmentFactor, JobError, JobKind};
+use herald_testkit::hostile::{config, fragment, hostile};
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{Map, Number, Value};
 
 /// The worker's body limit.
@@ -19,19 +19,6 @@ const REASONS: [&str; 4] = [
     "unknown_type",
     "invalid_job",
 ];
-
-/// Cheap properties run this many cases; nothing is persisted, so the repo stays clean.
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        // PROPTEST_CASES=N runs every property N times, for a longer hunt.
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 // ----------------------------------------------------------------------------------------------
 // Oracles
@@ -141,51 +128,13 @@ fn check_body(body: &[u8], max: usize) -> Result<(), TestCaseError> {
 // Strategies
 // ----------------------------------------------------------------------------------------------
 
-/// Strings that stress validation: control characters, bidi overrides, combining marks, emoji.
-/// (A lone surrogate cannot be in a Rust `String`; the byte strategies send `\ud800` escapes.)
-fn nasty_fragment() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("\r\n".to_string()),
-        Just("\nBcc: victim@evil.test".to_string()),
-        Just("\u{0}".to_string()),
-        Just("\t".to_string()),
-        Just("\u{7f}".to_string()),
-        Just("\u{85}".to_string()),
-        Just("\u{2028}".to_string()),
-        Just("\u{202e}".to_string()),
-        Just("\u{200b}".to_string()),
-        Just("e\u{301}\u{301}\u{301}".to_string()),
-        Just("👩🏽‍💻".to_string()),
-        Just("مرحبا".to_string()),
-        Just("<script>alert(1)</script>".to_string()),
-        Just("\"'\\".to_string()),
-        Just(" ".to_string()),
-        Just(".".to_string()),
-        Just("..".to_string()),
-        Just("@".to_string()),
-        Just("%0d%0a".to_string()),
-        "[a-z0-9]{1,12}",
-        any::<char>().prop_map(String::from),
-    ]
-}
-
-/// Mostly-plausible text with nasty fragments mixed in.
-fn nasty_string() -> impl Strategy<Value = String> {
-    prop_oneof![
-        4 => prop::collection::vec(nasty_fragment(), 0..6).prop_map(|v| v.concat()),
-        2 => any::<String>(),
-        1 => Just(String::new()),
-        1 => (any::<char>(), 0usize..400).prop_map(|(c, n)| c.to_string().repeat(n)),
-    ]
-}
-
 fn job_id() -> impl Strategy<Value = String> {
     prop_oneof![
         16 => "[A-Za-z0-9_-]{1,20}(\\.[A-Za-z0-9_-]{1,10}){0,3}",
         1 => "[a-z.]{0,6}",
         1 => "[a-z]{1,5}[ :<>@\"+!#]{1,2}[a-z]{0,5}",
         1 => (1usize..260).prop_map(|n| "x".repeat(n)),
-        1 => nasty_string(),
+        1 => hostile(),
     ]
 }
 
@@ -195,8 +144,8 @@ fn email() -> impl Strategy<Value = String> {
         1 => "[a-z]{1,8}@\\[[0-9.]{7,15}\\]",
         1 => "\"[a-z <>]{1,8}\"@[a-z]{1,8}\\.test",
         1 => "[A-Z][a-z]{1,6} <[a-z]{1,6}@[a-z]{1,6}\\.test>",
-        1 => (nasty_string(), "[a-z]{1,8}\\.test").prop_map(|(l, d)| format!("{l}@{d}")),
-        1 => nasty_string(),
+        1 => (hostile(), "[a-z]{1,8}\\.test").prop_map(|(l, d)| format!("{l}@{d}")),
+        1 => hostile(),
     ]
 }
 
@@ -204,7 +153,7 @@ fn plain_id() -> impl Strategy<Value = String> {
     prop_oneof![
         16 => "[A-Za-z0-9|_-]{1,40}",
         1 => (200usize..300).prop_map(|n| "u".repeat(n)),
-        1 => nasty_string(),
+        1 => hostile(),
     ]
 }
 
@@ -213,7 +162,7 @@ fn locale_tag() -> impl Strategy<Value = String> {
         8 => prop::sample::select(vec!["en", "fr", "fr-CA", "pt_BR", "pt-BR", "ja", "ar", "zz", "de-AT"])
             .prop_map(str::to_string),
         1 => "[a-zA-Z_-]{0,70}",
-        1 => nasty_string(),
+        1 => hostile(),
     ]
 }
 
@@ -237,7 +186,7 @@ fn url() -> impl Strategy<Value = String> {
             "http://host.test:99999/",
         ])
         .prop_map(str::to_string),
-        1 => nasty_string(),
+        1 => hostile(),
     ]
 }
 
@@ -245,7 +194,7 @@ fn domain() -> impl Strategy<Value = String> {
     prop_oneof![
         12 => "[A-Za-z0-9-]{1,12}(\\.[A-Za-z0-9-]{1,12}){1,3}",
         1 => " ?[a-z]{1,8}\\.[A-Z]{2,4} ?",
-        1 => nasty_string(),
+        1 => hostile(),
     ]
 }
 
@@ -254,10 +203,10 @@ fn name() -> impl Strategy<Value = String> {
     prop_oneof![
         6 => prop::collection::vec(any::<char>().prop_filter("no control", |c| !c.is_control()), 0..40)
             .prop_map(String::from_iter),
-        2 => prop::collection::vec(nasty_fragment(), 0..6)
+        2 => prop::collection::vec(fragment(), 0..6)
             .prop_map(|v| v.concat().chars().filter(|c| !c.is_control()).collect()),
         1 => (301usize..320).prop_map(|n| "n".repeat(n)),
-        2 => nasty_string(),
+        2 => hostile(),
     ]
 }
 
@@ -293,7 +242,7 @@ fn any_json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        nasty_string().prop_map(Value::String),
+        hostile().prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
@@ -339,7 +288,7 @@ fn field_value(field: &'static str) -> BoxedStrategy<Value> {
         "id" => job_id().prop_map(Value::String).boxed(),
         "type" => prop_oneof![
             4 => kind().prop_map(|k| k.type_name().to_string()),
-            1 => nasty_string(),
+            1 => hostile(),
         ]
         .prop_map(Value::String)
         .boxed(),
@@ -358,7 +307,7 @@ fn field_value(field: &'static str) -> BoxedStrategy<Value> {
         "custom_domain" => domain().prop_map(Value::String).boxed(),
         "factor" => prop_oneof![
             4 => factor().prop_map(|f| f.as_str().to_string()),
-            1 => nasty_string(),
+            1 => hostile(),
         ]
         .prop_map(Value::String)
         .boxed(),
@@ -648,7 +597,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         2 => any::<usize>().prop_map(Mutation::Drop),
         3 => (any::<usize>(), any_json()).prop_map(|(i, v)| Mutation::Replace(i, v)),
         1 => (any_key(), any_json()).prop_map(|(k, v)| Mutation::Insert(k, v)),
-        3 => (any::<usize>(), nasty_string()).prop_map(|(i, s)| Mutation::AppendToString(i, s)),
+        3 => (any::<usize>(), hostile()).prop_map(|(i, s)| Mutation::AppendToString(i, s)),
         1 => (any::<usize>(), any::<char>(), 1usize..80_000)
             .prop_map(|(i, c, n)| Mutation::Huge(i, c, n)),
     ]

@@ -45,6 +45,8 @@ pub enum Command {
     #[command(subcommand)]
     Jobs(JobsCommand),
     /// Measure throughput, latency and cost on fresh vhosts and databases (docs/benchmarks.md).
+    // Only in a build with the `bench` feature: the shipped binary has no benchmark code.
+    #[cfg(feature = "bench")]
     Bench(herald_bench::BenchOptions),
 }
 

@@ -6,25 +6,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use herald_domain::{EmailJob, JobKind, Locale, TicketToken};
+use herald_testkit::command;
 use herald_testkit::env::TestEnv;
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
-
-fn herald(env: &TestEnv) -> Command {
-    let mut cmd = Command::new(HERALD);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HERALD_AMQP_URL", &env.broker.url)
-        .env("HERALD_DATABASE_URL", &env.db.url)
-        .env("HERALD_SMTP_URL", env.sink.url())
-        .env("HERALD_PUBLIC_URL", "https://id.herald.test")
-        .env(
-            "HERALD_TICKET_SECRET",
-            "integration-test-secret-0123456789abcdef",
-        )
-        .env("RUST_LOG", "warn");
-    cmd
-}
 
 fn french_subject(env: &TestEnv) -> String {
     let job = EmailJob::builder(JobKind::Verification, "u", "u@example.com")
@@ -51,14 +36,14 @@ fn french_subject(env: &TestEnv) -> String {
 #[tokio::test]
 async fn herald_send_with_a_running_worker_delivers_a_french_email_with_a_hashed_ticket() {
     let env = TestEnv::new().await.unwrap();
-    let mut worker = herald(&env)
+    let mut worker = command::herald(HERALD, &env)
         .arg("worker")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
 
-    let out = herald(&env)
+    let out = command::herald(HERALD, &env)
         .args([
             "send",
             "verification-email",
@@ -138,7 +123,11 @@ async fn a_bad_setting_stops_the_process_with_a_sentence_naming_it() {
         ("HERALD_MAX_ATTEMPTS", "many"),
         ("HERALD_DEFAULT_LOCALE", "ko"),
     ] {
-        let out = herald(&env).env(var, value).arg("worker").output().unwrap();
+        let out = command::herald(HERALD, &env)
+            .env(var, value)
+            .arg("worker")
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{var}={value} was accepted");
         assert!(stderr.contains(var), "{var}: {stderr}");
@@ -151,7 +140,7 @@ async fn herald_send_refuses_an_invalid_job_before_publishing() {
     let env = TestEnv::new().await.unwrap();
     // Declare the work queue, so "nothing was published" is something that could fail.
     env.producer().await.close().await;
-    let out = herald(&env)
+    let out = command::herald(HERALD, &env)
         .args([
             "send",
             "verification-email",

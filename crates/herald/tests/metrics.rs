@@ -7,14 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use herald_domain::{EmailJob, JobKind};
 use herald_mailsink::FaultPlan;
+use herald_testkit::command;
 use herald_testkit::env::TestEnv;
+use herald_testkit::http::get;
 use herald_worker::{CancellationToken, Pipeline, Worker};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -26,43 +26,12 @@ const LONG_TIER: &str = "herald.email.retry.1h";
 const DEAD_QUEUE: &str = "herald.email.dead";
 const AGE: &str = "herald_queue_oldest_message_age_seconds";
 
-/// Runs `herald <args>` against the test's services (off the runtime's threads) and returns its
-/// standard output; fails the test if it fails.
+/// Runs `herald <args>` against the test's services (off the runtime's threads) with this
+/// test's retry tiers and returns its standard output; fails the test if it fails.
 async fn herald(env: &TestEnv, args: &[&str]) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HERALD_AMQP_URL", &env.broker.url)
-        .env("HERALD_DATABASE_URL", &env.db.url)
-        .env("HERALD_SMTP_URL", env.sink.url())
-        .env("HERALD_RETRY_DELAYS", "200ms,1h")
-        .env("RUST_LOG", "warn")
-        .args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("herald runs"))
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "herald {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// A bare HTTP/1.1 GET; returns the status code and the body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let mut cmd = command::herald(env!("CARGO_BIN_EXE_herald"), env);
+    cmd.env("HERALD_RETRY_DELAYS", "200ms,1h").args(args);
+    command::stdout_of_success(cmd).await
 }
 
 /// The value of the sample `name{labels}` (exactly those labels) in a text exposition.

@@ -10,6 +10,7 @@ use herald_domain::{EmailJob, JobKind};
 use herald_mailsink::FaultPlan;
 use herald_queue::dlq::{self, BrowseOptions, DeadLetter, Verdict};
 use herald_queue::{Publisher, job_properties};
+use herald_testkit::command;
 use herald_testkit::db::TestDb;
 use herald_testkit::env::{TestEnv, TestWorker};
 use lapin::options::{BasicAckOptions, BasicGetOptions};
@@ -19,35 +20,20 @@ const DEAD: &str = "herald.email.dead";
 
 /// `herald` pointed at the test's services, with TestEnv's retry tiers.
 fn herald(env: &TestEnv) -> Command {
-    let mut cmd = Command::new(HERALD);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HERALD_AMQP_URL", &env.broker.url)
-        .env("HERALD_DATABASE_URL", &env.db.url)
-        .env("HERALD_SMTP_URL", env.sink.url())
-        .env("HERALD_RETRY_DELAYS", "200ms,400ms")
-        .env("RUST_LOG", "warn");
-    cmd
+    command::herald(HERALD, env)
 }
 
 /// Runs the command off the runtime's threads, so in-process workers and servers keep going.
 async fn run(mut cmd: Command, args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || cmd.args(&args).output().expect("herald runs"))
-        .await
-        .unwrap()
+    cmd.args(args);
+    command::output(cmd).await
 }
 
 /// Runs `herald <args>`, asserts it succeeded and returns its standard output.
 async fn ok(env: &TestEnv, args: &[&str]) -> String {
-    let out = run(herald(env), args).await;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "herald {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let mut cmd = herald(env);
+    cmd.args(args);
+    command::stdout_of_success(cmd).await
 }
 
 async fn wait_depth(env: &TestEnv, queue: &str, n: u32) {

@@ -133,7 +133,7 @@ impl Shared {
 async fn write_eml(dir: &Path, sequence: u64, data: &[u8]) -> std::io::Result<PathBuf> {
     let name = format!(
         "{sequence:06}-{}.eml",
-        herald_smtp::eml_file_stem(find_message_id(data).as_deref())
+        herald_domain::eml_file_stem(find_message_id(data).as_deref())
     );
     let path = dir.join(&name);
     let tmp = dir.join(format!(".{name}.tmp"));

@@ -82,26 +82,11 @@ async fn readyz(State(state): State<Arc<ObserveState>>) -> Response {
 mod tests {
     use std::time::Duration;
 
+    use herald_testkit::http::get;
     use herald_worker::Outcome;
     use herald_worker::metrics::{record_outcome, record_render, record_send};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-
-    /// A bare HTTP/1.1 GET; returns the status code and the body.
-    async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.unwrap();
-        let status = response[9..12].parse().unwrap();
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
-    }
 
     async fn start(state: ObserveState) -> SocketAddr {
         serve("127.0.0.1:0".parse().unwrap(), state).await.unwrap()

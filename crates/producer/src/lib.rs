@@ -12,8 +12,6 @@
 //! Herald sends one email per job id. The producer never re-sends a failed publish by itself on
 //! a new connection; after an outage the next publish reconnects (see [`Producer`]).
 
-pub mod bench;
-
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

@@ -11,21 +11,8 @@ use herald_render::{
     ApplicationView, Brand, EmailContext, OrganizationView, RenderedEmail, Renderer,
     TemplateSources, UserView,
 };
+use herald_testkit::hostile::{config, hostile};
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
-
-/// Nothing is persisted, so no regression files land in the repo.
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        // PROPTEST_CASES=N runs every property N times, for a longer hunt.
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 fn renderer() -> &'static Renderer {
     static RENDERER: OnceLock<Renderer> = OnceLock::new();
@@ -174,63 +161,6 @@ fn sparse(template: TemplateName) -> EmailContext {
 // ----------------------------------------------------------------------------------------------
 // Strategies
 // ----------------------------------------------------------------------------------------------
-
-fn fragment() -> impl Strategy<Value = String> {
-    prop_oneof![
-        prop::sample::select(vec![
-            "<script>alert(1)</script>",
-            "<SCRIPT SRC=//evil.test/x.js>",
-            "<img src=x onerror=alert(1)>",
-            "\"'><svg onload=alert(1)>",
-            "</p></td></tr></table></body>",
-            "<!--",
-            "-->",
-            "<![CDATA[",
-            "&amp;",
-            "&lt;",
-            "&#x3C;script&#x3E;",
-            "{{user.email}}",
-            "{{{brand.name}}}",
-            "}}",
-            "{ $name }",
-            "\r\n",
-            "\r\nBcc: victim@evil.test",
-            "\nSubject: pwned",
-            "\u{2028}",
-            "\u{85}",
-            "\t",
-            "\u{0}",
-            "\u{202e}",
-            "\u{200f}",
-            "\u{2068}",
-            "مرحبا بالعالم",
-            "שלום",
-            "👩‍👩‍👧‍👦",
-            "🏳️‍🌈",
-            "e\u{301}\u{302}\u{303}\u{304}",
-            "Z\u{334}\u{321}\u{32a}\u{354}",
-            "\u{feff}",
-            " ",
-            "Ana",
-            "O'Brien",
-            "\"quoted\"",
-            "a=b`c",
-        ])
-        .prop_map(str::to_string),
-        "[a-zA-Z0-9 .,-]{1,12}",
-        any::<char>().prop_map(String::from),
-    ]
-}
-
-/// Untrusted text: fragments glued together, arbitrary strings, empty, or very long.
-fn hostile() -> impl Strategy<Value = String> {
-    prop_oneof![
-        6 => prop::collection::vec(fragment(), 0..6).prop_map(|v| v.concat()),
-        2 => any::<String>(),
-        1 => Just(String::new()),
-        1 => (fragment(), 1usize..2_000).prop_map(|(f, n)| f.repeat(n)),
-    ]
-}
 
 /// A name that is sure to be markup: it holds `<` followed by a tag.
 fn markup_name() -> impl Strategy<Value = String> {

@@ -18,7 +18,6 @@
 //! (`smtp://host/mx.example.com`) unless `MailerOptions::hello_name` does. TLS verifies the
 //! server against the webpki (Mozilla) roots.
 
-pub mod bench;
 mod config;
 mod connection;
 mod error;
@@ -32,7 +31,6 @@ use lettre::Message;
 
 pub use config::{ConfigError, MailerOptions};
 pub use error::{FailureClass, FailureKind, SendError, Stage, classify};
-pub use outbox::eml_file_stem;
 
 use config::Target;
 use pool::Pool;

@@ -4,24 +4,11 @@
 
 use herald_domain::JobId;
 use herald_render::RenderedEmail;
+use herald_testkit::hostile::{config, hostile};
 use herald_worker::compose::{compose, header_safe, message_id};
 use lettre::Address;
 use lettre::message::Mailbox;
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
-
-/// Nothing is persisted, so no regression files land in the repo.
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        // PROPTEST_CASES=N runs every property N times, for a longer hunt.
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 /// The only header fields a composed message may carry at the top level.
 const OUR_HEADERS: [&str; 9] = [
@@ -35,56 +22,6 @@ const OUR_HEADERS: [&str; 9] = [
     "content-type",
     "content-transfer-encoding",
 ];
-
-fn fragment() -> impl Strategy<Value = String> {
-    prop_oneof![
-        prop::sample::select(vec![
-            "\r\nBcc: victim@evil.test",
-            "\nBcc: victim@evil.test",
-            "\rBcc: victim@evil.test",
-            "\r\n\r\nbody",
-            "\r\n Bcc: folded@evil.test",
-            "\r\n\tX-Evil: 1",
-            "Bcc: victim@evil.test",
-            "\u{85}Bcc: x@evil.test",
-            "\u{2028}Bcc: x@evil.test",
-            "\u{0}",
-            "\u{7f}",
-            "\t",
-            "\u{b}\u{c}",
-            "=?utf-8?q?=0D=0ABcc:_x@evil.test?=",
-            "\"",
-            "<",
-            ">",
-            ",",
-            ";",
-            ":",
-            "@",
-            "\\",
-            "(comment)",
-            "Ana Souza",
-            "Zoë Ñúñez",
-            "مرحبا",
-            "👩‍👩‍👧‍👦",
-            "e\u{301}",
-            "\u{202e}",
-            " ",
-            "  ",
-        ])
-        .prop_map(str::to_string),
-        "[a-zA-Z0-9 .,-]{1,12}",
-        any::<char>().prop_map(String::from),
-    ]
-}
-
-/// Hostile text: fragments glued together, arbitrary strings, or long runs.
-fn hostile() -> impl Strategy<Value = String> {
-    prop_oneof![
-        6 => prop::collection::vec(fragment(), 0..8).prop_map(|v| v.concat()),
-        2 => any::<String>(),
-        1 => (fragment(), 1usize..300).prop_map(|(f, n)| f.repeat(n)),
-    ]
-}
 
 fn address() -> impl Strategy<Value = String> {
     prop_oneof![

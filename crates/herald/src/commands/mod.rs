@@ -1,5 +1,6 @@
 //! One module per command; `run` loads the settings and dispatches.
 
+#[cfg(feature = "bench")]
 mod bench;
 mod demo;
 mod dlq;
@@ -43,6 +44,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Queues(args) => queues::run(&settings, args).await,
         Command::Dlq(cmd) => dlq::run(&settings, cmd).await,
         Command::Jobs(cmd) => jobs::run(&settings, cmd).await,
+        #[cfg(feature = "bench")]
         Command::Bench(options) => bench::run(&settings, options).await,
     }
 }

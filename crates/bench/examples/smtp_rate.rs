@@ -1,17 +1,17 @@
 //! Measures messages per second over one pooled SMTP connection against the mail sink, for
 //! Herald's mailer and, for comparison, lettre's stock pooled transport.
 //!
-//! `cargo run --release -p herald-smtp --example smtp_rate [MESSAGES]` (default 2000).
+//! `cargo run --release -p herald-bench --example smtp_rate [MESSAGES]` (default 2000).
 
 use std::time::Instant;
 
+use herald_bench::smtp::{one_connection_rate, sample_message};
 use herald_mailsink::{MailSink, SinkOptions};
-use herald_smtp::bench::{one_connection_rate, sample_message};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> anyhow::Result<()> {
     let count: usize = match std::env::args().nth(1) {
         Some(arg) => arg.parse()?,
         None => 2000,

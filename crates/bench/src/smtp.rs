@@ -1,23 +1,13 @@
-//! The one-connection SMTP rate: how many messages a single pooled [`Mailer`] connection gets
-//! accepted per second, one after the other. `herald bench` and the `smtp_rate` example use it.
+//! Phase 5, the one-connection SMTP rate: how many messages a single pooled
+//! [`herald_smtp::Mailer`] connection gets accepted per second, one after the other. The
+//! `smtp_rate` example uses it too.
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use herald_smtp::{Mailer, MailerOptions};
 use lettre::Message;
 use lettre::message::MultiPart;
-
-use crate::{ConfigError, Mailer, MailerOptions, SendError};
-
-/// Why the rate could not be measured.
-#[derive(Debug, thiserror::Error)]
-pub enum RateError {
-    /// The SMTP URL was refused.
-    #[error("the SMTP URL is not usable: {0}")]
-    Config(#[from] ConfigError),
-    /// Connecting or a send failed.
-    #[error("sending to the SMTP server failed: {0}")]
-    Send(#[from] SendError),
-}
 
 /// Messages accepted over one connection and how long they took.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,7 +56,7 @@ pub async fn one_connection_rate(
     smtp_url: &str,
     count: usize,
     html_bytes: usize,
-) -> Result<ConnectionRate, RateError> {
+) -> anyhow::Result<ConnectionRate> {
     let messages: Vec<Message> = (0..count).map(|n| sample_message(n, html_bytes)).collect();
     let mailer = Mailer::from_url(
         smtp_url,
@@ -74,11 +64,18 @@ pub async fn one_connection_rate(
             pool_size: 1,
             ..MailerOptions::default()
         },
-    )?;
-    mailer.check().await?;
+    )
+    .context("the SMTP URL is not usable")?;
+    mailer
+        .check()
+        .await
+        .context("connecting to the SMTP server")?;
     let start = Instant::now();
     for message in &messages {
-        mailer.send(message).await?;
+        mailer
+            .send(message)
+            .await
+            .context("sending to the SMTP server")?;
     }
     let elapsed = start.elapsed();
     mailer.close().await;
