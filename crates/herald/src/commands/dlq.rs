@@ -29,9 +29,12 @@ const LIST_ERROR_CHARS: usize = 120;
 
 pub async fn run(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
     let topology = app::topology(settings);
-    let conn = herald_queue::connect(&settings.amqp_url, "herald dlq")
-        .await
-        .context("connecting to RabbitMQ")?;
+    let conn = herald_queue::connect(
+        secrecy::ExposeSecret::expose_secret(&settings.amqp_url),
+        "herald dlq",
+    )
+    .await
+    .context("connecting to RabbitMQ")?;
     // The exchanges and queues a replay needs; identical to what producers and workers declare.
     let channel = conn
         .create_channel()

@@ -29,7 +29,7 @@ const API_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn run(settings: &Settings, args: QueuesArgs) -> anyhow::Result<()> {
     let topology = app::topology(settings);
-    let conn = herald_queue::connect(&settings.amqp_url, "herald queues")
+    let conn = herald_queue::connect(settings.amqp_url.expose_secret(), "herald queues")
         .await
         .context("connecting to RabbitMQ")?;
     let queues = queue_roles(&topology);
@@ -44,7 +44,7 @@ pub async fn run(settings: &Settings, args: QueuesArgs) -> anyhow::Result<()> {
     let _ = conn.close(200, "OK".into()).await;
 
     let configured = args.api_url.or_else(|| settings.rabbitmq_api_url.clone());
-    let api = ApiTarget::new(&settings.amqp_url, configured)?;
+    let api = ApiTarget::new(settings.amqp_url.expose_secret(), configured)?;
     let names: Vec<String> = queues.iter().map(|(n, _)| n.clone()).collect();
     let heads = {
         let api = api.clone();
