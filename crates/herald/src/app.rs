@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use herald_observe::ObserveState;
 use herald_queue::Topology;
 use herald_render::Renderer;
-use herald_smtp::{Mailer, MailerOptions};
+use herald_smtp::Mailer;
 use herald_store::Store;
 use herald_worker::{CancellationToken, Pipeline, Worker, WorkerConfig};
 use secrecy::ExposeSecret;
@@ -60,12 +60,8 @@ pub fn mailer(settings: &Settings, override_url: Option<&str>) -> anyhow::Result
         (None, Some(url)) => url.expose_secret().to_string(),
         (None, None) => DEFAULT_SMTP_URL.to_string(),
     };
-    let opts = MailerOptions {
-        pool_size: settings.smtp_pool_size,
-        timeout: settings.smtp_timeout,
-        ..MailerOptions::default()
-    };
-    Mailer::from_url(&url, opts).map_err(|e| anyhow::anyhow!("HERALD_SMTP_URL {e}"))
+    Mailer::from_url(&url, settings.mailer_options())
+        .map_err(|e| anyhow::anyhow!("HERALD_SMTP_URL {e}"))
 }
 
 pub fn topology(settings: &Settings) -> Topology {

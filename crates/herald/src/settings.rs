@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use herald_domain::{Locale, TicketSecret};
+use herald_queue::Topology;
+use herald_smtp::{Destination, MailerOptions};
 use secrecy::{ExposeSecret, SecretString};
-use url::Url;
+use url::{Host, Url};
 
 /// A configuration problem, phrased for the operator who has to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -30,15 +32,30 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where Herald runs (HERALD_ENV). Production refuses the local defaults that would make it
+/// unsafe or wrong there: a random ticket secret, a loopback or plain-http public URL, a
+/// `localhost` sender, and plain-text SMTP to another machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub amqp_url: String,
+    /// HERALD_ENV: `development` (the default) or `production`.
+    pub environment: Environment,
+    /// One URL or a cluster's comma-separated URLs; they hold the broker password.
+    pub amqp_url: SecretString,
     pub database_url: SecretString,
     /// `None` when HERALD_SMTP_URL is unset: the worker then uses `smtp://127.0.0.1:1025`
     /// (Mailpit's port) and `herald demo` captures mail itself.
     pub smtp_url: Option<SecretString>,
     pub smtp_pool_size: usize,
     pub smtp_timeout: Duration,
+    /// HERALD_SMTP_ALLOW_PLAINTEXT_AUTH: let an SMTP password travel unencrypted to a host that
+    /// is not loopback (refused by default).
+    pub smtp_allow_plaintext_auth: bool,
     pub public_url: Url,
     pub default_locale: Locale,
     pub allowed_custom_domains: Vec<String>,
@@ -84,8 +101,20 @@ impl Settings {
                 .filter(|v| !v.is_empty())
         };
 
+        let environment = match get("HERALD_ENV").as_deref() {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(bad(
+                    "HERALD_ENV",
+                    format!("must be development or production (got {other:?})"),
+                ));
+            }
+        };
+
         let amqp_url = get("HERALD_AMQP_URL").unwrap_or_else(|| DEFAULT_AMQP_URL.to_string());
         check_amqp_urls(&amqp_url)?;
+        let amqp_url = SecretString::from(amqp_url);
 
         let database_url =
             get("HERALD_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
@@ -102,17 +131,6 @@ impl Settings {
         }
 
         let smtp_url = get("HERALD_SMTP_URL").map(SecretString::from);
-        if let Some(url) = &smtp_url {
-            match Url::parse(url.expose_secret()) {
-                Ok(u) if matches!(u.scheme(), "smtp" | "smtps" | "file") => {}
-                _ => {
-                    return Err(bad(
-                        "HERALD_SMTP_URL",
-                        "must be an smtp://, smtps:// or file:// URL, such as smtp://user:password@mail.example.com:587?tls=required",
-                    ));
-                }
-            }
-        }
 
         let public_url = get("HERALD_PUBLIC_URL").unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_string());
         let public_url = match Url::parse(&public_url) {
@@ -201,6 +219,7 @@ impl Settings {
         )?;
         let smtp_pool_size = number(&get, "HERALD_SMTP_POOL_SIZE", 8usize, 1, 256)?;
         let smtp_timeout = duration(&get, "HERALD_SMTP_TIMEOUT", "30s")?;
+        let smtp_allow_plaintext_auth = boolean(&get, "HERALD_SMTP_ALLOW_PLAINTEXT_AUTH")?;
         let shutdown_timeout = duration(&get, "HERALD_SHUTDOWN_TIMEOUT", "30s")?;
         let registry_cache_ttl = match get("HERALD_REGISTRY_CACHE_TTL").as_deref().map(str::trim) {
             Some("0" | "0s" | "off") => Duration::ZERO,
@@ -235,16 +254,7 @@ impl Settings {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let email_traceparent = match get("HERALD_EMAIL_TRACEPARENT").as_deref() {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(other) => {
-                return Err(bad(
-                    "HERALD_EMAIL_TRACEPARENT",
-                    format!("must be true or false (got {other:?})"),
-                ));
-            }
-        };
+        let email_traceparent = boolean(&get, "HERALD_EMAIL_TRACEPARENT")?;
 
         let log_format = match get("HERALD_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -297,12 +307,14 @@ impl Settings {
             ));
         }
 
-        Ok(Settings {
+        let settings = Settings {
+            environment,
             amqp_url,
             database_url: SecretString::from(database_url),
             smtp_url,
             smtp_pool_size,
             smtp_timeout,
+            smtp_allow_plaintext_auth,
             public_url,
             default_locale,
             allowed_custom_domains,
@@ -322,7 +334,115 @@ impl Settings {
             metrics_addr,
             templates_dir,
             locales_dir,
-        })
+        };
+        settings.check_with_the_workers_rules()?;
+        if environment == Environment::Production {
+            settings.check_for_production()?;
+        }
+        Ok(settings)
+    }
+
+    /// Runs the rules the worker and the mailer apply once they start, so that a value they
+    /// would refuse stops the process now, with the variable's name, instead of failing inside
+    /// every broker session (which looks like an outage and is retried for minutes).
+    fn check_with_the_workers_rules(&self) -> Result<(), SettingsError> {
+        self.topology().validate().map_err(|e| {
+            bad(
+                "HERALD_RETRY_DELAYS",
+                format!(
+                    "must give each retry tier a name of its own, in whole milliseconds \
+                     (two delays that are the same length, such as 5s and 5000ms, are one tier): {e}"
+                ),
+            )
+        })?;
+        self.smtp_destination().map(drop)
+    }
+
+    /// Where HERALD_SMTP_URL (or the default) sends mail, checked by the mailer's own rule.
+    fn smtp_destination(&self) -> Result<Destination, SettingsError> {
+        let url = self
+            .smtp_url
+            .as_ref()
+            .map_or(DEFAULT_SMTP_URL, |u| u.expose_secret());
+        herald_smtp::check_url(url, &self.mailer_options())
+            .map_err(|e| bad("HERALD_SMTP_URL", format!("is not usable: {e}")))
+    }
+
+    /// HERALD_ENV=production: the local defaults that must not reach production.
+    fn check_for_production(&self) -> Result<(), SettingsError> {
+        const WHY: &str = "when HERALD_ENV=production";
+        if self.ticket_secret.is_none() {
+            return Err(bad(
+                "HERALD_TICKET_SECRET",
+                format!(
+                    "must be set {WHY}: with a random secret per process, a job retried after a \
+                     restart is sent with a new link and the first one stops working"
+                ),
+            ));
+        }
+        match self.public_url.host() {
+            Some(host) if is_local_host(&host) => {
+                return Err(bad(
+                    "HERALD_PUBLIC_URL",
+                    format!(
+                        "must name the public host of the ticket pages {WHY}, not this machine ({})",
+                        self.public_url
+                    ),
+                ));
+            }
+            _ if self.public_url.scheme() != "https" => {
+                return Err(bad(
+                    "HERALD_PUBLIC_URL",
+                    format!(
+                        "must be an https:// URL {WHY}: ticket links carry secrets ({})",
+                        self.public_url
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        let from_domain = self.from.email.domain();
+        if Host::parse(from_domain).is_ok_and(|h| is_local_host(&h)) {
+            return Err(bad(
+                "HERALD_FROM",
+                format!(
+                    "must be an address at a real mail domain {WHY}, not {} (mail from it is \
+                     rejected or lands in spam)",
+                    self.from.email
+                ),
+            ));
+        }
+        if let Destination::Smtp {
+            encrypted: false,
+            loopback: false,
+        } = self.smtp_destination()?
+        {
+            return Err(bad(
+                "HERALD_SMTP_URL",
+                format!(
+                    "must use smtps:// or ?tls=required to reach a remote server {WHY}: the \
+                     emails carry ticket links (plain smtp:// is only for a relay on this machine)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The AMQP topology the worker and producers declare: contract v1's names with
+    /// HERALD_RETRY_DELAYS as the retry tiers.
+    pub fn topology(&self) -> Topology {
+        Topology::default().with_retry_delays(self.retry_delays.clone())
+    }
+
+    /// The mailer's options from HERALD_SMTP_POOL_SIZE, HERALD_SMTP_TIMEOUT and
+    /// HERALD_SMTP_ALLOW_PLAINTEXT_AUTH (the rest are the mailer's defaults).
+    pub fn mailer_options(&self) -> MailerOptions {
+        MailerOptions {
+            pool_size: self.smtp_pool_size,
+            timeout: self.smtp_timeout,
+            allow_plaintext_auth: self.smtp_allow_plaintext_auth,
+            ..MailerOptions::default()
+        }
     }
 
     /// The domain of generated Message-IDs: the host of HERALD_PUBLIC_URL.
@@ -359,6 +479,31 @@ where
     }
 }
 
+/// `true`/`1` or `false`/`0`; unset is false.
+fn boolean(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<bool, SettingsError> {
+    match get(var).as_deref() {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(bad(var, format!("must be true or false (got {other:?})"))),
+    }
+}
+
+/// Whether `host` is this machine: `localhost` or a name under `.localhost` (RFC 6761), or a
+/// loopback address.
+fn is_local_host<S: AsRef<str>>(host: &Host<S>) -> bool {
+    match host {
+        Host::Domain(name) => {
+            let name = name.as_ref().trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Host::Ipv4(ip) => ip.is_loopback() || ip.is_unspecified(),
+        Host::Ipv6(ip) => ip.is_loopback() || ip.is_unspecified(),
+    }
+}
+
 /// How much longer than HERALD_SMTP_TIMEOUT a whole send may take before the worker gives up on
 /// it (the timeout applies per SMTP command).
 pub const SEND_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
@@ -389,12 +534,12 @@ fn duration(
         })
 }
 
-/// HERALD_AMQP_URL: one `amqp://` or `amqps://` URL with a host, or the nodes of one cluster
-/// as several such URLs separated by commas, differing only in host and port (the rule
-/// `herald_queue::connect::parse_urls` enforces). Errors never repeat a URL: it may hold a
-/// password.
+/// HERALD_AMQP_URL: one `amqp://` URL with a host, or the nodes of one cluster as several such
+/// URLs separated by commas, differing only in host and port (the rules
+/// `herald_queue::connect::parse_urls` enforces, which also refuses `amqps://`: this build has
+/// no AMQP TLS). Errors never repeat a URL: it may hold a password.
 fn check_amqp_urls(urls: &str) -> Result<(), SettingsError> {
-    const EXAMPLE: &str = "must be an amqp:// or amqps:// URL such as \
+    const EXAMPLE: &str = "must be an amqp:// URL such as \
         amqp://guest:guest@127.0.0.1:5672/%2f, or the nodes of one cluster separated by commas \
         (amqp://guest:guest@10.0.0.1:5672/%2f,amqp://guest:guest@10.0.0.2:5672/%2f)";
     let entries: Vec<&str> = herald_queue::connect::split_urls(urls).collect();
@@ -431,7 +576,8 @@ mod tests {
     #[test]
     fn defaults_are_the_local_services() {
         let s = load(&[]).unwrap();
-        assert_eq!(s.amqp_url, DEFAULT_AMQP_URL);
+        assert_eq!(s.environment, Environment::Development);
+        assert_eq!(s.amqp_url.expose_secret(), DEFAULT_AMQP_URL);
         assert_eq!(s.database_url.expose_secret(), DEFAULT_DATABASE_URL);
         assert!(s.smtp_url.is_none());
         assert_eq!(s.default_locale.to_string(), "en");
@@ -461,6 +607,10 @@ mod tests {
             ("HERALD_TEMPLATES_DIR", "/definitely/not/here"),
             ("HERALD_REGISTRY_CACHE_TTL", "soon"),
             ("HERALD_LEDGER_BATCH", "0"),
+            ("HERALD_ENV", "prod"),
+            ("HERALD_SMTP_ALLOW_PLAINTEXT_AUTH", "yes"),
+            ("HERALD_SMTP_URL", "smtp://mail.example.com?tls=yes"),
+            ("HERALD_RETRY_DELAYS", "5s,5000ms"),
         ] {
             let err = load(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{value}");
@@ -471,7 +621,13 @@ mod tests {
     #[test]
     fn the_amqp_url_may_list_the_nodes_of_a_cluster() {
         let list = "amqp://guest:guest@127.0.0.1:5701/%2f, amqp://guest:guest@127.0.0.1:5702/%2f";
-        assert_eq!(load(&[("HERALD_AMQP_URL", list)]).unwrap().amqp_url, list);
+        assert_eq!(
+            load(&[("HERALD_AMQP_URL", list)])
+                .unwrap()
+                .amqp_url
+                .expose_secret(),
+            list
+        );
         for bad_list in [
             // An entry that is not an AMQP URL, an empty entry.
             "amqp://guest:guest@127.0.0.1:5701/%2f,http://127.0.0.1:5702",
@@ -542,5 +698,190 @@ mod tests {
             s.allowed_custom_domains,
             vec!["login.acme.com", "id.beta.io"]
         );
+    }
+
+    #[test]
+    fn retry_delays_the_topology_would_refuse_are_refused_at_startup() {
+        // Each of these used to pass Settings, then failed Topology::validate inside every
+        // broker session, so the worker reconnected for minutes as if RabbitMQ were down.
+        for delays in ["5s,5000ms", "1m,60s,2m", "100500us", "5s,30s,30s"] {
+            let err = load(&[("HERALD_RETRY_DELAYS", delays)]).unwrap_err();
+            assert_eq!(err.var, "HERALD_RETRY_DELAYS", "{delays}");
+            assert!(err.to_string().starts_with("HERALD_RETRY_DELAYS "), "{err}");
+        }
+        let s = load(&[("HERALD_RETRY_DELAYS", "500ms,5s,1h")]).unwrap();
+        s.topology().validate().unwrap();
+        assert_eq!(s.topology().retry_delays, s.retry_delays);
+    }
+
+    #[test]
+    fn smtp_urls_the_mailer_would_refuse_are_refused_at_startup() {
+        for url in [
+            "smtp://mail.example.com?pool=3",
+            "smtps://mail.example.com?tls=required",
+            "smtp://user@mail.example.com",
+            "file:///",
+            "smtp://user:hunter2@mail.example.com",
+        ] {
+            let err = load(&[("HERALD_SMTP_URL", url)]).unwrap_err();
+            assert_eq!(err.var, "HERALD_SMTP_URL", "{url}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn plain_text_smtp_auth_to_a_remote_host_needs_an_explicit_yes() {
+        let url = (
+            "HERALD_SMTP_URL",
+            "smtp://user:hunter2@mail.example.com:2525",
+        );
+        let err = load(&[url]).unwrap_err();
+        assert_eq!(err.var, "HERALD_SMTP_URL");
+        assert!(
+            err.to_string()
+                .contains("HERALD_SMTP_ALLOW_PLAINTEXT_AUTH=true"),
+            "{err}"
+        );
+        let s = load(&[url, ("HERALD_SMTP_ALLOW_PLAINTEXT_AUTH", "true")]).unwrap();
+        assert!(s.mailer_options().allow_plaintext_auth);
+        // A local relay needs no TLS.
+        load(&[("HERALD_SMTP_URL", "smtp://user:hunter2@127.0.0.1:1025")]).unwrap();
+        load(&[("HERALD_SMTP_URL", "smtp://user:hunter2@localhost:1025")]).unwrap();
+        load(&[("HERALD_SMTP_URL", "smtp://user:hunter2@[::1]:1025")]).unwrap();
+    }
+
+    #[test]
+    fn an_amqps_url_is_refused_because_this_build_has_no_amqp_tls() {
+        let err = load(&[(
+            "HERALD_AMQP_URL",
+            "amqps://guest:s3cret@mq.example.com:5671/%2f",
+        )])
+        .unwrap_err();
+        assert_eq!(err.var, "HERALD_AMQP_URL");
+        assert!(err.to_string().contains("amqps://"), "{err}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_shows_no_password() {
+        let s = load(&[
+            (
+                "HERALD_AMQP_URL",
+                "amqp://herald:amqp-s3cret@127.0.0.1:5672/%2f",
+            ),
+            (
+                "HERALD_DATABASE_URL",
+                "postgres://herald:db-s3cret@127.0.0.1:5432/herald",
+            ),
+            (
+                "HERALD_SMTP_URL",
+                "smtps://herald:smtp-s3cret@mail.example.com",
+            ),
+            (
+                "HERALD_TICKET_SECRET",
+                "ticket-s3cret-0123456789abcdef0123456789",
+            ),
+        ])
+        .unwrap();
+        let config = crate::app::worker_config(&s);
+        for shown in [format!("{s:?}"), format!("{s:#?}"), format!("{config:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("amqp_url"), "{shown}");
+        }
+    }
+
+    /// A production configuration that passes; each test below breaks one thing.
+    const PRODUCTION: &[(&str, &str)] = &[
+        ("HERALD_ENV", "production"),
+        (
+            "HERALD_TICKET_SECRET",
+            "production-secret-0123456789abcdef0123",
+        ),
+        ("HERALD_PUBLIC_URL", "https://id.acme.com"),
+        ("HERALD_FROM", "Acme <no-reply@acme.com>"),
+        (
+            "HERALD_SMTP_URL",
+            "smtp://herald:pw@smtp.acme.com:587?tls=required",
+        ),
+    ];
+
+    fn production_with(var: &str, value: Option<&str>) -> Result<Settings, SettingsError> {
+        let vars: Vec<(&str, &str)> = PRODUCTION
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != var)
+            .chain(value.map(|v| (var, v)))
+            .collect();
+        load(&vars)
+    }
+
+    #[test]
+    fn a_sound_production_configuration_is_accepted() {
+        let s = load(PRODUCTION).unwrap();
+        assert_eq!(s.environment, Environment::Production);
+        // A relay on this machine may be plain text, and an outbox directory is local.
+        production_with("HERALD_SMTP_URL", Some("smtp://127.0.0.1:25")).unwrap();
+        production_with("HERALD_SMTP_URL", Some("smtps://smtp.acme.com")).unwrap();
+        production_with("HERALD_SMTP_URL", Some("file:///var/spool/herald")).unwrap();
+        // The same local defaults are fine in development.
+        load(&[("HERALD_ENV", "development")]).unwrap();
+    }
+
+    #[test]
+    fn production_refuses_a_random_ticket_secret() {
+        let err = production_with("HERALD_TICKET_SECRET", None).unwrap_err();
+        assert_eq!(err.var, "HERALD_TICKET_SECRET");
+        assert!(err.to_string().contains("HERALD_ENV=production"), "{err}");
+    }
+
+    #[test]
+    fn production_refuses_a_local_or_plain_http_public_url() {
+        for url in [
+            None,
+            Some("http://localhost:8080"),
+            Some("https://localhost"),
+            Some("https://id.localhost"),
+            Some("https://127.0.0.1:8443"),
+            Some("https://[::1]"),
+            Some("http://id.acme.com"),
+        ] {
+            let err = production_with("HERALD_PUBLIC_URL", url).unwrap_err();
+            assert_eq!(err.var, "HERALD_PUBLIC_URL", "{url:?}");
+            assert!(err.to_string().contains("HERALD_ENV=production"), "{err}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_a_localhost_sender() {
+        for from in [
+            None,
+            Some("no-reply@localhost"),
+            Some("Herald <no-reply@herald.localhost>"),
+        ] {
+            let err = production_with("HERALD_FROM", from).unwrap_err();
+            assert_eq!(err.var, "HERALD_FROM", "{from:?}");
+            assert!(err.to_string().contains("HERALD_ENV=production"), "{err}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_plain_text_smtp_to_a_remote_host() {
+        for url in [
+            "smtp://smtp.acme.com:25",
+            "smtp://smtp.acme.com?tls=opportunistic",
+            "smtp://herald:pw@smtp.acme.com:2525",
+        ] {
+            let err = production_with("HERALD_SMTP_URL", Some(url)).unwrap_err();
+            assert_eq!(err.var, "HERALD_SMTP_URL", "{url}");
+            assert!(!err.to_string().contains(":pw@"), "{err}");
+        }
+        // Even when plain-text AUTH is allowed, production wants the mail itself encrypted.
+        let mut vars = PRODUCTION.to_vec();
+        vars.retain(|(k, _)| *k != "HERALD_SMTP_URL");
+        vars.push(("HERALD_SMTP_URL", "smtp://herald:pw@smtp.acme.com:2525"));
+        vars.push(("HERALD_SMTP_ALLOW_PLAINTEXT_AUTH", "true"));
+        let err = load(&vars).unwrap_err();
+        assert_eq!(err.var, "HERALD_SMTP_URL");
+        assert!(err.to_string().contains("HERALD_ENV=production"), "{err}");
     }
 }

@@ -30,6 +30,7 @@ use herald_worker::CancellationToken;
 use herald_worker::lag::NewestDelivered;
 use herald_worker::metrics::{record_queue, record_queue_age};
 use lapin::Connection;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
@@ -39,8 +40,8 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// Everything the queue poller reads.
 #[derive(Debug, Clone)]
 pub struct QueuePoller {
-    /// Where it opens its own AMQP connection.
-    pub amqp_url: String,
+    /// Where it opens its own AMQP connection (it holds the broker password).
+    pub amqp_url: SecretString,
     /// Names the work queue, the retry tiers and the dead queue.
     pub topology: Topology,
     /// The job ledger: the source of the retry tiers' and the dead queue's ages.
@@ -135,7 +136,11 @@ pub fn spawn_queue_poller(poller: QueuePoller, shutdown: CancellationToken) -> J
                 conn = None;
             }
             if conn.is_none() {
-                match herald_queue::connect(&poller.amqp_url, "herald-observe (queue stats)").await
+                match herald_queue::connect(
+                    poller.amqp_url.expose_secret(),
+                    "herald-observe (queue stats)",
+                )
+                .await
                 {
                     Ok(c) => conn = Some(c),
                     Err(e) => {

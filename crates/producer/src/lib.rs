@@ -13,7 +13,7 @@
 //! a new connection; after an outage the next publish reconnects (see [`Producer`]).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -58,8 +58,30 @@ pub enum ProduceError {
     },
 }
 
+/// How a [`Producer`] connects. `ProducerOptions::default()` is what [`Producer::connect`] uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerOptions {
+    /// The exchange and queues it declares and publishes to. Default: contract v1's
+    /// [`Topology::default`].
+    pub topology: Topology,
+    /// Confirm-mode channels opened on the connection: the most publishes in flight at once
+    /// (further publishes wait for a free channel within the confirm timeout). Each channel
+    /// costs the broker a little memory, so a service that publishes rarely can open fewer.
+    /// At least one (0 is taken as 1). Default [`DEFAULT_CHANNELS`] (128).
+    pub channels: usize,
+}
+
+impl Default for ProducerOptions {
+    fn default() -> Self {
+        ProducerOptions {
+            topology: Topology::default(),
+            channels: DEFAULT_CHANNELS,
+        }
+    }
+}
+
 /// A connection to RabbitMQ with a pool of confirm-mode channels. Share it (e.g. in an `Arc`):
-/// publishes from many tasks run side by side, up to [`DEFAULT_CHANNELS`] at once.
+/// publishes from many tasks run side by side, up to [`ProducerOptions::channels`] at once.
 ///
 /// When a publish fails while the connection is down (or the broker closed a channel), the
 /// producer reports that failure and rebuilds the connection, channels and topology on the
@@ -68,6 +90,7 @@ pub struct Producer {
     /// The URL holds the password.
     url: SecretString,
     topology: Topology,
+    channels: usize,
     session: RwLock<Arc<Session>>,
     /// Held while a new session is being built, so concurrent publishes build one, not many.
     rebuild: tokio::sync::Mutex<()>,
@@ -75,6 +98,8 @@ pub struct Producer {
     /// shares its failure instead of trying again at once.
     attempts: AtomicU64,
     last_failure: Mutex<Option<Arc<QueueError>>>,
+    /// Replaced connections not yet closed (see [`Producer::retiring_connections`]).
+    retiring: Arc<AtomicUsize>,
 }
 
 /// One connection and its publisher.
@@ -86,7 +111,11 @@ struct Session {
 }
 
 impl Session {
-    async fn open(amqp_url: &str, topology: &Topology) -> Result<Session, QueueError> {
+    async fn open(
+        amqp_url: &str,
+        topology: &Topology,
+        channels: usize,
+    ) -> Result<Session, QueueError> {
         let connection = herald_queue::connect(amqp_url, "herald-producer").await?;
         let channel = connection
             .create_channel()
@@ -97,8 +126,7 @@ impl Session {
             })?;
         topology.declare_core(&channel).await?;
         let _ = channel.close(200, "OK".into()).await;
-        let publisher =
-            Publisher::with_channels(&connection, topology.clone(), DEFAULT_CHANNELS).await?;
+        let publisher = Publisher::with_channels(&connection, topology.clone(), channels).await?;
         Ok(Session {
             connection,
             publisher,
@@ -163,14 +191,30 @@ impl Producer {
         amqp_url: &str,
         topology: Topology,
     ) -> Result<Producer, ProduceError> {
-        let session = Session::open(amqp_url, &topology).await?;
+        let options = ProducerOptions {
+            topology,
+            ..ProducerOptions::default()
+        };
+        Self::connect_with_options(amqp_url, options).await
+    }
+
+    /// Like [`Producer::connect`] with other [`ProducerOptions`], e.g. fewer channels.
+    pub async fn connect_with_options(
+        amqp_url: &str,
+        options: ProducerOptions,
+    ) -> Result<Producer, ProduceError> {
+        let ProducerOptions { topology, channels } = options;
+        let channels = channels.max(1);
+        let session = Session::open(amqp_url, &topology, channels).await?;
         Ok(Producer {
             url: SecretString::from(amqp_url),
             topology,
+            channels,
             session: RwLock::new(Arc::new(session)),
             rebuild: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
             last_failure: Mutex::new(None),
+            retiring: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -217,6 +261,13 @@ impl Producer {
     /// The topology this producer declared and publishes to.
     pub fn topology(&self) -> &Topology {
         &self.topology
+    }
+
+    /// Connections replaced after an outage that are not closed yet: each is watched while
+    /// lapin may still bring it back, then closed (see the type's docs). Zero means the current
+    /// connection is the only one this producer holds open.
+    pub fn retiring_connections(&self) -> usize {
+        self.retiring.load(Ordering::Acquire)
     }
 
     /// Closes the connection; every publish that returned `Ok` is already confirmed.
@@ -284,7 +335,7 @@ impl Producer {
         {
             return Err(failure);
         }
-        let opened = Session::open(self.url.expose_secret(), &self.topology).await;
+        let opened = Session::open(self.url.expose_secret(), &self.topology, self.channels).await;
         let outcome = match opened {
             Ok(session) => {
                 let session = Arc::new(session);
@@ -293,7 +344,12 @@ impl Producer {
                     Arc::clone(&session),
                 );
                 *self.last_failure() = None;
-                tokio::spawn(retire(old));
+                let retiring = Arc::clone(&self.retiring);
+                retiring.fetch_add(1, Ordering::AcqRel);
+                tokio::spawn(async move {
+                    retire(old).await;
+                    retiring.fetch_sub(1, Ordering::AcqRel);
+                });
                 tracing::info!("Reconnected to RabbitMQ.");
                 Ok(session)
             }

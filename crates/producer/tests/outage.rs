@@ -8,6 +8,10 @@ use herald_producer::{ProduceError, Producer};
 use herald_testkit::services::PrivateRabbit;
 use lapin::options::BasicGetOptions;
 
+/// lapin retries a lost connection at most 10 s apart; the producer closes the replaced one as
+/// soon as it comes back. Generous, for two busy cores.
+const RETIRED_WITHIN: Duration = Duration::from_secs(60);
+
 /// Private nodes boot slowly on two cores; tests that start one run one at a time.
 static PRIVATE_SERVICES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -102,8 +106,16 @@ async fn a_producer_reports_publishes_during_an_outage_and_publishes_again_after
 
     // lapin keeps recovering the connection given up on (retrying at most 10 s apart) and
     // brings it back soon after the node; the producer must close it then rather than leave
-    // it open next to the new one. Watch for longer than lapin's longest pause.
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    // it open next to the new one. Wait until the producer has closed it (or lapin has given
+    // it up for good, after which it cannot come back).
+    let deadline = tokio::time::Instant::now() + RETIRED_WITHIN;
+    while producer.retiring_connections() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replaced connection was not closed within {RETIRED_WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let names = connection_names(&rabbit).await?;
     assert_eq!(names.len(), 1, "producer connections left open: {names:?}");
 

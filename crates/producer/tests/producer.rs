@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use herald_domain::{EmailJob, JobKind};
-use herald_producer::{ProduceError, Producer};
+use herald_producer::{ProduceError, Producer, ProducerOptions};
 use herald_queue::{PublishError, header_string, headers};
 use herald_testkit::broker::TestBroker;
 use lapin::types::AMQPValue;
@@ -145,5 +145,72 @@ async fn after_the_jobs_exchange_is_deleted_one_publish_fails_and_the_next_decla
     assert!(producer.is_open());
     // The failed publish was reported, not sent again behind the caller's back.
     assert_eq!(queued_ids(&broker).await, ["job_after", "job_before"]);
+    Ok(())
+}
+
+/// The channel count of each client connection open on `vhost`, from `rabbitmqctl`.
+async fn channels_per_connection(vhost: &str) -> anyhow::Result<Vec<u32>> {
+    let output = tokio::task::spawn_blocking(|| {
+        std::process::Command::new("rabbitmqctl")
+            .args([
+                "-q",
+                "list_connections",
+                "--no-table-headers",
+                "vhost",
+                "channels",
+            ])
+            .output()
+    })
+    .await??;
+    anyhow::ensure!(
+        output.status.success(),
+        "rabbitmqctl list_connections failed"
+    );
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(v, _)| *v == vhost)
+        .filter_map(|(_, channels)| channels.trim().parse().ok())
+        .collect())
+}
+
+#[tokio::test]
+async fn the_producer_opens_as_many_channels_as_its_options_say() -> anyhow::Result<()> {
+    let broker = TestBroker::new().await?;
+    let options = ProducerOptions {
+        channels: 3,
+        ..ProducerOptions::default()
+    };
+    assert_eq!(ProducerOptions::default().channels, 128);
+    let producer = Producer::connect_with_options(&broker.url, options).await?;
+    producer.publish(&welcome("job_1")).await?;
+    assert_eq!(channels_per_connection(&broker.vhost).await?, [3]);
+
+    // A rebuilt connection keeps the setting.
+    broker
+        .connection()
+        .await
+        .create_channel()
+        .await?
+        .exchange_delete(
+            "herald.jobs".into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await?;
+    producer.publish(&welcome("job_lost")).await.unwrap_err();
+    producer.publish(&welcome("job_2")).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while producer.retiring_connections() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old connection stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut counts = channels_per_connection(&broker.vhost).await?;
+    // The broker's helper connection (testkit) has its channel too.
+    counts.sort();
+    assert!(counts.contains(&3), "{counts:?}");
+    assert_eq!(counts.iter().filter(|c| **c == 3).count(), 1, "{counts:?}");
     Ok(())
 }

@@ -87,6 +87,18 @@ pub fn parse_urls(urls: &str) -> Result<Vec<AMQPUri>, QueueError> {
         let uri: AMQPUri = entry.parse().map_err(|reason| QueueError::InvalidUrl {
             reason: format!("{}{reason}", which()),
         })?;
+        // lapin is built without a TLS backend (no rustls feature), and then opens amqps:// as
+        // plain TCP: the password would cross the network unencrypted while the URL says TLS.
+        if uri.scheme == lapin::uri::AMQPScheme::AMQPS {
+            return Err(QueueError::InvalidUrl {
+                reason: format!(
+                    "{}uses amqps://, but this build of Herald has no AMQP TLS support and \
+                     would connect without encryption; use amqp:// (through a TLS tunnel such \
+                     as stunnel when the network is not trusted)",
+                    which()
+                ),
+            });
+        }
         if let Some(first) = nodes.first()
             && !same_but_address(first, &uri)
         {
@@ -359,6 +371,22 @@ mod tests {
         }
         assert!(shown.contains("every node failed"), "{shown}");
         assert!(!shown.contains("guest:guest"), "{shown}");
+    }
+
+    /// This build has no AMQP TLS backend: lapin would open `amqps://` as plain TCP and send the
+    /// credentials unencrypted, so the scheme is refused before any connection.
+    #[tokio::test]
+    async fn an_amqps_url_is_refused_rather_than_opened_in_plain_text() {
+        let broker = TestBroker::new().await.unwrap();
+        let amqps = broker.url.replacen("amqp://", "amqps://", 1);
+        let err = match connect_without_recovery(&amqps, "test").await {
+            Ok(conn) => panic!("connected over {:?}", conn.status()),
+            Err(e) => e,
+        };
+        assert!(matches!(err, QueueError::InvalidUrl { .. }), "{err}");
+        let err = parse_urls(&amqps).unwrap_err().to_string();
+        assert!(err.contains("amqps://"), "{err}");
+        assert!(!err.contains("guest"), "{err}");
     }
 
     /// A TCP forwarder to the shared broker; dropping it closes its port and every connection

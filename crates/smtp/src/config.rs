@@ -24,6 +24,10 @@ pub struct MailerOptions {
     /// The name sent with EHLO. `None` uses the URL's path (`smtp://host/mx.example.com`, as
     /// lettre does), else this machine's hostname.
     pub hello_name: Option<String>,
+    /// Accept a URL that would send its password over a connection that may stay unencrypted
+    /// (`smtp://user:pass@host` or `?tls=opportunistic`) to a host that is not loopback. Off by
+    /// default: anyone on the path could read the password. Default false.
+    pub allow_plaintext_auth: bool,
 }
 
 impl Default for MailerOptions {
@@ -33,6 +37,7 @@ impl Default for MailerOptions {
             timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),
             hello_name: None,
+            allow_plaintext_auth: false,
         }
     }
 }
@@ -93,6 +98,56 @@ pub(crate) enum Security {
     Implicit,
 }
 
+/// Where a valid SMTP URL sends mail, as far as checks made at startup need to know
+/// (`HERALD_ENV=production` refuses plain text to a remote host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// `file:///dir`: `.eml` files in a local directory.
+    Outbox,
+    /// An SMTP server.
+    Smtp {
+        /// Every connection is encrypted: `smtps://` or `?tls=required`. Plain `smtp://` and
+        /// `?tls=opportunistic` (which falls back to plain text) are not.
+        encrypted: bool,
+        /// The host is `localhost`, in 127.0.0.0/8 or `::1`.
+        loopback: bool,
+    },
+}
+
+/// Checks `url` and `opts` exactly as [`crate::Mailer::from_url`] does, without building a
+/// mailer, and says where the mail would go.
+pub fn check_url(url: &str, opts: &MailerOptions) -> Result<Destination, ConfigError> {
+    Ok(match parse(url, opts)? {
+        Target::File(_) => Destination::Outbox,
+        Target::Smtp(target) => Destination::Smtp {
+            encrypted: target.security.is_encrypted(),
+            loopback: target.loopback,
+        },
+    })
+}
+
+impl Security {
+    /// Whether every session is encrypted before AUTH and the mail transaction.
+    fn is_encrypted(self) -> bool {
+        matches!(self, Security::Implicit | Security::StartTlsRequired)
+    }
+}
+
+/// Whether `host` is this machine: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback(host: &Host<&str>) -> bool {
+    match host {
+        // `smtp://` is not a special scheme to the URL parser: an IPv4 host stays a "domain".
+        Host::Domain(name) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
 /// A validated SMTP server to deliver to.
 pub(crate) struct SmtpTarget {
     /// The host to connect to and to verify in TLS; IPv6 without brackets.
@@ -110,6 +165,8 @@ pub(crate) struct SmtpTarget {
     pub(crate) server: String,
     /// The URL as `describe` shows it: no password.
     pub(crate) display: String,
+    /// The host is this machine (see [`is_loopback`]).
+    pub(crate) loopback: bool,
 }
 
 impl std::fmt::Debug for SmtpTarget {
@@ -252,6 +309,7 @@ fn parse_smtp(url: &Url, opts: &MailerOptions) -> Result<SmtpTarget, ConfigError
     if port == 0 {
         return Err(invalid(url, "has port 0"));
     }
+    let loopback = url.host().is_some_and(|h| is_loopback(&h));
 
     let decode = |part: &str, what: &str| {
         percent_encoding::percent_decode_str(part)
@@ -295,6 +353,15 @@ fn parse_smtp(url: &Url, opts: &MailerOptions) -> Result<SmtpTarget, ConfigError
         }
     };
 
+    if password.is_some() && !security.is_encrypted() && !loopback && !opts.allow_plaintext_auth {
+        return Err(invalid(
+            url,
+            "would send its password to a remote host over a connection that may not be \
+             encrypted; use smtps:// or ?tls=required, or allow plain-text AUTH explicitly \
+             (HERALD_SMTP_ALLOW_PLAINTEXT_AUTH=true)",
+        ));
+    }
+
     let starttls = match security {
         Security::StartTlsOpportunistic | Security::StartTlsRequired => Some(
             TlsParameters::new(host.clone()).map_err(|source| ConfigError::Tls {
@@ -337,6 +404,7 @@ fn parse_smtp(url: &Url, opts: &MailerOptions) -> Result<SmtpTarget, ConfigError
         implicit_tls,
         server,
         display,
+        loopback,
     })
 }
 
@@ -460,6 +528,74 @@ mod tests {
             assert!(message.contains(expected), "{raw}: {message}");
             assert!(!message.contains("hunter2"), "{raw}: {message}");
         }
+    }
+
+    #[test]
+    fn a_password_for_a_remote_host_needs_an_encrypted_connection() {
+        for raw in [
+            "smtp://user:hunter2@mail.example.com",
+            "smtp://user:hunter2@mail.example.com:587?tls=opportunistic",
+            "smtp://user:hunter2@10.0.0.5:2525",
+            "smtp://user:hunter2@[2001:db8::1]:25",
+        ] {
+            let message = error(raw);
+            assert!(message.contains("may not be encrypted"), "{raw}: {message}");
+            assert!(
+                message.contains("HERALD_SMTP_ALLOW_PLAINTEXT_AUTH"),
+                "{message}"
+            );
+            assert!(!message.contains("hunter2"), "{raw}: {message}");
+        }
+        for raw in [
+            "smtp://user:hunter2@mail.example.com?tls=required",
+            "smtps://user:hunter2@mail.example.com",
+            // Loopback: a local relay, nothing crosses the network.
+            "smtp://user:hunter2@localhost:1025",
+            "smtp://user:hunter2@127.0.0.2:1025",
+            "smtp://user:hunter2@[::1]:1025",
+            // No password, nothing to leak.
+            "smtp://mail.example.com",
+        ] {
+            smtp(raw);
+        }
+    }
+
+    #[test]
+    fn plain_text_auth_to_a_remote_host_can_be_allowed_explicitly() {
+        let opts = MailerOptions {
+            allow_plaintext_auth: true,
+            ..MailerOptions::default()
+        };
+        for raw in [
+            "smtp://user:hunter2@mail.example.com",
+            "smtp://user:hunter2@mail.example.com?tls=opportunistic",
+        ] {
+            assert!(parse(raw, &opts).is_ok(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn check_url_says_whether_mail_leaves_the_machine_encrypted() {
+        let check = |raw| check_url(raw, &MailerOptions::default()).unwrap();
+        assert_eq!(check("file:///tmp/outbox"), Destination::Outbox);
+        for (raw, encrypted, loopback) in [
+            ("smtp://127.0.0.1:1025", false, true),
+            ("smtp://localhost:1025", false, true),
+            ("smtp://mail.example.com", false, false),
+            ("smtp://mail.example.com?tls=opportunistic", false, false),
+            ("smtp://mail.example.com?tls=required", true, false),
+            ("smtps://[::1]", true, true),
+        ] {
+            assert_eq!(
+                check(raw),
+                Destination::Smtp {
+                    encrypted,
+                    loopback
+                },
+                "{raw}"
+            );
+        }
+        assert!(check_url("smtp://h?tls=yes", &MailerOptions::default()).is_err());
     }
 
     #[test]

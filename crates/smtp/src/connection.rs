@@ -335,6 +335,24 @@ mod tests {
     #[test]
     fn the_implicit_tls_config_has_the_webpki_roots() {
         let config = implicit_tls_config().unwrap();
+        // rustls shows the verifier's root store only in Debug, as "(N roots)".
+        let roots = webpki_roots::TLS_SERVER_ROOTS.len();
+        assert!(roots > 100, "the webpki set has {roots} roots");
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains(&format!("RootCertStore {{ roots: \"({roots} roots)\" }}")),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_implicit_tls_config_uses_ring_with_several_cipher_suites() {
+        let config = implicit_tls_config().unwrap();
+        let ring = rustls::crypto::ring::default_provider();
+        assert_eq!(
+            config.crypto_provider().cipher_suites.len(),
+            ring.cipher_suites.len()
+        );
         assert!(config.crypto_provider().cipher_suites.len() > 1);
     }
 }

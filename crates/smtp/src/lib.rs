@@ -14,7 +14,10 @@
 //! | `smtps://host` | implicit TLS | 465 |
 //! | `file:///abs/dir` | no network: writes `<dir>/<unix_ms>-<message-id>.eml` | |
 //!
-//! `user:password@` (percent-encoded) enables AUTH PLAIN/LOGIN; a path names the EHLO client
+//! `user:password@` (percent-encoded) enables AUTH PLAIN/LOGIN. To a host that is not loopback
+//! it needs `smtps://` or `?tls=required`, unless `MailerOptions::allow_plaintext_auth` says
+//! otherwise: plain text or opportunistic STARTTLS would show the password to anyone on the
+//! path. A path names the EHLO client
 //! (`smtp://host/mx.example.com`) unless `MailerOptions::hello_name` does. TLS verifies the
 //! server against the webpki (Mozilla) roots.
 
@@ -29,7 +32,7 @@ use std::sync::Arc;
 
 use lettre::Message;
 
-pub use config::{ConfigError, MailerOptions};
+pub use config::{ConfigError, Destination, MailerOptions, check_url};
 pub use error::{FailureClass, FailureKind, SendError, Stage, classify};
 
 use config::Target;

@@ -5,11 +5,13 @@ use std::time::Duration;
 use herald_domain::{Locale, TicketSecret};
 use herald_queue::Topology;
 use lettre::message::Mailbox;
+use secrecy::SecretString;
 use url::Url;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    pub amqp_url: String,
+    /// HERALD_AMQP_URL: it holds the broker password, so Debug and logs never show it.
+    pub amqp_url: SecretString,
     pub topology: Topology,
     /// Unacked deliveries per worker; also the number of jobs processed concurrently.
     pub prefetch: u16,
@@ -48,7 +50,7 @@ impl WorkerConfig {
     /// Local defaults, as `herald demo` and the tests use them.
     pub fn local(amqp_url: impl Into<String>) -> Self {
         Self {
-            amqp_url: amqp_url.into(),
+            amqp_url: SecretString::from(amqp_url.into()),
             topology: Topology::default(),
             prefetch: 128,
             max_attempts: 10,

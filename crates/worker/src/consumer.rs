@@ -18,6 +18,7 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::FieldTable;
+use secrecy::ExposeSecret;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
@@ -124,12 +125,12 @@ impl Worker {
         // always ends the session (recovery inside lapin hid it, and stalled for good once lapin
         // stopped retrying).
         let consume_conn = herald_queue::connect::connect_without_recovery(
-            &config.amqp_url,
+            config.amqp_url.expose_secret(),
             "herald-worker (consume)",
         )
         .await?;
         let publish_conn = herald_queue::connect::connect_without_recovery(
-            &config.amqp_url,
+            config.amqp_url.expose_secret(),
             "herald-worker (publish)",
         )
         .await?;

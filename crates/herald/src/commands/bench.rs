@@ -11,7 +11,7 @@ pub async fn run(settings: &Settings, options: BenchOptions) -> anyhow::Result<(
     // HERALD_AMQP_URL may list a cluster's nodes; rabbitmqctl administers the local one.
     let amqp = match &options.amqp_url {
         Some(url) => url.as_str(),
-        None => herald_queue::connect::split_urls(&settings.amqp_url)
+        None => herald_queue::connect::split_urls(settings.amqp_url.expose_secret())
             .next()
             .unwrap_or_default(),
     };

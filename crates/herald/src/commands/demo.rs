@@ -89,9 +89,12 @@ pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result
         async move { worker.run(shutdown).await }
     });
 
-    let producer = Producer::connect_with(&settings.amqp_url, app::topology(settings))
-        .await
-        .context("connecting to RabbitMQ")?;
+    let producer = Producer::connect_with(
+        secrecy::ExposeSecret::expose_secret(&settings.amqp_url),
+        app::topology(settings),
+    )
+    .await
+    .context("connecting to RabbitMQ")?;
     let mut planned = Vec::new();
     for (audience, job) in demo_jobs()? {
         producer
@@ -287,7 +290,10 @@ fn find_link(text: &str) -> Option<String> {
 fn print_report(settings: &Settings, report: &DemoReport) {
     println!();
     println!("Herald demo");
-    println!("  RabbitMQ:   {}", redact_amqp_urls(&settings.amqp_url));
+    println!(
+        "  RabbitMQ:   {}",
+        redact_amqp_urls(secrecy::ExposeSecret::expose_secret(&settings.amqp_url))
+    );
     println!(
         "  PostgreSQL: {}",
         redact_url(secrecy::ExposeSecret::expose_secret(&settings.database_url))

@@ -15,6 +15,7 @@ use herald_queue::{Publisher, Topology, queue_stats};
 use herald_store::Store;
 use herald_store::dead_letters::{DeadJob, DeadLetterQuery};
 use lapin::Connection;
+use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 
 use crate::app;
@@ -80,7 +81,7 @@ pub async fn run(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
 /// Connects and declares the exchanges and queues a replay needs (identical to what producers
 /// and workers declare).
 async fn connect(settings: &Settings, topology: &Topology) -> anyhow::Result<Connection> {
-    let conn = herald_queue::connect(&settings.amqp_url, "herald dlq")
+    let conn = herald_queue::connect(settings.amqp_url.expose_secret(), "herald dlq")
         .await
         .context("connecting to RabbitMQ")?;
     let channel = conn
@@ -95,7 +96,7 @@ async fn connect(settings: &Settings, topology: &Topology) -> anyhow::Result<Con
 /// The dead queue's ready messages, read with a passive declare (nothing is consumed), or why
 /// it could not be read.
 async fn dead_queue_depth(settings: &Settings, topology: &Topology) -> Result<u32, String> {
-    let conn = herald_queue::connect(&settings.amqp_url, "herald dlq")
+    let conn = herald_queue::connect(settings.amqp_url.expose_secret(), "herald dlq")
         .await
         .map_err(|e| e.to_string())?;
     let depth = queue_stats(&conn, &topology.dead_queue).await;

@@ -16,6 +16,7 @@ use anyhow::Context;
 use herald_queue::{QueueError, QueueStats, Topology, queue_stats};
 use herald_store::queue_age::LedgerQueueAges;
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use secrecy::ExposeSecret;
 
 use crate::app;
 use crate::cli::QueuesArgs;
@@ -23,7 +24,7 @@ use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, _args: QueuesArgs) -> anyhow::Result<()> {
     let topology = app::topology(settings);
-    let conn = herald_queue::connect(&settings.amqp_url, "herald queues")
+    let conn = herald_queue::connect(settings.amqp_url.expose_secret(), "herald queues")
         .await
         .context("connecting to RabbitMQ")?;
     let queues = queue_roles(&topology);

@@ -9,9 +9,12 @@ use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, args: SendArgs) -> anyhow::Result<()> {
     let job = build_job(args)?;
-    let producer = Producer::connect_with(&settings.amqp_url, crate::app::topology(settings))
-        .await
-        .context("connecting to RabbitMQ")?;
+    let producer = Producer::connect_with(
+        secrecy::ExposeSecret::expose_secret(&settings.amqp_url),
+        crate::app::topology(settings),
+    )
+    .await
+    .context("connecting to RabbitMQ")?;
     producer.publish(&job).await.context("publishing the job")?;
     producer.close().await;
     println!(

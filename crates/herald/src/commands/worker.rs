@@ -19,7 +19,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         );
     }
     info!(
-        amqp = %redact_amqp_urls(&settings.amqp_url),
+        amqp = %redact_amqp_urls(secrecy::ExposeSecret::expose_secret(&settings.amqp_url)),
         smtp = %mailer.describe(),
         public_url = %settings.public_url,
         "Starting the worker."
