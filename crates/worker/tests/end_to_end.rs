@@ -83,7 +83,7 @@ async fn each_job_type_is_delivered_localized_branded_with_a_hashed_ticket() {
     let env = TestEnv::new().await.unwrap();
     env.db.store.upsert_organization(&acme()).await.unwrap();
     env.db.store.upsert_client(&portal()).await.unwrap();
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     let producer = env.producer().await;
 
     let jobs = vec![
@@ -213,7 +213,7 @@ async fn each_job_type_is_delivered_localized_branded_with_a_hashed_ticket() {
 async fn locales_fall_back_in_order_and_never_fail() {
     let env = TestEnv::new().await.unwrap();
     env.db.store.upsert_organization(&acme()).await.unwrap();
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     let producer = env.producer().await;
     let cases = [
         (Some("fr-CA"), None, false, "fr"),
@@ -298,7 +298,7 @@ async fn organization_overrides_beat_client_overrides_which_beat_the_default() {
             .unwrap();
         store.set_template_override(&o).await.unwrap();
     }
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     let producer = env.producer().await;
     let both = EmailJob::builder(JobKind::Verification, "u", "a@example.com")
         .organization_id("org_acme")
@@ -359,7 +359,7 @@ async fn a_duplicate_delivery_sends_one_email_and_issues_one_ticket() {
     // Published twice before any worker runs: both copies are in the queue.
     producer.publish(&job).await.unwrap();
     producer.publish(&job).await.unwrap();
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     env.expect_mail(1).await;
     env.wait_status(job.id.as_str(), "sent").await;
     // Published again after it was sent.
@@ -390,9 +390,9 @@ async fn a_duplicate_delivery_sends_one_email_and_issues_one_ticket() {
 #[tokio::test]
 async fn bad_input_is_dead_lettered_with_a_reason_and_the_worker_keeps_serving() {
     let env = TestEnv::new().await.unwrap();
-    let mut config = env.config();
-    config.max_job_bytes = 4096;
-    let worker = env.spawn_worker(config);
+    let mut settings = env.settings();
+    settings.max_job_bytes = 4096;
+    let worker = env.spawn_worker(settings).await;
     let producer = env.producer().await;
     let user = r#""user":{"user_id":"u1","email":"a@example.com"}"#;
     let cases: Vec<(&str, String, &str)> = vec![
@@ -456,7 +456,7 @@ async fn smtp_4xx_is_retried_from_a_delay_queue_then_delivered() {
     let env = TestEnv::new().await.unwrap();
     env.sink
         .set_faults(FaultPlan::reject_next(2, 451, "4.3.0 Try again later"));
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     let job = EmailJob::builder(JobKind::Verification, "u1", "retry@example.com")
         .build()
         .unwrap();
@@ -504,7 +504,7 @@ async fn smtp_5xx_is_dead_lettered_at_once() {
     let env = TestEnv::new().await.unwrap();
     env.sink
         .set_faults(FaultPlan::reject_all(554, "5.7.1 Message rejected"));
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     let job = EmailJob::builder(JobKind::Welcome, "u1", "bounce@example.com")
         .build()
         .unwrap();
@@ -533,9 +533,9 @@ async fn transient_failures_are_dead_lettered_once_attempts_run_out() {
     let env = TestEnv::new().await.unwrap();
     env.sink
         .set_faults(FaultPlan::reject_all(451, "4.3.0 Still busy"));
-    let mut config = env.config();
-    config.max_attempts = 3;
-    let worker = env.spawn_worker(config);
+    let mut settings = env.settings();
+    settings.max_attempts = 3;
+    let worker = env.spawn_worker(settings).await;
     let job = EmailJob::builder(JobKind::Welcome, "u1", "busy@example.com")
         .build()
         .unwrap();
@@ -557,7 +557,7 @@ async fn transient_failures_are_dead_lettered_once_attempts_run_out() {
 #[tokio::test]
 async fn hostile_names_are_escaped_and_cannot_inject_headers() {
     let env = TestEnv::new().await.unwrap();
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     let job = EmailJob::builder(JobKind::Verification, "u1", "x@example.com")
         .name("<script>alert(1)</script>\"><img src=x onerror=alert(2)>")
         .build()
@@ -582,9 +582,9 @@ async fn hostile_names_are_escaped_and_cannot_inject_headers() {
 async fn a_traceparent_on_the_message_reaches_the_email_when_configured() {
     use lapin::types::{AMQPValue, FieldTable, LongString};
     let env = TestEnv::new().await.unwrap();
-    let mut config = env.config();
-    config.propagate_traceparent = true;
-    let worker = env.spawn_worker(config);
+    let mut settings = env.settings();
+    settings.email_traceparent = true;
+    let worker = env.spawn_worker(settings).await;
     env.producer().await.close().await; // declares the exchange and work queue
     let conn = env.broker.connection().await;
     let publisher = herald_queue::Publisher::new(&conn, TestEnv::topology())
