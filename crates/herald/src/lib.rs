@@ -1,7 +1,9 @@
-//! The `herald` binary's library half: settings, wiring and commands, so tests can drive them.
+//! The `herald` binary's library half: the command line and the commands, so tests can drive
+//! them. Settings and wiring live in `herald-app` (re-exported here as `app` and `settings`).
 
-pub mod app;
+pub use herald_app as app;
+pub use herald_app::settings;
+
 pub mod cli;
 pub mod commands;
-pub mod settings;
 pub mod telemetry;

@@ -1,7 +1,6 @@
-//! The `herald` binary as a user runs it: a worker process, `herald send`, bad configuration,
-//! and `herald demo`, against the real services on loopback.
+//! The `herald` binary as a user runs it: a worker process, `herald send` and bad configuration,
+//! against the real services on loopback (`herald demo` has tests/demo.rs).
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -162,51 +161,4 @@ async fn herald_send_refuses_an_invalid_job_before_publishing() {
             .contains("result_url cannot be specified when using client_id")
     );
     assert_eq!(env.broker.depth("herald.email").await, 0);
-}
-
-#[tokio::test]
-async fn the_demo_delivers_every_kind_in_several_locales_and_shows_where() {
-    let env = TestEnv::new().await.unwrap();
-    let outbox = tempfile::tempdir().unwrap();
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("HERALD_AMQP_URL", env.broker.url.clone()),
-        ("HERALD_DATABASE_URL", env.db.url.clone()),
-    ]);
-    let settings = herald::settings::Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let report = herald::commands::run_demo(&settings, outbox.path())
-        .await
-        .unwrap();
-
-    let sent: Vec<_> = report.rows.iter().filter(|r| r.status == "sent").collect();
-    assert_eq!(sent.len(), 8, "{:#?}", report.rows);
-    let mut kinds: Vec<&str> = sent.iter().map(|r| r.kind.as_str()).collect();
-    kinds.sort();
-    kinds.dedup();
-    assert_eq!(kinds.len(), 4, "every kind");
-    let mut locales: Vec<&str> = sent.iter().filter_map(|r| r.locale.as_deref()).collect();
-    locales.sort();
-    locales.dedup();
-    assert!(locales.len() >= 5, "several locales: {locales:?}");
-    for row in &sent {
-        let path = row
-            .eml
-            .as_ref()
-            .unwrap_or_else(|| panic!("no .eml for {row:?}"));
-        assert!(path.starts_with(outbox.path()) && path.exists(), "{path:?}");
-        assert!(row.subject.is_some());
-    }
-    assert!(
-        sent.iter()
-            .filter(|r| r.kind != "welcome_email")
-            .all(|r| r.link.as_deref().is_some_and(|l| l.contains("/u/")))
-    );
-    let dead: Vec<_> = report.rows.iter().filter(|r| r.status == "dead").collect();
-    assert_eq!(dead.len(), 1);
-    assert!(
-        dead[0]
-            .dead_reason
-            .as_deref()
-            .unwrap()
-            .starts_with("invalid_job")
-    );
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 const DASHBOARD: &str = include_str!("../../../deploy/grafana/dashboards/herald.json");
 const COMPOSE: &str = include_str!("../../../docker-compose.yml");
 const PROMETHEUS: &str = include_str!("../../../deploy/prometheus/prometheus.yml");
-const SETTINGS_SOURCE: &str = include_str!("../src/settings.rs");
+const SETTINGS_SOURCE: &str = include_str!("../../app/src/settings.rs");
 
 fn herald_metric_names(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();

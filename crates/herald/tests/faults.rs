@@ -13,19 +13,16 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use herald_app::Settings;
 use herald_domain::EmailJob;
 use herald_mailsink::{FaultPlan, MailSink, SinkOptions};
 use herald_producer::Producer;
 use herald_queue::Topology;
-use herald_render::Renderer;
-use herald_smtp::{Mailer, MailerOptions};
 use herald_store::Store;
 use herald_testkit::broker::TestBroker;
 use herald_testkit::db::TestDb;
-use herald_testkit::env::{TEST_PUBLIC_URL, TestEnv};
+use herald_testkit::env::{TestEnv, spawn_worker, test_settings};
 use herald_testkit::services::{PRIVATE_SERVICES, PrivatePostgres, PrivateRabbit};
-use herald_worker::{CancellationToken, Pipeline, Worker, WorkerConfig, WorkerError};
-use tokio::task::JoinHandle;
 
 use chaos::*;
 
@@ -204,10 +201,13 @@ async fn three_workers_send_each_job_exactly_once_even_when_it_is_published_twic
     env.sink.set_faults(FaultPlan::delay_all(ms(10)));
     let n = 300 * scale();
     let doubled = n / 5;
-    let mut config = env.config();
-    config.prefetch = PREFETCH;
-    config.max_attempts = 50;
-    let workers: Vec<_> = (0..3).map(|_| env.spawn_worker(config.clone())).collect();
+    let mut settings = env.settings();
+    settings.prefetch = PREFETCH;
+    settings.max_attempts = 50;
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        workers.push(env.spawn_worker(settings.clone()).await);
+    }
 
     // Two producers publish the first `doubled` ids at the same time, so both copies are in the
     // queue together and usually reach two workers at once.
@@ -270,9 +270,9 @@ async fn a_restarted_broker_loses_nothing_and_the_worker_reconnects_on_its_own()
     let db = TestDb::new().await.unwrap();
     let sink = MailSink::start().await.unwrap();
     sink.set_faults(FaultPlan::delay_all(ms(50)));
-    let mut config = test_config(&rabbit.url());
-    config.max_attempts = 50;
-    let worker = InProcessWorker::spawn(db.store.clone(), &sink, config);
+    let mut settings = private_settings(&rabbit.url(), &db.url, &sink);
+    settings.max_attempts = 50;
+    let worker = spawn_worker(settings).await;
     // A producer that lives through every outage, publishing all along.
     let producer = Arc::new(
         Producer::connect_with(&rabbit.url(), TestEnv::topology())
@@ -354,14 +354,14 @@ async fn a_restarted_broker_loses_nothing_and_the_worker_reconnects_on_its_own()
              consumers) {depth:?}; publish outcomes {outcome_of:?}; worker finished: {}",
             missing.len(),
             &missing[..missing.len().min(10)],
-            worker.finished()
+            worker.is_finished()
         );
     }
 
     // One consumer: the worker's, rebuilt; no stale consumer left from an old session.
     let consumers = consumers_on(&rabbit.url(), "herald.email").await;
     assert!(
-        !worker.finished(),
+        !worker.is_finished(),
         "the worker gave up instead of reconnecting"
     );
     worker.stop().await.unwrap();
@@ -411,9 +411,9 @@ async fn a_database_outage_is_retried_from_the_delay_queues_and_leaves_the_ledge
     let broker = TestBroker::new().await.unwrap();
     let sink = MailSink::start().await.unwrap();
     sink.set_faults(FaultPlan::delay_all(ms(10)));
-    let mut config = test_config(&broker.url);
-    config.max_attempts = 100;
-    let worker = InProcessWorker::spawn(store.clone(), &sink, config);
+    let mut settings = private_settings(&broker.url, &pg.url("herald"), &sink);
+    settings.max_attempts = 100;
+    let worker = spawn_worker(settings).await;
     let producer = Arc::new(
         Producer::connect_with(&broker.url, TestEnv::topology())
             .await
@@ -462,7 +462,7 @@ async fn a_database_outage_is_retried_from_the_delay_queues_and_leaves_the_ledge
     .await;
     // The ledger catches up with the mail (each delivery records itself once it can).
     let _ = all_sent_within(&store, ids.len(), secs(30)).await;
-    assert!(!worker.finished());
+    assert!(!worker.is_finished());
     worker.stop().await.unwrap();
 
     let tally = Tally::of(&sink);
@@ -516,17 +516,18 @@ async fn smtp_down_then_back_on_the_same_port_delivers_every_job() {
     init_logs();
     let mut env = TestEnv::new().await.unwrap();
     let production_tiers = std::env::var("HERALD_CHAOS_PRODUCTION_TIERS").is_ok();
-    let mut config = env.config();
-    config.prefetch = PREFETCH;
-    config.max_attempts = 20;
+    let mut settings = env.settings();
+    settings.prefetch = PREFETCH;
+    settings.max_attempts = 20;
     if production_tiers {
-        config.topology = Topology::default();
-        config.max_attempts = 10;
+        settings.retry_delays = Settings::local().retry_delays;
+        settings.max_attempts = 10;
     }
-    let producer = Producer::connect_with(&env.broker.url, config.topology.clone())
+    let topology = herald::app::topology(&settings);
+    let producer = Producer::connect_with(&env.broker.url, topology.clone())
         .await
         .unwrap();
-    let worker = env.spawn_worker(config.clone());
+    let worker = env.spawn_worker(settings).await;
     let n = 100 * scale();
     let before = publish_batch(&producer, "warmup", 10).await;
     env.expect_mail(10).await;
@@ -577,7 +578,7 @@ async fn smtp_down_then_back_on_the_same_port_delivers_every_job() {
         note: format!(
             "down {:.1?}, tiers {}, up to {max_attempts} attempts, all sent {catch_up:.1?} after",
             down.elapsed() - catch_up,
-            tiers(&config.topology)
+            tiers(&topology)
         ),
     };
     row.report();
@@ -590,10 +591,10 @@ async fn smtp_down_then_back_on_the_same_port_delivers_every_job() {
 async fn smtp_421_replies_are_retried_until_the_server_accepts_again() {
     init_logs();
     let env = TestEnv::new().await.unwrap();
-    let mut config = env.config();
-    config.prefetch = PREFETCH;
-    config.max_attempts = 20;
-    let worker = env.spawn_worker(config);
+    let mut settings = env.settings();
+    settings.prefetch = PREFETCH;
+    settings.max_attempts = 20;
+    let worker = env.spawn_worker(settings).await;
     env.sink.set_faults(
         FaultPlan::reject_all(421, "4.3.2 Service not available, closing channel").at_mail(),
     );
@@ -637,11 +638,12 @@ async fn smtp_421_replies_are_retried_until_the_server_accepts_again() {
 async fn smtp_slower_than_the_send_timeout_is_retried_and_duplicates_stay_within_the_attempts() {
     init_logs();
     let env = TestEnv::new().await.unwrap();
-    let mut config = env.config();
-    config.prefetch = PREFETCH;
-    config.max_attempts = 50;
-    config.send_timeout = ms(400);
-    let worker = env.spawn_worker(config);
+    let mut settings = env.settings();
+    settings.prefetch = PREFETCH;
+    settings.max_attempts = 50;
+    // HERALD_SMTP_TIMEOUT=400ms: each SMTP step, and so the send, gives up after 400 ms.
+    settings.smtp_timeout = ms(400);
+    let worker = env.spawn_worker(settings).await;
     // The reply after DATA comes after 1 s, past the 400 ms timeout; the sink stores the message
     // anyway, as a real server that took responsibility before answering would.
     env.sink.set_faults(FaultPlan::delay_all(secs(1)));
@@ -699,11 +701,12 @@ async fn smtp_slower_than_the_send_timeout_is_retried_and_duplicates_stay_within
 async fn smtp_hanging_before_data_times_out_and_is_retried_without_duplicates() {
     init_logs();
     let env = TestEnv::new().await.unwrap();
-    let mut config = env.config();
-    config.prefetch = PREFETCH;
-    config.max_attempts = 50;
-    config.send_timeout = ms(400);
-    let worker = env.spawn_worker(config);
+    let mut settings = env.settings();
+    settings.prefetch = PREFETCH;
+    settings.max_attempts = 50;
+    // HERALD_SMTP_TIMEOUT=400ms: each SMTP step, and so the send, gives up after 400 ms.
+    settings.smtp_timeout = ms(400);
+    let worker = env.spawn_worker(settings).await;
     env.sink.set_faults(FaultPlan::delay_all(secs(1)).at_mail());
     let n = 30 * scale();
     let ids = publish_batch(&env.producer().await, "hang", n).await;
@@ -806,44 +809,9 @@ fn tiers(topology: &Topology) -> String {
         .join(",")
 }
 
-/// A worker config like `TestEnv::config` for a broker of our own.
-fn test_config(amqp_url: &str) -> WorkerConfig {
-    let mut config = WorkerConfig::local(amqp_url);
-    config.topology = TestEnv::topology();
-    config.public_url = url::Url::parse(TEST_PUBLIC_URL).unwrap();
-    config.message_id_domain = "id.herald.test".into();
-    config.send_timeout = secs(10);
-    config.shutdown_timeout = secs(10);
-    config.prefetch = PREFETCH;
-    config
-}
-
-/// A worker running in this process against any store, broker and sink.
-#[derive(Debug)]
-struct InProcessWorker {
-    token: CancellationToken,
-    handle: JoinHandle<Result<(), WorkerError>>,
-}
-
-impl InProcessWorker {
-    fn spawn(store: Store, sink: &MailSink, config: WorkerConfig) -> Self {
-        let renderer = Arc::new(Renderer::embedded().unwrap());
-        let mailer = Mailer::from_url(&sink.url(), MailerOptions::default()).unwrap();
-        let worker = Worker::new(Pipeline::new(store, renderer, mailer, config));
-        let token = CancellationToken::new();
-        let handle = tokio::spawn({
-            let token = token.clone();
-            async move { worker.run(token).await }
-        });
-        InProcessWorker { token, handle }
-    }
-
-    fn finished(&self) -> bool {
-        self.handle.is_finished()
-    }
-
-    async fn stop(self) -> Result<(), WorkerError> {
-        self.token.cancel();
-        self.handle.await.unwrap()
-    }
+/// Test settings (as `TestEnv::settings`) on a broker and database of our own.
+fn private_settings(amqp_url: &str, database_url: &str, sink: &MailSink) -> Settings {
+    let mut settings = test_settings(amqp_url, database_url, &sink.url());
+    settings.prefetch = PREFETCH;
+    settings
 }

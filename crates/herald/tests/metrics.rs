@@ -14,7 +14,7 @@ use herald_mailsink::FaultPlan;
 use herald_testkit::command;
 use herald_testkit::env::TestEnv;
 use herald_testkit::http::get;
-use herald_worker::{CancellationToken, Pipeline, Worker};
+use herald_worker::CancellationToken;
 use tokio::time::Instant;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -94,24 +94,18 @@ async fn a_workers_metrics_and_readiness() -> anyhow::Result<()> {
     env.sink.set_faults(
         FaultPlan::reject_next(1, 451, "4.3.0 Try again later").when_recipient_contains("retry"),
     );
-    let mut config = env.config();
-    config.topology = TestEnv::topology().with_retry_delays(RETRY_DELAYS.to_vec());
-    let topology = config.topology.clone();
+    let mut settings = env.settings();
+    settings.retry_delays = RETRY_DELAYS.to_vec();
+    settings.metrics_addr = Some("127.0.0.1:0".parse()?);
+    let app = herald::app::Application::build(settings).await?;
+    let topology = app.topology();
     assert_eq!(topology.retry_queues(), [SHORT_TIER, LONG_TIER]);
-    let worker = Worker::new(Pipeline::new(
-        env.db.store.clone(),
-        env.renderer.clone(),
-        env.mailer(),
-        config,
-    ));
+    let worker = app.worker();
     let shutdown = CancellationToken::new();
-    let addr = herald::app::observe(
-        &worker,
-        "127.0.0.1:0".parse()?,
-        Duration::from_millis(200),
-        shutdown.clone(),
-    )
-    .await?;
+    let addr = app
+        .serve_metrics(&worker, Duration::from_millis(200), shutdown.clone())
+        .await?
+        .expect("HERALD_METRICS_ADDR is set");
     let running = tokio::spawn({
         let (worker, shutdown) = (worker.clone(), shutdown.clone());
         async move { worker.run(shutdown).await }

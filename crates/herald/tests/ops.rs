@@ -60,7 +60,7 @@ async fn dead_letters_are_listed_replayed_once_and_purged_and_the_ledger_shows_t
     let env = TestEnv::new().await.unwrap();
     env.sink
         .set_faults(FaultPlan::reject_all(554, "5.1.1 No such user"));
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
 
     let producer = env.producer().await;
     producer

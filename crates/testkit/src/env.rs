@@ -1,15 +1,18 @@
 //! A whole isolated Herald for one test: its own database, broker vhost and SMTP sink, and
-//! workers spawned in-process against them.
+//! workers spawned in-process against them. Workers are built the way `herald worker` builds
+//! them, by `herald_app::Application::build` from [`Settings`]: a test changes a field of
+//! [`TestEnv::settings`] and spawns (or steps) a worker, it never assembles one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_app::{Application, Settings};
 use herald_mailsink::{CapturedMail, MailSink};
 use herald_producer::Producer;
 use herald_queue::Topology;
 use herald_render::Renderer;
-use herald_smtp::{Mailer, MailerOptions};
-use herald_worker::{CancellationToken, Pipeline, Worker, WorkerConfig, WorkerError};
+use herald_worker::{CancellationToken, Stepper, WorkerError};
+use secrecy::SecretString;
 use tokio::task::JoinHandle;
 
 use crate::broker::TestBroker;
@@ -17,6 +20,48 @@ use crate::db::TestDb;
 
 /// The public URL test workers build links under.
 pub const TEST_PUBLIC_URL: &str = "https://id.herald.test/";
+/// Retry tiers of 200 ms and 400 ms so retry tests finish quickly.
+pub const TEST_RETRY_DELAYS: [Duration; 2] =
+    [Duration::from_millis(200), Duration::from_millis(400)];
+
+/// The settings of a test worker on the given services: [`Settings::local`] with quick retry
+/// tiers, links under [`TEST_PUBLIC_URL`], 4 attempts, a 10 s send timeout and shutdown, and no
+/// metrics endpoint.
+pub fn test_settings(amqp_url: &str, database_url: &str, smtp_url: &str) -> Settings {
+    let mut s = Settings::local();
+    s.amqp_url = SecretString::from(amqp_url.to_string());
+    s.database_url = SecretString::from(database_url.to_string());
+    s.smtp_url = Some(SecretString::from(smtp_url.to_string()));
+    s.retry_delays = TEST_RETRY_DELAYS.to_vec();
+    s.public_url = url::Url::parse(TEST_PUBLIC_URL).expect("static URL");
+    // The send timeout is HERALD_SMTP_TIMEOUT plus 5 s: 10 s.
+    s.smtp_timeout = Duration::from_secs(5);
+    s.shutdown_timeout = Duration::from_secs(10);
+    s.max_attempts = 4;
+    s.metrics_addr = None;
+    s
+}
+
+/// Builds the application for `settings`, as `herald worker` does.
+///
+/// # Panics
+/// If it cannot be built (the message says why).
+pub async fn build_app(settings: Settings) -> Application {
+    Application::build(settings)
+        .await
+        .unwrap_or_else(|e| panic!("building the test application: {:#}", anyhow::Error::new(e)))
+}
+
+/// Starts a worker built from `settings` in the background.
+pub async fn spawn_worker(settings: Settings) -> TestWorker {
+    let worker = build_app(settings).await.worker();
+    let token = CancellationToken::new();
+    let handle = tokio::spawn({
+        let token = token.clone();
+        async move { worker.run(token).await }
+    });
+    TestWorker { token, handle }
+}
 
 pub struct TestEnv {
     pub db: TestDb,
@@ -48,41 +93,34 @@ impl TestEnv {
         })
     }
 
-    /// Retry tiers of 200 ms and 400 ms so retry tests finish quickly.
+    /// Contract v1's names with [`TEST_RETRY_DELAYS`], as the test workers use them.
     pub fn topology() -> Topology {
-        Topology::default()
-            .with_retry_delays(vec![Duration::from_millis(200), Duration::from_millis(400)])
+        Topology::default().with_retry_delays(TEST_RETRY_DELAYS.to_vec())
     }
 
-    pub fn config(&self) -> WorkerConfig {
-        let mut config = WorkerConfig::local(self.broker.url.clone());
-        config.topology = Self::topology();
-        config.public_url = url::Url::parse(TEST_PUBLIC_URL).expect("static URL");
-        config.message_id_domain = "id.herald.test".into();
-        config.send_timeout = Duration::from_secs(10);
-        config.shutdown_timeout = Duration::from_secs(10);
-        config.max_attempts = 4;
-        config
+    /// [`test_settings`] on this test's vhost, database and sink.
+    pub fn settings(&self) -> Settings {
+        test_settings(&self.broker.url, &self.db.url, &self.sink.url())
     }
 
-    pub fn mailer(&self) -> Mailer {
-        Mailer::from_url(&self.sink.url(), MailerOptions::default()).expect("sink URL is valid")
+    /// Starts a worker built from `settings` (usually [`TestEnv::settings`], changed) in the
+    /// background.
+    pub async fn spawn_worker(&self, settings: Settings) -> TestWorker {
+        spawn_worker(settings).await
     }
 
-    /// Starts a worker with `config` in the background.
-    pub fn spawn_worker(&self, config: WorkerConfig) -> TestWorker {
-        let worker = Worker::new(Pipeline::new(
-            self.db.store.clone(),
-            self.renderer.clone(),
-            self.mailer(),
-            config,
-        ));
-        let token = CancellationToken::new();
-        let handle = tokio::spawn({
-            let token = token.clone();
-            async move { worker.run(token).await }
-        });
-        TestWorker { token, handle }
+    /// A worker built from `settings` that processes one delivery per
+    /// [`Stepper::process_next`] call.
+    ///
+    /// # Panics
+    /// If the worker cannot connect.
+    pub async fn stepper(&self, settings: Settings) -> Stepper {
+        build_app(settings)
+            .await
+            .worker()
+            .stepper()
+            .await
+            .unwrap_or_else(|e| panic!("opening a stepped worker session: {e}"))
     }
 
     pub async fn producer(&self) -> Producer {
@@ -133,6 +171,11 @@ pub struct TestWorker {
 }
 
 impl TestWorker {
+    /// True once the worker has returned (it gave up, or was stopped).
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
     /// Stops the worker the way SIGTERM does and returns how it ended.
     pub async fn stop(self) -> Result<(), WorkerError> {
         self.token.cancel();

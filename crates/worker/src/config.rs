@@ -1,4 +1,5 @@
-//! What a worker needs to know, already parsed and validated (the binary builds it from env vars).
+//! What a worker needs to know, already parsed and validated. Only `herald-app` builds it (from
+//! its `Settings`, where every default lives), so there is one set of defaults.
 
 use std::time::Duration;
 
@@ -44,32 +45,4 @@ pub struct WorkerConfig {
     /// The most deliveries whose ledger writes share one statement (group commit); 1 turns
     /// batching off.
     pub ledger_batch: usize,
-}
-
-impl WorkerConfig {
-    /// Local defaults, as `herald demo` and the tests use them.
-    pub fn local(amqp_url: impl Into<String>) -> Self {
-        Self {
-            amqp_url: SecretString::from(amqp_url.into()),
-            topology: Topology::default(),
-            prefetch: 128,
-            max_attempts: 10,
-            max_job_bytes: 64 * 1024,
-            public_url: Url::parse("http://localhost:8080/").expect("static URL"),
-            allowed_custom_domains: Vec::new(),
-            default_locale: Locale::english(),
-            default_from: "Herald <no-reply@localhost>"
-                .parse()
-                .expect("static mailbox"),
-            friendly_name: "Herald".to_string(),
-            message_id_domain: "localhost".to_string(),
-            ticket_secret: TicketSecret::random(),
-            lease: Duration::from_secs(120),
-            send_timeout: Duration::from_secs(60),
-            shutdown_timeout: Duration::from_secs(30),
-            propagate_traceparent: false,
-            registry_cache_ttl: Duration::from_secs(5),
-            ledger_batch: 64,
-        }
-    }
 }

@@ -5,6 +5,9 @@
 //! on publishes never stalls acks). When a session fails, `run` rebuilds it with backoff and gives
 //! up only after repeated failures. On shutdown it stops consuming, lets in-flight jobs finish and
 //! ack within the configured deadline, and returns.
+//!
+//! [`Stepper`] drives the same processing one delivery at a time, so a test can publish a job,
+//! call [`Stepper::process_next`] and assert on the outcome instead of polling the ledger.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +21,7 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Consumer};
 use secrecy::ExposeSecret;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -121,34 +125,14 @@ impl Worker {
     ) -> Result<(), WorkerError> {
         let config = &self.pipeline.config;
         let topology = config.topology.clone();
-        // No lapin auto-recovery here: `run` rebuilds the whole session instead, so an outage
-        // always ends the session (recovery inside lapin hid it, and stalled for good once lapin
-        // stopped retrying).
-        let consume_conn = herald_queue::connect::connect_without_recovery(
-            config.amqp_url.expose_secret(),
-            "herald-worker (consume)",
-        )
-        .await?;
-        let publish_conn = herald_queue::connect::connect_without_recovery(
-            config.amqp_url.expose_secret(),
-            "herald-worker (publish)",
-        )
-        .await?;
-        let channel = consume_conn.create_channel().await?;
-        topology.declare(&channel).await?;
-        channel
-            .basic_qos(config.prefetch, BasicQosOptions { global: false })
-            .await?;
-        let publisher = Arc::new(Publisher::new(&publish_conn, topology.clone()).await?);
-        let tag = format!("herald-worker-{}-{}", std::process::id(), uuid_suffix());
-        let mut consumer = channel
-            .basic_consume(
-                topology.work_queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let Session {
+            consume_conn,
+            publish_conn,
+            channel,
+            publisher,
+            tag,
+            mut consumer,
+        } = Session::open(&self.pipeline, config.prefetch).await?;
         info!(queue = %topology.work_queue, prefetch = config.prefetch, "Consuming jobs.");
         *consumed = true;
         let _consuming = ConsumingFlag::raise(&self.consuming);
@@ -223,8 +207,144 @@ impl Worker {
     }
 }
 
-/// Runs one delivery through the pipeline and settles it with the broker.
-async fn process(pipeline: Arc<Pipeline>, publisher: Arc<Publisher>, delivery: Delivery) {
+/// The connections, channel and consumer of one session.
+struct Session {
+    consume_conn: Connection,
+    publish_conn: Connection,
+    channel: Channel,
+    publisher: Arc<Publisher>,
+    tag: String,
+    consumer: Consumer,
+}
+
+impl Session {
+    /// Connects (twice: consuming and publishing are kept apart), declares the topology and
+    /// starts consuming the work queue with `prefetch` unacked deliveries at most.
+    async fn open(pipeline: &Pipeline, prefetch: u16) -> Result<Session, WorkerError> {
+        let config = &pipeline.config;
+        let topology = config.topology.clone();
+        // No lapin auto-recovery here: `run` rebuilds the whole session instead, so an outage
+        // always ends the session (recovery inside lapin hid it, and stalled for good once lapin
+        // stopped retrying).
+        let consume_conn = herald_queue::connect::connect_without_recovery(
+            config.amqp_url.expose_secret(),
+            "herald-worker (consume)",
+        )
+        .await?;
+        let publish_conn = herald_queue::connect::connect_without_recovery(
+            config.amqp_url.expose_secret(),
+            "herald-worker (publish)",
+        )
+        .await?;
+        let channel = consume_conn.create_channel().await?;
+        topology.declare(&channel).await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions { global: false })
+            .await?;
+        let publisher = Arc::new(Publisher::new(&publish_conn, topology.clone()).await?);
+        let tag = format!("herald-worker-{}-{}", std::process::id(), uuid_suffix());
+        let consumer = channel
+            .basic_consume(
+                topology.work_queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(Session {
+            consume_conn,
+            publish_conn,
+            channel,
+            publisher,
+            tag,
+            consumer,
+        })
+    }
+}
+
+/// A worker session driven by the caller, one delivery at a time (prefetch 1): each
+/// [`Stepper::process_next`] takes the next delivery of the work queue, runs it through the
+/// pipeline and settles it exactly as [`Worker::run`] does, and returns its outcome.
+pub struct Stepper {
+    worker: Worker,
+    session: Session,
+}
+
+impl std::fmt::Debug for Stepper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stepper")
+            .field("consumer_tag", &self.session.tag)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// Opens a session that processes nothing until [`Stepper::process_next`] is called.
+    pub async fn stepper(&self) -> Result<Stepper, WorkerError> {
+        let session = Session::open(&self.pipeline, 1).await?;
+        Ok(Stepper {
+            worker: self.clone(),
+            session,
+        })
+    }
+}
+
+impl Stepper {
+    /// Waits up to `wait` for the next delivery of the work queue, processes and settles it (a
+    /// retry or dead-letter copy is confirmed before the ack), and returns its outcome; `None`
+    /// when nothing arrived in time. A retried job comes back as a later delivery once its
+    /// retry tier's delay has passed.
+    pub async fn process_next(&mut self, wait: Duration) -> Result<Option<Outcome>, WorkerError> {
+        let next = match tokio::time::timeout(wait, self.session.consumer.next()).await {
+            Err(_) => return Ok(None),
+            Ok(next) => next,
+        };
+        let delivery = match next {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(e)) => return Err(e.into()),
+            None => {
+                return Err(WorkerError::ConsumerCancelled(
+                    self.worker.pipeline.config.topology.work_queue.clone(),
+                ));
+            }
+        };
+        if let Some(published) = delivery.properties.timestamp() {
+            self.worker.newest_delivered.record(*published);
+        }
+        Ok(Some(
+            process(
+                self.worker.pipeline.clone(),
+                self.session.publisher.clone(),
+                delivery,
+            )
+            .await,
+        ))
+    }
+
+    /// Closes the session; a delivery taken but not processed goes back to the queue.
+    pub async fn close(self) {
+        let s = self.session;
+        let goodbye = async {
+            let _ = s.channel.close(200, "herald stepper closing".into()).await;
+            let _ = s
+                .consume_conn
+                .close(200, "herald stepper closing".into())
+                .await;
+            let _ = s
+                .publish_conn
+                .close(200, "herald stepper closing".into())
+                .await;
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await;
+    }
+}
+
+/// Runs one delivery through the pipeline, settles it with the broker and returns its outcome.
+async fn process(
+    pipeline: Arc<Pipeline>,
+    publisher: Arc<Publisher>,
+    delivery: Delivery,
+) -> Outcome {
     let message_id = delivery
         .properties
         .message_id()
@@ -300,9 +420,10 @@ async fn process(pipeline: Arc<Pipeline>, publisher: Arc<Publisher>, delivery: D
             Ok(false) => warn!("The delivery could not be settled (its channel was recovered); the broker will redeliver it and the ledger will recognise it."),
             Err(e) => warn!(error = %e, "Settling the delivery failed; the broker will redeliver it."),
         }
+        outcome
     }
     .instrument(span)
-    .await;
+    .await
 }
 
 /// Raised while a session consumes; lowered when the session ends, however it ends.

@@ -16,7 +16,7 @@ pub mod pipeline;
 pub mod registry_cache;
 
 pub use config::WorkerConfig;
-pub use consumer::{Worker, WorkerError};
+pub use consumer::{Stepper, Worker, WorkerError};
 pub use outcome::{Class, Failure, Outcome, classify, decide};
 pub use pipeline::Pipeline;
 pub use tokio_util::sync::CancellationToken;

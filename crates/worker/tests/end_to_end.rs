@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use herald_domain::{EmailJob, EnrollmentFactor, JobKind, Locale, TicketToken};
 use herald_mailsink::{CapturedMail, FaultPlan};
-use herald_queue::{Topology, header_string};
+use herald_queue::header_string;
 use herald_render::TemplateSources;
 use herald_store::{Branding, Client, Organization, OverrideScope, TemplateOverride};
 use herald_testkit::env::{TEST_PUBLIC_URL, TestEnv};
@@ -83,7 +83,7 @@ async fn each_job_type_is_delivered_localized_branded_with_a_hashed_ticket() {
     let env = TestEnv::new().await.unwrap();
     env.db.store.upsert_organization(&acme()).await.unwrap();
     env.db.store.upsert_client(&portal()).await.unwrap();
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     let producer = env.producer().await;
 
     let jobs = vec![
@@ -213,7 +213,7 @@ async fn each_job_type_is_delivered_localized_branded_with_a_hashed_ticket() {
 async fn locales_fall_back_in_order_and_never_fail() {
     let env = TestEnv::new().await.unwrap();
     env.db.store.upsert_organization(&acme()).await.unwrap();
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     let producer = env.producer().await;
     let cases = [
         (Some("fr-CA"), None, false, "fr"),
@@ -298,7 +298,7 @@ async fn organization_overrides_beat_client_overrides_which_beat_the_default() {
             .unwrap();
         store.set_template_override(&o).await.unwrap();
     }
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     let producer = env.producer().await;
     let both = EmailJob::builder(JobKind::Verification, "u", "a@example.com")
         .organization_id("org_acme")
@@ -359,7 +359,7 @@ async fn a_duplicate_delivery_sends_one_email_and_issues_one_ticket() {
     // Published twice before any worker runs: both copies are in the queue.
     producer.publish(&job).await.unwrap();
     producer.publish(&job).await.unwrap();
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     env.expect_mail(1).await;
     env.wait_status(job.id.as_str(), "sent").await;
     // Published again after it was sent.
@@ -390,9 +390,9 @@ async fn a_duplicate_delivery_sends_one_email_and_issues_one_ticket() {
 #[tokio::test]
 async fn bad_input_is_dead_lettered_with_a_reason_and_the_worker_keeps_serving() {
     let env = TestEnv::new().await.unwrap();
-    let mut config = env.config();
-    config.max_job_bytes = 4096;
-    let worker = env.spawn_worker(config);
+    let mut settings = env.settings();
+    settings.max_job_bytes = 4096;
+    let worker = env.spawn_worker(settings).await;
     let producer = env.producer().await;
     let user = r#""user":{"user_id":"u1","email":"a@example.com"}"#;
     let cases: Vec<(&str, String, &str)> = vec![
@@ -465,7 +465,7 @@ async fn smtp_4xx_is_retried_from_a_delay_queue_then_delivered() {
     let env = TestEnv::new().await.unwrap();
     env.sink
         .set_faults(FaultPlan::reject_next(2, 451, "4.3.0 Try again later"));
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     let job = EmailJob::builder(JobKind::Verification, "u1", "retry@example.com")
         .build()
         .unwrap();
@@ -513,7 +513,7 @@ async fn smtp_5xx_is_dead_lettered_at_once() {
     let env = TestEnv::new().await.unwrap();
     env.sink
         .set_faults(FaultPlan::reject_all(554, "5.7.1 Message rejected"));
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     let job = EmailJob::builder(JobKind::Welcome, "u1", "bounce@example.com")
         .build()
         .unwrap();
@@ -542,9 +542,9 @@ async fn transient_failures_are_dead_lettered_once_attempts_run_out() {
     let env = TestEnv::new().await.unwrap();
     env.sink
         .set_faults(FaultPlan::reject_all(451, "4.3.0 Still busy"));
-    let mut config = env.config();
-    config.max_attempts = 3;
-    let worker = env.spawn_worker(config);
+    let mut settings = env.settings();
+    settings.max_attempts = 3;
+    let worker = env.spawn_worker(settings).await;
     let job = EmailJob::builder(JobKind::Welcome, "u1", "busy@example.com")
         .build()
         .unwrap();
@@ -566,7 +566,7 @@ async fn transient_failures_are_dead_lettered_once_attempts_run_out() {
 #[tokio::test]
 async fn hostile_names_are_escaped_and_cannot_inject_headers() {
     let env = TestEnv::new().await.unwrap();
-    let worker = env.spawn_worker(env.config());
+    let worker = env.spawn_worker(env.settings()).await;
     let job = EmailJob::builder(JobKind::Verification, "u1", "x@example.com")
         .name("<script>alert(1)</script>\"><img src=x onerror=alert(2)>")
         .build()
@@ -591,9 +591,9 @@ async fn hostile_names_are_escaped_and_cannot_inject_headers() {
 async fn a_traceparent_on_the_message_reaches_the_email_when_configured() {
     use lapin::types::{AMQPValue, FieldTable, LongString};
     let env = TestEnv::new().await.unwrap();
-    let mut config = env.config();
-    config.propagate_traceparent = true;
-    let worker = env.spawn_worker(config);
+    let mut settings = env.settings();
+    settings.email_traceparent = true;
+    let worker = env.spawn_worker(settings).await;
     env.producer().await.close().await; // declares the exchange and work queue
     let conn = env.broker.connection().await;
     let publisher = herald_queue::Publisher::new(&conn, TestEnv::topology())
@@ -650,14 +650,13 @@ async fn a_traceparent_on_the_message_reaches_the_email_when_configured() {
 async fn slow_retries(
     env: &TestEnv,
     delay: Duration,
-) -> (herald_worker::WorkerConfig, herald_producer::Producer) {
-    let topology = Topology::default().with_retry_delays(vec![delay]);
-    let mut config = env.config();
-    config.topology = topology.clone();
-    let producer = herald_producer::Producer::connect_with(&env.broker.url, topology)
+) -> (herald_app::Settings, herald_producer::Producer) {
+    let mut settings = env.settings();
+    settings.retry_delays = vec![delay];
+    let producer = herald_producer::Producer::connect_with(&env.broker.url, settings.topology())
         .await
         .unwrap();
-    (config, producer)
+    (settings, producer)
 }
 
 #[tokio::test]
@@ -667,7 +666,7 @@ async fn a_different_job_under_a_known_id_is_dead_lettered_and_never_gets_its_ti
     env.sink
         .set_faults(FaultPlan::reject_next(1, 451, "4.3.0 Try again later"));
     let (config, producer) = slow_retries(&env, Duration::from_secs(3)).await;
-    let worker = env.spawn_worker(config);
+    let worker = env.spawn_worker(config).await;
     let alice = EmailJob::builder(JobKind::PasswordChange, "u-alice", "alice@example.com")
         .id("reused-id")
         .build()
@@ -752,7 +751,7 @@ async fn a_ticket_that_would_expire_before_the_next_retry_is_recorded_as_ticket_
         .set_faults(FaultPlan::reject_all(451, "4.3.0 Still busy"));
     // The next attempt would run after 5 s; the ticket lives 2 s.
     let (config, producer) = slow_retries(&env, Duration::from_secs(5)).await;
-    let worker = env.spawn_worker(config);
+    let worker = env.spawn_worker(config).await;
     let job = EmailJob::builder(JobKind::PasswordChange, "u1", "late@example.com")
         .ttl_sec(2)
         .build()

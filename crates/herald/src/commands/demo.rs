@@ -1,24 +1,33 @@
 //! `herald demo`: Herald's main job on local defaults. It migrates, seeds a branded organization,
 //! runs a worker in-process, publishes one job of each type in several locales (plus one invalid
 //! job, to show dead-lettering), waits for every one to finish and prints where each email is.
+//!
+//! The demo never touches real work: it runs on a vhost and a database of its own, derived from
+//! the configured ones (`/` becomes `herald-demo`, `herald` becomes `herald_demo`) and created if
+//! missing, so a job queued for the real worker is never consumed, and the real ledger and
+//! organizations are never written.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use herald_app::Application;
 use herald_domain::{EmailJob, EnrollmentFactor, JobKind};
 use herald_mailsink::{MailSink, SinkOptions};
-use herald_producer::Producer;
 use herald_store::{Branding, Client, Organization, Store};
 use herald_worker::CancellationToken;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
 
-use crate::app;
 use crate::cli::DemoArgs;
 use crate::commands::{redact_amqp_urls, redact_url};
 use crate::settings::Settings;
 
 pub const DEMO_ORG: &str = "org_acme";
 pub const DEMO_CLIENT: &str = "acme-portal";
+/// The demo's vhost when the configured one is the default vhost `/`.
+pub const DEMO_VHOST: &str = "herald-demo";
 
 /// What happened to one demo job.
 #[derive(Debug, Clone)]
@@ -40,11 +49,18 @@ pub struct DemoReport {
     /// Where the embedded SMTP server wrote the mail (None when HERALD_SMTP_URL was set).
     pub outbox: Option<PathBuf>,
     pub smtp: String,
+    /// The demo's own RabbitMQ vhost (never the configured one).
+    pub vhost: String,
+    /// The demo's own database name (never the configured one).
+    pub database: String,
+    /// The demo's AMQP URL(s) and database URL, passwords redacted, for printing.
+    pub amqp_shown: String,
+    pub database_shown: String,
 }
 
 pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     let report = run_demo(settings, &args.outbox).await?;
-    print_report(settings, &report);
+    print_report(&report);
     let failed = report
         .rows
         .iter()
@@ -56,12 +72,126 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result<DemoReport> {
-    let store = app::store(settings).await?;
-    seed(&store).await?;
-    let renderer = app::renderer(settings)?;
+/// The demo's settings: `settings` moved to a vhost and a database of the demo's own (see the
+/// module doc), with a short shutdown. Everything else (SMTP, templates, ...) is kept.
+pub fn demo_settings(settings: &Settings) -> anyhow::Result<Settings> {
+    let mut demo = settings.clone();
+    demo.amqp_url = herald_queue::connect::split_urls(settings.amqp_url.expose_secret())
+        .map(|node| {
+            let mut url = Url::parse(node).context("HERALD_AMQP_URL is not a URL")?;
+            let vhost = demo_vhost(&vhost_of(&url));
+            url.set_path(&format!("/{}", encode(&vhost)));
+            Ok(url.to_string())
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .join(",")
+        .into();
+    let mut db = Url::parse(settings.database_url.expose_secret())
+        .context("HERALD_DATABASE_URL is not a URL")?;
+    let name = database_of(&db);
+    db.set_path(&format!("/{}_demo", encode(&name)));
+    demo.database_url = SecretString::from(db.to_string());
+    demo.shutdown_timeout = Duration::from_secs(10);
+    demo.metrics_addr = None;
+    Ok(demo)
+}
 
-    let (sink, outbox) = if settings.smtp_url.is_none() {
+/// The vhost an AMQP URL names (`/` when its path is empty).
+fn vhost_of(url: &Url) -> String {
+    let path = url.path().strip_prefix('/').unwrap_or(url.path());
+    let vhost = decode(path);
+    if vhost.is_empty() { "/".into() } else { vhost }
+}
+
+fn demo_vhost(vhost: &str) -> String {
+    if vhost == "/" {
+        DEMO_VHOST.into()
+    } else {
+        format!("{vhost}-demo")
+    }
+}
+
+fn database_of(url: &Url) -> String {
+    decode(url.path().trim_start_matches('/'))
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Percent-encodes a URL path segment: everything but RFC 3986's unreserved characters.
+fn encode(s: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// Makes sure the demo's vhost exists: it connects, and when that fails, creates the vhost with
+/// `rabbitmqctl` (RabbitMQ on this machine) and grants the URL's user every permission on it.
+async fn ensure_vhost(amqp_url: &str) -> anyhow::Result<()> {
+    let refused =
+        match herald_queue::connect::connect_without_recovery(amqp_url, "herald demo").await {
+            Ok(conn) => {
+                let _ = conn.close(200, "vhost checked".into()).await;
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+    let first = herald_queue::connect::split_urls(amqp_url)
+        .next()
+        .and_then(|u| Url::parse(u).ok())
+        .context("HERALD_AMQP_URL is not a URL")?;
+    let vhost = vhost_of(&first);
+    let user = match decode(first.username()) {
+        u if u.is_empty() => "guest".to_string(),
+        u => u,
+    };
+    let created = tokio::task::spawn_blocking({
+        let (vhost, user) = (vhost.clone(), user.clone());
+        move || {
+            rabbitmqctl(&["add_vhost", &vhost])?;
+            rabbitmqctl(&["set_permissions", "-p", &vhost, &user, ".*", ".*", ".*"])
+        }
+    })
+    .await
+    .context("the rabbitmqctl task panicked")?;
+    if let Err(why) = created {
+        bail!(
+            "the demo runs on a RabbitMQ vhost of its own, {vhost:?}, and could not reach it              ({refused}) nor create it ({why}). Create it with `rabbitmqctl add_vhost {vhost}` and              `rabbitmqctl set_permissions -p {vhost} {user} '.*' '.*' '.*'` (with Docker Compose:              `docker compose exec rabbitmq rabbitmqctl ...`), then run the demo again"
+        );
+    }
+    println!("Created the demo's RabbitMQ vhost {vhost:?}.");
+    Ok(())
+}
+
+fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run rabbitmqctl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "rabbitmqctl {} failed: {}",
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result<DemoReport> {
+    let mut demo = demo_settings(settings)?;
+    ensure_vhost(demo.amqp_url.expose_secret()).await?;
+
+    let (sink, outbox) = if demo.smtp_url.is_none() {
         let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let dir = outbox_root.join(format!("run-{stamp}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -72,29 +202,24 @@ pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result
         })
         .await
         .context("starting the embedded SMTP server")?;
+        demo.smtp_url = Some(SecretString::from(sink.url()));
         (Some(sink), Some(dir))
     } else {
         (None, None)
     };
-    let sink_url = sink.as_ref().map(MailSink::url);
-    let mailer = app::mailer(settings, sink_url.as_deref())?;
-    let smtp = mailer.describe();
 
-    let mut config = app::worker_config(settings);
-    config.shutdown_timeout = Duration::from_secs(10);
-    let worker = app::worker(store.clone(), renderer, mailer, config);
+    let app = Application::build(demo.clone()).await?;
+    let store = app.store().clone();
+    seed(&store).await?;
+    let smtp = app.mailer().describe();
+    let worker = app.worker();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { worker.run(shutdown).await }
     });
 
-    let producer = Producer::connect_with(
-        secrecy::ExposeSecret::expose_secret(&settings.amqp_url),
-        app::topology(settings),
-    )
-    .await
-    .context("connecting to RabbitMQ")?;
+    let producer = app.producer().await.context("connecting to RabbitMQ")?;
     let mut planned = Vec::new();
     for (audience, job) in demo_jobs()? {
         producer
@@ -180,7 +305,20 @@ pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result
     if let Some(sink) = sink {
         sink.stop().await;
     }
-    Ok(DemoReport { rows, outbox, smtp })
+    let first = herald_queue::connect::split_urls(demo.amqp_url.expose_secret())
+        .next()
+        .and_then(|u| Url::parse(u).ok());
+    Ok(DemoReport {
+        rows,
+        outbox,
+        smtp,
+        vhost: first.as_ref().map(vhost_of).unwrap_or_default(),
+        database: Url::parse(demo.database_url.expose_secret())
+            .map(|u| database_of(&u))
+            .unwrap_or_default(),
+        amqp_shown: redact_amqp_urls(demo.amqp_url.expose_secret()),
+        database_shown: redact_url(demo.database_url.expose_secret()),
+    })
 }
 
 /// Upserts the demo's branded organization and its client.
@@ -287,17 +425,16 @@ fn find_link(text: &str) -> Option<String> {
         .map(|w| w.trim_end_matches(['.', ',', ')', '>']).to_string())
 }
 
-fn print_report(settings: &Settings, report: &DemoReport) {
+fn print_report(report: &DemoReport) {
     println!();
     println!("Herald demo");
     println!(
-        "  RabbitMQ:   {}",
-        redact_amqp_urls(secrecy::ExposeSecret::expose_secret(&settings.amqp_url))
+        "  It runs on the vhost {:?} and the database {:?} of its own (created if missing), never \
+         on the configured ones, so it cannot touch real queued work.",
+        report.vhost, report.database
     );
-    println!(
-        "  PostgreSQL: {}",
-        redact_url(secrecy::ExposeSecret::expose_secret(&settings.database_url))
-    );
+    println!("  RabbitMQ:   {}", report.amqp_shown);
+    println!("  PostgreSQL: {}", report.database_shown);
     match &report.outbox {
         Some(dir) => println!(
             "  SMTP:       {} (embedded capture; .eml files in {})",
@@ -357,6 +494,40 @@ mod tests {
         }
         assert!(jobs.iter().any(|(_, j)| j.organization_id.is_some()));
         assert!(jobs.iter().any(|(_, j)| j.organization_id.is_none()));
+    }
+
+    #[test]
+    fn the_demo_runs_on_a_vhost_and_a_database_of_its_own() {
+        let local = Settings::local();
+        let demo = demo_settings(&local).unwrap();
+        assert_eq!(
+            demo.amqp_url.expose_secret(),
+            "amqp://guest:guest@127.0.0.1:5672/herald-demo"
+        );
+        assert_eq!(
+            demo.database_url.expose_secret(),
+            "postgres://postgres@127.0.0.1:5432/herald_demo"
+        );
+
+        let mut custom = Settings::local();
+        custom.amqp_url = SecretString::from(
+            "amqp://u:p@10.0.0.1:5672/prod%2Feu,amqp://u:p@10.0.0.2:5672/prod%2Feu",
+        );
+        custom.database_url = SecretString::from("postgres://h:pw@db:5432/herald".to_string());
+        let demo = demo_settings(&custom).unwrap();
+        let vhosts: Vec<String> = herald_queue::connect::split_urls(demo.amqp_url.expose_secret())
+            .map(|u| vhost_of(&Url::parse(u).unwrap()))
+            .collect();
+        assert_eq!(vhosts, ["prod/eu-demo", "prod/eu-demo"]);
+        assert!(
+            demo.amqp_url.expose_secret().contains("u:p@10.0.0.2:5672"),
+            "{}",
+            demo.amqp_url.expose_secret()
+        );
+        assert_eq!(
+            demo.database_url.expose_secret(),
+            "postgres://h:pw@db:5432/herald_demo"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use crate::cli::Command;
 use crate::settings::Settings;
 
-pub use demo::{DemoReport, DemoRow, run_demo};
+pub use demo::{DemoReport, DemoRow, demo_settings, run_demo};
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     let settings = Settings::load()?;

@@ -1,18 +1,15 @@
 //! `herald worker`: consume and deliver until SIGTERM or Ctrl-C, then drain and exit.
 
+use herald_app::Application;
 use herald_worker::CancellationToken;
 use tracing::{info, warn};
 
-use crate::app;
 use crate::commands::redact_amqp_urls;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
-    let store = app::store(settings).await?;
-    let renderer = app::renderer(settings)?;
-    let mailer = app::mailer(settings, None)?;
-    let config = app::worker_config(settings);
-    if settings.ticket_secret.is_none() {
+    let app = Application::build(settings.clone()).await?;
+    if app.uses_random_ticket_secret() {
         warn!(
             "HERALD_TICKET_SECRET is not set: using a random secret for this process. Links stay valid, \
              but a job retried after a restart gets a new link. Set it (32+ bytes) in production."
@@ -20,15 +17,17 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     }
     info!(
         amqp = %redact_amqp_urls(secrecy::ExposeSecret::expose_secret(&settings.amqp_url)),
-        smtp = %mailer.describe(),
+        smtp = %app.mailer().describe(),
         public_url = %settings.public_url,
         "Starting the worker."
     );
-    let worker = app::worker(store, renderer, mailer, config);
+    let worker = app.worker();
     let shutdown = CancellationToken::new();
-    if let Some(addr) = settings.metrics_addr {
-        let poll_every = herald_observe::DEFAULT_POLL_INTERVAL;
-        let bound = app::observe(&worker, addr, poll_every, shutdown.clone()).await?;
+    let poll_every = herald_observe::DEFAULT_POLL_INTERVAL;
+    if let Some(bound) = app
+        .serve_metrics(&worker, poll_every, shutdown.clone())
+        .await?
+    {
         info!(%bound, "Serving /metrics, /healthz and /readyz.");
     }
     tokio::spawn(cancel_on_signal(shutdown.clone()));

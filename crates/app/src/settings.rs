@@ -85,12 +85,17 @@ pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/herald";
 pub const DEFAULT_SMTP_URL: &str = "smtp://127.0.0.1:1025";
 pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
-pub const DEFAULT_RETRY_DELAYS: &str = "5s,30s,2m,10m,30m,1h";
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 impl Settings {
     pub fn load() -> Result<Self, SettingsError> {
         Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Every default: the local services on their standard ports, as a machine with no HERALD_*
+    /// variable gets them. Tests start here and change the fields they need.
+    pub fn local() -> Self {
+        Self::from_lookup(|_| None).expect("the defaults are valid settings")
     }
 
     /// Reads settings through `lookup` (tests pass a map instead of the environment).
@@ -217,8 +222,20 @@ impl Settings {
             1024,
             16 * 1024 * 1024,
         )?;
-        let smtp_pool_size = number(&get, "HERALD_SMTP_POOL_SIZE", 8usize, 1, 256)?;
-        let smtp_timeout = duration(&get, "HERALD_SMTP_TIMEOUT", "30s")?;
+        // The mailer's own defaults, so they are written down once.
+        let mailer_defaults = herald_smtp::MailerOptions::default();
+        let smtp_pool_size = number(
+            &get,
+            "HERALD_SMTP_POOL_SIZE",
+            mailer_defaults.pool_size,
+            1,
+            256,
+        )?;
+        let smtp_timeout = duration(
+            &get,
+            "HERALD_SMTP_TIMEOUT",
+            &humantime::format_duration(mailer_defaults.timeout).to_string(),
+        )?;
         let smtp_allow_plaintext_auth = boolean(&get, "HERALD_SMTP_ALLOW_PLAINTEXT_AUTH")?;
         let shutdown_timeout = duration(&get, "HERALD_SHUTDOWN_TIMEOUT", "30s")?;
         let registry_cache_ttl = match get("HERALD_REGISTRY_CACHE_TTL").as_deref().map(str::trim) {
@@ -237,8 +254,13 @@ impl Settings {
             ));
         }
 
-        let retry_raw =
-            get("HERALD_RETRY_DELAYS").unwrap_or_else(|| DEFAULT_RETRY_DELAYS.to_string());
+        // The tiers of contract v1 (herald_queue's DEFAULT_RETRY_DELAYS) when unset.
+        let default_retry_delays = herald_queue::topology::DEFAULT_RETRY_DELAYS
+            .iter()
+            .map(|d| herald_queue::topology::compact(*d))
+            .collect::<Vec<_>>()
+            .join(",");
+        let retry_raw = get("HERALD_RETRY_DELAYS").unwrap_or_else(|| default_retry_delays.clone());
         let retry_delays = retry_raw
             .split(',')
             .map(|d| {
@@ -248,7 +270,7 @@ impl Settings {
                     .ok_or_else(|| {
                         bad(
                             "HERALD_RETRY_DELAYS",
-                            format!("must be a comma-separated list of delays between 100ms and 7d, such as {DEFAULT_RETRY_DELAYS} ({:?} is not)", d.trim()),
+                            format!("must be a comma-separated list of delays between 100ms and 7d, such as {default_retry_delays} ({:?} is not)", d.trim()),
                         )
                     })
             })
@@ -582,7 +604,12 @@ mod tests {
         assert!(s.smtp_url.is_none());
         assert_eq!(s.default_locale.to_string(), "en");
         assert_eq!(s.max_attempts, 10);
-        assert_eq!(s.retry_delays.len(), 6);
+        assert_eq!(s.retry_delays, herald_queue::topology::DEFAULT_RETRY_DELAYS);
+        let mailer = herald_smtp::MailerOptions::default();
+        assert_eq!(
+            (s.smtp_pool_size, s.smtp_timeout),
+            (mailer.pool_size, mailer.timeout)
+        );
         assert_eq!(s.message_id_domain(), "localhost");
     }
 
@@ -783,7 +810,7 @@ mod tests {
             ),
         ])
         .unwrap();
-        let config = crate::app::worker_config(&s);
+        let config = crate::application::worker_config(&s, herald_domain::TicketSecret::random());
         for shown in [format!("{s:?}"), format!("{s:#?}"), format!("{config:?}")] {
             assert!(!shown.contains("s3cret"), "{shown}");
             assert!(shown.contains("amqp_url"), "{shown}");
