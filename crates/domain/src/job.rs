@@ -618,6 +618,13 @@ fn display_name(
 }
 
 fn parse_result_url(raw: String) -> Result<Url, JobError> {
+    // The URL parser would silently drop tabs and line breaks; a URL with them is refused.
+    if raw.chars().any(char::is_control) {
+        return Err(JobError::field(
+            "result_url",
+            "must not contain control characters",
+        ));
+    }
     let url = Url::parse(&raw)
         .map_err(|e| JobError::field("result_url", format!("is not a valid URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
