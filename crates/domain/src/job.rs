@@ -304,7 +304,7 @@ impl EmailJob {
         let user = User {
             user_id: UserId::parse(wire.user.user_id)?,
             email: EmailAddress::parse(wire.user.email)?,
-            name: optional_text("user.name", wire.user.name, 300)?,
+            name: display_name("user.name", wire.user.name, 300)?,
             locale: optional_text("user.locale", wire.user.locale, 64)?,
         };
         let client_id = wire.client_id.map(ClientId::parse).transpose()?;
@@ -591,7 +591,40 @@ fn optional_text(
     }
 }
 
+/// Free text shown to people, never an identifier: control characters (CR and LF above all) and
+/// line or paragraph separators become spaces, runs of spaces collapse, and the ends are trimmed,
+/// so a display name with a line break still gets its user the email. Headers stay safe: no
+/// line break survives. The length limit applies to the text as sent.
+fn display_name(
+    field: &'static str,
+    value: Option<String>,
+    max: usize,
+) -> Result<Option<String>, JobError> {
+    let Some(v) = value else { return Ok(None) };
+    if v.len() > max {
+        return Err(JobError::field(
+            field,
+            format!("must be at most {max} bytes long"),
+        ));
+    }
+    let cleaned = v
+        .split(|c: char| {
+            c.is_control() || c.is_ascii_whitespace() || matches!(c, '\u{2028}' | '\u{2029}')
+        })
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok((!cleaned.is_empty()).then_some(cleaned))
+}
+
 fn parse_result_url(raw: String) -> Result<Url, JobError> {
+    // The URL parser would silently drop tabs and line breaks; a URL with them is refused.
+    if raw.chars().any(char::is_control) {
+        return Err(JobError::field(
+            "result_url",
+            "must not contain control characters",
+        ));
+    }
     let url = Url::parse(&raw)
         .map_err(|e| JobError::field("result_url", format!("is not a valid URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -781,10 +814,69 @@ mod tests {
     }
 
     #[test]
-    fn hostile_names_are_kept_for_escaping_but_line_breaks_are_refused() {
+    fn hostile_names_are_kept_for_escaping_and_line_breaks_become_spaces() {
         let ok = parse(r#"{"id":"j","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com","name":"<script>alert(1)</script>"}}"#).unwrap();
         assert_eq!(ok.user.name.as_deref(), Some("<script>alert(1)</script>"));
-        assert!(parse(r#"{"id":"j","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com","name":"Eve\r\nBcc: x@evil.test"}}"#).is_err());
+        let job = parse(r#"{"id":"j","type":"verification_email","user":{"user_id":"u1","email":"a@example.com","name":"Ana\r\nBcc: x@evil.example"}}"#).unwrap();
+        assert_eq!(job.user.name.as_deref(), Some("Ana Bcc: x@evil.example"));
+        let job = parse(r#"{"id":"j","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com","name":" \t Ana\u0000\u2028Maria\u0085 "}}"#).unwrap();
+        assert_eq!(job.user.name.as_deref(), Some("Ana Maria"));
+        let job = parse(r#"{"id":"j","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com","name":"\r\n"}}"#).unwrap();
+        assert_eq!(
+            job.user.name, None,
+            "a name of control characters only is no name"
+        );
+        assert_eq!(
+            job.to_wire().user.name,
+            None,
+            "what is stored and replayed is the cleaned name"
+        );
+    }
+
+    #[test]
+    fn ids_addresses_urls_and_locales_still_refuse_control_characters() {
+        let base = |user: &str, extra: &str| {
+            format!(r#"{{"id":"j","type":"verification_email","user":{user}{extra}}}"#)
+        };
+        let user = r#"{"user_id":"u1","email":"a@example.com"}"#;
+        for (json, field) in [
+            (
+                base(r#"{"user_id":"u\n1","email":"a@example.com"}"#, ""),
+                "user_id",
+            ),
+            (
+                base(
+                    r#"{"user_id":"u1","email":"a@example.com\r\nBcc: x@evil.example"}"#,
+                    "",
+                ),
+                "email",
+            ),
+            (
+                base(user, r#","result_url":"https://a.example/\r\nx""#),
+                "result_url",
+            ),
+            (base(user, r#","email_locale":"fr\n""#), "email_locale"),
+            (
+                base(
+                    r#"{"user_id":"u1","email":"a@example.com","locale":"fr\n"}"#,
+                    "",
+                ),
+                "locale",
+            ),
+            (
+                base(user, r#","organization_id":"org\n1""#),
+                "organization_id",
+            ),
+        ] {
+            let err = parse(&json).expect_err(field);
+            assert!(err.to_string().contains(field), "{field}: {err}");
+        }
+        assert!(
+            parse(&format!(
+                r#"{{"id":"j\n1","type":"welcome_email","user":{user}}}"#
+            ))
+            .is_err()
+        );
     }
 
     #[test]

@@ -51,12 +51,15 @@ impl TicketPurpose {
         }
     }
 
-    /// The ticket link for `token` under `base` (which ends with `/`).
+    /// The ticket link for `token` under `base` (which ends with `/`), ending in an empty
+    /// fragment as Auth0's do (`…/u/reset-password?ticket=…#`): clients that append their own
+    /// parameters after the `#` (Auth0 documents `#type=invite`) keep working.
     pub fn url(self, base: &Url, token: &TicketToken) -> Url {
         let mut url = base
             .join(self.path())
             .expect("static relative path joins any base");
         url.query_pairs_mut().append_pair("ticket", token.expose());
+        url.set_fragment(Some(""));
         url
     }
 }
@@ -250,17 +253,28 @@ mod tests {
         let base = ticket_base(None, &[], &public).unwrap();
         assert_eq!(
             TicketPurpose::PasswordChange.url(&base, &token).as_str(),
-            "https://id.example.com/herald/u/reset-password?ticket=abc_-1"
+            "https://id.example.com/herald/u/reset-password?ticket=abc_-1#"
         );
         let allowed = vec!["login.acme.test".to_string()];
         let base = ticket_base(Some("Login.Acme.test"), &allowed, &public).unwrap();
         assert_eq!(
             TicketPurpose::EmailVerification.url(&base, &token).as_str(),
-            "https://login.acme.test/u/email-verification?ticket=abc_-1"
+            "https://login.acme.test/u/email-verification?ticket=abc_-1#"
         );
         assert_eq!(
             TicketPurpose::MfaEnrollment.url(&base, &token).path(),
             "/u/mfa-enrollment"
+        );
+        let link = TicketPurpose::MfaEnrollment.url(&base, &token);
+        assert_eq!(link.fragment(), Some(""));
+        let ticket = link
+            .query_pairs()
+            .find(|(k, _)| k == "ticket")
+            .map(|(_, v)| v);
+        assert_eq!(
+            ticket.as_deref(),
+            Some("abc_-1"),
+            "the # is not part of the ticket"
         );
         let err = ticket_base(Some("evil.test"), &allowed, &public).unwrap_err();
         assert!(

@@ -261,11 +261,6 @@ const INVALID: &[(&str, &str, &str)] = &[
     ("missing-email.json", "invalid_job", "missing field `email`"),
     ("missing-id.json", "invalid_job", "missing field `id`"),
     (
-        "name-with-line-break.json",
-        "invalid_job",
-        "user.name must not contain control characters",
-    ),
-    (
         "password-change-result-url-with-organization-id.json",
         "invalid_job",
         "result_url cannot be specified when using organization_id",
@@ -584,8 +579,9 @@ fn edge_cases_agree() {
             (json!("Zo\u{eb} \u{1f600}"), Valid),
             (repeat("x", 300), Valid),
             (repeat("x", 301), Invalid),
-            (json!("Eve\r\nBcc: x@evil.test"), Invalid),
-            (json!("tab\there"), Invalid),
+            // Cleaned into one line, not refused: a display name never withholds an email.
+            (json!("Eve\r\nBcc: x@evil.test"), Valid),
+            (json!("tab\there"), Valid),
             (json!(null), Invalid),
             (repeat("\u{e9}", 151), SchemaOnly),
         ],
@@ -666,7 +662,7 @@ fn edge_cases_agree() {
             (json!("https:app.example.com"), RustOnly),
             (json!(" https://app.example.com/"), RustOnly),
             (json!("https://app.example.com/a b"), RustOnly),
-            (json!("https://app.example.com/a\nb"), RustOnly),
+            (json!("https://app.example.com/a\nb"), Invalid),
             (json!("https://[::1]:8080/"), RustOnly),
             (json!("https://-app.example.com/"), RustOnly),
             (json!("https://app..example.com/"), RustOnly),
@@ -915,4 +911,15 @@ fn edge_cases_agree() {
         }
     }
     report(&failures);
+}
+
+/// A display name with a line break is no reason to withhold the email: the job is valid under
+/// the parser and the schema, and the name reaches the worker on one line.
+#[test]
+fn a_name_with_a_line_break_is_valid_and_arrives_on_one_line() {
+    let path = examples_dir().join("verification-email-name-with-line-break.json");
+    let (bytes, value) = read(&path);
+    assert!(schema_errors(&validator(), &value).is_empty());
+    let job = herald_domain::EmailJob::parse(&bytes, 64 * 1024).expect("a valid job");
+    assert_eq!(job.user.name.as_deref(), Some("Ana Bcc: x@evil.example"));
 }

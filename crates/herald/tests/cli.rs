@@ -19,6 +19,8 @@ fn french_subject(env: &TestEnv) -> String {
         None,
         None,
         Some("https://x/".into()),
+        None,
+        time::OffsetDateTime::now_utc(),
         "Herald",
     );
     env.renderer
@@ -74,7 +76,7 @@ async fn herald_send_with_a_running_worker_delivers_a_french_email_with_a_hashed
         .split("ticket=")
         .nth(1)
         .unwrap()
-        .trim_end_matches(['.', ',']);
+        .trim_end_matches(['.', ',', '#']);
     let ticket = env
         .db
         .store

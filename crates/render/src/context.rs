@@ -65,7 +65,9 @@ pub struct EmailContext {
     pub user: UserView,
     /// The ticket link. Templates also see it as `link` (Auth0's name in enrollment emails).
     pub url: Option<String>,
-    /// The ticket's lifetime; templates show it as a localized "expires in" line.
+    /// The seconds the ticket link has left when the email is rendered (the worker passes the
+    /// ticket's expiry minus now, not the job's `ttl_sec`); templates show it as a localized
+    /// "expires in" line.
     pub ttl_sec: Option<u64>,
     pub application: Option<ApplicationView>,
     pub organization: Option<OrganizationView>,

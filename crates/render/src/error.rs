@@ -55,6 +55,8 @@ pub enum LoadError {
     },
     #[error("locale {locale} lacks messages that other locales define: {keys}")]
     MissingMessages { locale: String, keys: String },
+    #[error("the template file {file} is refused: {reason}")]
+    Unescaped { file: String, reason: String },
     #[error("the default templates do not render: {source}")]
     Defaults {
         #[source]
@@ -79,6 +81,14 @@ pub enum RenderError {
         part: Part,
         reason: String,
     },
+    #[error("the {part} override of {template} is refused: {reason}")]
+    Unescaped {
+        template: TemplateName,
+        part: Part,
+        reason: String,
+    },
+    #[error("an override of {template} must set at least one of subject, html or text")]
+    NothingToOverride { template: TemplateName },
     #[error("rendering the {part} of {template} in {locale} failed: {source}")]
     Template {
         template: TemplateName,

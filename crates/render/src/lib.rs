@@ -4,7 +4,8 @@
 //!
 //! Everything is loaded once ([`Renderer::embedded`] or [`Renderer::from_dirs`]); rendering is
 //! pure and takes `&self`. User data is HTML-escaped in the HTML part, including whatever passes
-//! through a fluent message, and brand colours reach the stylesheet only as validated `#RRGGBB`.
+//! through a fluent message: no HTML template, built-in, loaded or override, may print a value
+//! unescaped. Brand colours reach the stylesheet only as validated `#RRGGBB`.
 
 mod context;
 mod error;
@@ -17,4 +18,4 @@ mod tests;
 
 pub use context::{ApplicationView, Brand, EmailContext, OrganizationView, UserView};
 pub use error::{LoadError, Part, RenderError};
-pub use renderer::{RenderedEmail, Renderer, TemplateSources};
+pub use renderer::{CheckedOverride, Rendered, RenderedEmail, Renderer, TemplateSources};

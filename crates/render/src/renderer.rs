@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use css_inline::CSSInliner;
+use handlebars::template::{Parameter, TemplateElement};
 use handlebars::{Handlebars, RenderErrorReason, Template};
 use herald_domain::{Locale, TemplateName, negotiate};
 
@@ -25,6 +26,37 @@ pub struct TemplateSources {
     pub subject: Option<String>,
     pub html: Option<String>,
     pub text: Option<String>,
+}
+
+/// Override sources that compiled, passed the safety rules (no raw output in HTML, no decorators,
+/// bounded nesting and size) and rendered in every loaded locale against the sample contexts.
+///
+/// Only [`Renderer::check_override`] makes one, so holding one proves the check ran; the store's
+/// `set_template_override` accepts nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedOverride {
+    template: TemplateName,
+    sources: TemplateSources,
+}
+
+impl CheckedOverride {
+    /// The template these sources replace parts of.
+    pub fn template(&self) -> TemplateName {
+        self.template
+    }
+
+    pub fn sources(&self) -> &TemplateSources {
+        &self.sources
+    }
+}
+
+/// An email rendered for a job: with its override when that rendered, else with the built-in
+/// template, and then the override's error.
+#[derive(Debug)]
+pub struct Rendered {
+    pub email: RenderedEmail,
+    /// Why the override was not used; `None` when there was none or it rendered.
+    pub override_failure: Option<RenderError>,
 }
 
 /// A rendered email, ready to be put into a MIME message.
@@ -113,19 +145,29 @@ impl Renderer {
                 continue;
             }
             let name = file.path.to_string_lossy();
-            let (registry, stem) = if let Some(stem) = name.strip_suffix(".html.hbs") {
-                (&mut html, stem)
+            let (registry, stem, is_html) = if let Some(stem) = name.strip_suffix(".html.hbs") {
+                (&mut html, stem, true)
             } else if let Some(stem) = name.strip_suffix(".text.hbs") {
-                (&mut text, stem)
+                (&mut text, stem, false)
             } else {
                 continue;
             };
+            let compile_error = |e| LoadError::Template {
+                file: name.to_string(),
+                source: Box::new(e),
+            };
+            if is_html
+                && let Err(reason) =
+                    escaped_only(&Template::compile(&file.contents).map_err(compile_error)?)
+            {
+                return Err(LoadError::Unescaped {
+                    file: name.to_string(),
+                    reason,
+                });
+            }
             registry
                 .register_template_string(stem, &file.contents)
-                .map_err(|e| LoadError::Template {
-                    file: name.to_string(),
-                    source: Box::new(e),
-                })?;
+                .map_err(compile_error)?;
         }
         let required = std::iter::once(LAYOUT).chain(TemplateName::ALL.map(TemplateName::as_str));
         for name in required {
@@ -181,8 +223,39 @@ impl Renderer {
         self.catalog.locales()
     }
 
+    /// Renders a job's email: with `overrides` when they render, else with the built-in template,
+    /// so that a broken override never withholds an email. The override's error is returned
+    /// beside the email for the caller to count, log and record. When the built-in template fails
+    /// too, the fault is not the override's and that error is returned.
+    pub fn render_or_fallback(
+        &self,
+        template: TemplateName,
+        locale: &Locale,
+        ctx: &EmailContext,
+        overrides: Option<&TemplateSources>,
+    ) -> Result<Rendered, RenderError> {
+        let override_failure = match overrides {
+            None => None,
+            Some(o) => match self.render(template, locale, ctx, Some(o)) {
+                Ok(email) => {
+                    return Ok(Rendered {
+                        email,
+                        override_failure: None,
+                    });
+                }
+                Err(e) => Some(e),
+            },
+        };
+        let email = self.render(template, locale, ctx, None)?;
+        Ok(Rendered {
+            email,
+            override_failure,
+        })
+    }
+
     /// Renders `template` in `locale` (negotiated against the loaded locales: `fr-CA` renders in
-    /// `fr`, an unknown one in `en`), using `overrides` for the parts they provide.
+    /// `fr`, an unknown one in `en`), using `overrides` for the parts they provide; any error,
+    /// the override's included, is returned (see [`Renderer::render_or_fallback`]).
     pub fn render(
         &self,
         template: TemplateName,
@@ -327,23 +400,19 @@ impl Renderer {
 
     /// Compiles `sources` and renders them in every loaded locale against two sample contexts
     /// (fully populated, and as sparse as a real job can be), so a broken override is refused
-    /// before it is stored rather than failing on a real email.
+    /// before it is stored rather than failing on a real email. The HTML part may not print
+    /// anything unescaped (`{{{x}}}`, `{{&x}}`), and partials are named literally.
     pub fn check_override(
         &self,
         template: TemplateName,
-        sources: &TemplateSources,
-    ) -> Result<(), RenderError> {
-        guard_sources(template, sources)?;
-        for (part, source) in [
-            (Part::Subject, &sources.subject),
-            (Part::Html, &sources.html),
-            (Part::Text, &sources.text),
-        ] {
-            if let Some(source) = source {
-                compile(template, part, source)?;
-            }
+        sources: TemplateSources,
+    ) -> Result<CheckedOverride, RenderError> {
+        if sources.subject.is_none() && sources.html.is_none() && sources.text.is_none() {
+            return Err(RenderError::NothingToOverride { template });
         }
-        self.check_template(template, Some(sources))
+        guard_sources(template, &sources)?;
+        self.check_template(template, Some(&sources))?;
+        Ok(CheckedOverride { template, sources })
     }
 
     fn check_all(&self, sources: Option<&TemplateSources>) -> Result<(), RenderError> {
@@ -446,26 +515,87 @@ pub const MAX_OVERRIDE_NESTING: usize = 24;
 /// The largest override part accepted.
 pub const MAX_OVERRIDE_BYTES: usize = 256 * 1024;
 
-/// Refuses override sources that could exhaust the stack while compiling or rendering: inline
-/// partial definitions and other decorators (a partial can call itself without bound), nesting
-/// deeper than [`MAX_OVERRIDE_NESTING`], and parts over [`MAX_OVERRIDE_BYTES`].
+/// Refuses override sources that could exhaust the stack while compiling or rendering (inline
+/// partial definitions and other decorators, as a partial can call itself without bound; nesting
+/// deeper than [`MAX_OVERRIDE_NESTING`]; parts over [`MAX_OVERRIDE_BYTES`]), that do not compile,
+/// that name a partial through an expression, or whose HTML part prints anything unescaped.
 fn guard_sources(template: TemplateName, sources: &TemplateSources) -> Result<(), RenderError> {
     for (part, source) in [
         (Part::Subject, &sources.subject),
         (Part::Html, &sources.html),
         (Part::Text, &sources.text),
     ] {
-        if let Some(source) = source
-            && let Err(reason) = source_shape(source)
-        {
-            return Err(RenderError::TooComplex {
+        let Some(source) = source else { continue };
+        let refused = |reason| RenderError::TooComplex {
+            template,
+            part,
+            reason,
+        };
+        source_shape(source).map_err(refused)?;
+        let compiled = compile(template, part, source)?;
+        literal_partials(&compiled).map_err(refused)?;
+        if part == Part::Html {
+            escaped_only(&compiled).map_err(|reason| RenderError::Unescaped {
                 template,
                 part,
                 reason,
-            });
+            })?;
         }
     }
     Ok(())
+}
+
+/// Every element of `template`, blocks and partial blocks included, depth first.
+fn visit(
+    template: &Template,
+    check: &mut dyn FnMut(&TemplateElement) -> Result<(), String>,
+) -> Result<(), String> {
+    for element in &template.elements {
+        check(element)?;
+        let inner: [Option<&Template>; 2] = match element {
+            TemplateElement::HelperBlock(h) => [h.template.as_ref(), h.inverse.as_ref()],
+            TemplateElement::PartialBlock(d) | TemplateElement::DecoratorBlock(d) => {
+                [d.template.as_ref(), None]
+            }
+            _ => [None, None],
+        };
+        for t in inner.into_iter().flatten() {
+            visit(t, check)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses the ways handlebars prints a value without the registry's HTML escaping:
+/// `{{{value}}}`, `{{{{value}}}}`-style triple-stash and `{{&value}}`. Everything else a template
+/// prints goes through the escape function: expressions, helpers (`t` escapes its output and
+/// its arguments), and partials (built-in or loaded ones, themselves checked with this rule).
+/// Raw blocks (`{{{{raw}}}}…{{{{/raw}}}}`) only print their own literal text.
+fn escaped_only(template: &Template) -> Result<(), String> {
+    visit(template, &mut |element| match element {
+        TemplateElement::HtmlExpression(_) => Err(
+            "it prints a value unescaped ({{{…}}} or {{&…}}); write {{…}} so that user data is \
+             HTML-escaped"
+                .to_string(),
+        ),
+        _ => Ok(()),
+    })
+}
+
+/// Refuses partials named by an expression (`{{> (lookup …)}}`): an override may only call the
+/// partials it names, never one that data picks.
+fn literal_partials(template: &Template) -> Result<(), String> {
+    visit(template, &mut |element| match element {
+        TemplateElement::PartialExpression(d) | TemplateElement::PartialBlock(d)
+            if !matches!(d.name, Parameter::Name(_)) =>
+        {
+            Err(
+                "a partial must be named literally ({{> button …}}), not by an expression"
+                    .to_string(),
+            )
+        }
+        _ => Ok(()),
+    })
 }
 
 fn source_shape(source: &str) -> Result<(), String> {

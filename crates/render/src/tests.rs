@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use herald_domain::{Locale, TemplateName};
 
-use crate::{Brand, EmailContext, RenderError, RenderedEmail, Renderer, TemplateSources};
+use crate::{Brand, EmailContext, Part, RenderError, RenderedEmail, Renderer, TemplateSources};
 
 const URL: &str = "https://auth.example.com/tickets/verify?ticket=T0k3n";
 const LOCALES: [&str; 6] = ["en", "fr", "de", "es", "pt-BR", "ja"];
@@ -190,9 +190,9 @@ fn hostile_names_are_escaped_in_html_including_through_fluent() {
 }
 
 #[test]
-fn the_t_helper_escapes_even_in_triple_stash_and_the_text_registry_does_not() {
+fn the_t_helper_escapes_in_html_and_the_text_registry_does_not() {
     let overrides = TemplateSources {
-        html: Some(r#"<p>{{t "greeting-named" name=user.name}}|{{{t "greeting-named" name=user.name}}}</p>"#.into()),
+        html: Some(r#"<p>{{t "greeting-named" name=user.name}}</p>"#.into()),
         text: Some(r#"{{t "greeting-named" name=user.name}}"#.into()),
         subject: None,
     };
@@ -206,16 +206,220 @@ fn the_t_helper_escapes_even_in_triple_stash_and_the_text_registry_does_not() {
         )
         .expect("renders");
     assert!(!email.html.contains("<b>"), "{}", email.html);
-    assert_eq!(
+    assert!(
         email
             .html
-            .matches("Hello &lt;b&gt;Tom &amp; Jerry&lt;/b&gt;,")
-            .count(),
-        2,
+            .contains("Hello &lt;b&gt;Tom &amp; Jerry&lt;/b&gt;,"),
         "{}",
         email.html
     );
     assert_eq!(email.text, "Hello <b>Tom & Jerry</b>,\n");
+}
+
+/// A user name an attacker chose, for the tests of raw output.
+const HOSTILE_NAME: &str = "Eve<script>alert(1)</script><img src=x onerror=alert(2)>\"'&";
+
+#[test]
+fn html_overrides_that_print_unescaped_output_are_refused_and_never_render() {
+    let r = renderer();
+    let mut ctx = ctx(TemplateName::VerifyEmail);
+    ctx.user.name = Some(HOSTILE_NAME.into());
+    for html in [
+        "<p>{{{user.name}}}</p>",
+        "<p>{{~{user.name}~}}</p>",
+        "<p>{{& user.name}}</p>",
+        "<p>{{~&user.name~}}</p>",
+        "<p>{{{lookup user \"name\"}}}</p>",
+        "<p>{{{t \"greeting-named\" name=user.name}}}</p>",
+        "{{#if user.name}}<p>{{{user.name}}}</p>{{/if}}",
+        "{{#if url}}ok{{else}}<p>{{&user.email}}</p>{{/if}}",
+        "{{#each user}}{{{this}}}{{/each}}",
+        "{{#> layout}}<p>{{{user.name}}}</p>{{/layout}}",
+        "{{#with user}}{{#if name}}{{{name}}}{{/if}}{{/with}}",
+    ] {
+        let sources = TemplateSources {
+            html: Some(html.into()),
+            ..TemplateSources::default()
+        };
+        let err = r
+            .check_override(TemplateName::VerifyEmail, sources.clone())
+            .expect_err(html);
+        assert!(
+            matches!(
+                err,
+                RenderError::Unescaped {
+                    part: Part::Html,
+                    ..
+                }
+            ),
+            "{html}: {err}"
+        );
+        assert!(err.to_string().contains("unescaped"), "{err}");
+        // A stored override saved before this rule is refused at render time too.
+        let err = r
+            .render(
+                TemplateName::VerifyEmail,
+                &locale("en"),
+                &ctx,
+                Some(&sources),
+            )
+            .expect_err(html);
+        assert!(
+            matches!(err, RenderError::Unescaped { .. }),
+            "{html}: {err}"
+        );
+    }
+}
+
+#[test]
+fn hostile_user_data_comes_out_escaped_through_every_way_an_override_can_print_it() {
+    let r = renderer();
+    let mut ctx = ctx(TemplateName::VerifyEmail);
+    ctx.user.name = Some(HOSTILE_NAME.into());
+    ctx.user.user_id = HOSTILE_NAME.into();
+    for html in [
+        "<p>{{user.name}}</p>",
+        "<p title=\"{{user.name}}\">x</p>",
+        "<p>{{lookup user \"name\"}}</p>",
+        "{{#with user}}<p>{{name}}</p>{{/with}}",
+        "{{#each user}}<p>{{this}}</p>{{/each}}",
+        "<p>{{t \"greeting-named\" name=user.name}}</p>",
+        "{{#> layout heading=user.name}}<p>{{user.user_id}}</p>{{/layout}}",
+        "{{> button href=url label=user.name}}",
+        "{{{{raw}}}}{{{user.name}}}{{{{/raw}}}}<p>{{user.name}}</p>",
+    ] {
+        let sources = TemplateSources {
+            html: Some(html.into()),
+            ..TemplateSources::default()
+        };
+        let Ok(email) = r.render(
+            TemplateName::VerifyEmail,
+            &locale("en"),
+            &ctx,
+            Some(&sources),
+        ) else {
+            continue;
+        };
+        let markup = without_attribute_values(&email.html);
+        assert!(!markup.contains("<script"), "{html}: {markup}");
+        assert!(!markup.contains("<img src=x"), "{html}: {markup}");
+    }
+}
+
+/// `html` with the quoted attribute values inside tags blanked: what is left is the markup a
+/// client parses as elements (a `<` inside a quoted attribute value is only text).
+fn without_attribute_values(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let (mut in_tag, mut quote) = (false, None);
+    for c in html.chars() {
+        match (in_tag, quote) {
+            (true, Some(q)) if c == q => quote = None,
+            (true, Some(_)) => continue,
+            (true, None) if c == '"' || c == '\'' => quote = Some(c),
+            (true, None) if c == '>' => in_tag = false,
+            (false, _) if c == '<' => in_tag = true,
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn partials_named_by_an_expression_are_refused() {
+    let sources = TemplateSources {
+        html: Some(r#"{{> (lookup user "name")}}"#.into()),
+        ..TemplateSources::default()
+    };
+    let err = renderer()
+        .check_override(TemplateName::VerifyEmail, sources)
+        .unwrap_err();
+    assert!(err.to_string().contains("named literally"), "{err}");
+}
+
+#[test]
+fn templates_loaded_from_disk_may_not_print_unescaped_output_either() {
+    let dir = std::env::temp_dir().join(format!("herald-raw-{}", std::process::id()));
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for entry in std::fs::read_dir(root.join("templates")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), templates.join(entry.file_name())).unwrap();
+    }
+    let locales = root.join("locales");
+    Renderer::from_dirs(&templates, &locales).expect("the copied defaults load");
+    std::fs::write(
+        templates.join("verify_email.html.hbs"),
+        "{{#> layout}}<p>{{{user.name}}}</p>{{/layout}}",
+    )
+    .unwrap();
+    let err = Renderer::from_dirs(&templates, &locales).unwrap_err();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        matches!(&err, crate::LoadError::Unescaped { file, .. } if file == "verify_email.html.hbs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_broken_override_falls_back_to_the_built_in_template_and_reports_why() {
+    let r = renderer();
+    let c = ctx(TemplateName::VerifyEmail);
+    let broken = TemplateSources {
+        subject: Some("Hi {{organization.display_name}}".into()),
+        html: Some("<p>{{no_such_field}}</p>".into()),
+        ..TemplateSources::default()
+    };
+    let strict = r.render(TemplateName::VerifyEmail, &locale("en"), &c, Some(&broken));
+    assert!(strict.is_err(), "the override itself does not render");
+    let rendered = r
+        .render_or_fallback(TemplateName::VerifyEmail, &locale("en"), &c, Some(&broken))
+        .expect("the built-in template renders");
+    let built_in = r
+        .render(TemplateName::VerifyEmail, &locale("en"), &c, None)
+        .unwrap();
+    assert_eq!(
+        rendered.email, built_in,
+        "the whole email is the built-in one"
+    );
+    let failure = rendered.override_failure.expect("the override's error");
+    assert!(failure.to_string().contains("verify_email"), "{failure}");
+
+    let good = TemplateSources {
+        subject: Some("Custom".into()),
+        ..TemplateSources::default()
+    };
+    let rendered = r
+        .render_or_fallback(TemplateName::VerifyEmail, &locale("en"), &c, Some(&good))
+        .unwrap();
+    assert_eq!(rendered.email.subject, "Custom");
+    assert!(rendered.override_failure.is_none());
+}
+
+#[test]
+fn when_the_built_in_template_fails_too_that_error_is_returned() {
+    let mut c = ctx(TemplateName::VerifyEmail);
+    c.url = Some("javascript:alert(1)".into());
+    let sources = TemplateSources {
+        subject: Some("Custom".into()),
+        ..TemplateSources::default()
+    };
+    let err = renderer()
+        .render_or_fallback(TemplateName::VerifyEmail, &locale("en"), &c, Some(&sources))
+        .unwrap_err();
+    assert!(matches!(err, RenderError::UnsafeLink { .. }), "{err}");
+}
+
+#[test]
+fn an_override_with_no_part_is_refused() {
+    let err = renderer()
+        .check_override(TemplateName::VerifyEmail, TemplateSources::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, RenderError::NothingToOverride { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -437,7 +641,7 @@ fn an_override_may_use_the_layout_and_button_partials() {
         ..TemplateSources::default()
     };
     renderer()
-        .check_override(TemplateName::ResetEmail, &overrides)
+        .check_override(TemplateName::ResetEmail, overrides)
         .expect("a good override passes");
 }
 
@@ -497,7 +701,7 @@ fn check_override_refuses_broken_sources() {
     ];
     for (sources, what) in cases {
         let err = r
-            .check_override(TemplateName::VerifyEmail, &sources)
+            .check_override(TemplateName::VerifyEmail, sources)
             .expect_err(what);
         let message = err.to_string();
         assert!(message.contains("verify_email"), "{what}: {message}");
@@ -505,7 +709,7 @@ fn check_override_refuses_broken_sources() {
     let err = r
         .check_override(
             TemplateName::VerifyEmail,
-            &TemplateSources {
+            TemplateSources {
                 text: Some(r#"{{t "no-such-key"}}"#.into()),
                 ..Default::default()
             },
@@ -518,7 +722,7 @@ fn check_override_refuses_broken_sources() {
     let err = r
         .check_override(
             TemplateName::VerifyEmail,
-            &TemplateSources {
+            TemplateSources {
                 html: Some("{{#if x}}".into()),
                 ..Default::default()
             },

@@ -18,4 +18,6 @@ pub use error::StoreError;
 pub use ledger::{
     BeginOutcome, IssuedTicket, JobEvent, JobRecord, JobStatus, LedgerJob, StoredTicket, TicketSpec,
 };
-pub use registry::{Branding, Client, Organization, OverrideScope, TemplateOverride};
+pub use registry::{
+    Branding, Client, Organization, OverrideHealth, OverrideScope, TemplateOverride,
+};

@@ -4,7 +4,9 @@
 use std::fmt;
 
 use herald_domain::{Locale, TemplateName};
+use herald_render::{CheckedOverride, TemplateSources};
 use sqlx::error::ErrorKind;
+use time::OffsetDateTime;
 
 use crate::db::Store;
 use crate::error::StoreError;
@@ -89,7 +91,8 @@ impl fmt::Display for OverrideScope {
     }
 }
 
-/// A replacement for some parts of a default template; a part left `None` keeps the default.
+/// A stored replacement for some parts of a default template; a part left `None` keeps the
+/// default. Saved only from a [`CheckedOverride`] (see [`Store::set_template_override`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateOverride {
     pub scope: OverrideScope,
@@ -99,6 +102,30 @@ pub struct TemplateOverride {
     pub subject: Option<String>,
     pub html: Option<String>,
     pub text: Option<String>,
+    pub health: OverrideHealth,
+}
+
+impl TemplateOverride {
+    /// The parts, as the renderer takes them.
+    pub fn sources(&self) -> TemplateSources {
+        TemplateSources {
+            subject: self.subject.clone(),
+            html: self.html.clone(),
+            text: self.text.clone(),
+        }
+    }
+}
+
+/// How a stored override has fared on real emails since it was last saved. An override that
+/// fails to render is replaced by the built-in template for that email; this is what the
+/// operator sees of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OverrideHealth {
+    /// Emails that fell back to the built-in template.
+    pub failures: u64,
+    pub last_failure_at: Option<OffsetDateTime>,
+    /// The render error of the last failure.
+    pub last_failure: Option<String>,
 }
 
 impl Organization {
@@ -142,40 +169,43 @@ impl Client {
     }
 }
 
-impl TemplateOverride {
-    /// Checks the scope id, the locale and the parts; at least one part must be set.
-    pub fn validate(&self) -> Result<(), String> {
-        let field = match self.scope {
-            OverrideScope::Organization(_) => "template override organization id",
-            OverrideScope::Client(_) => "template override client id",
-        };
-        check_id(field, self.scope.id())?;
-        if let Some(locale) = &self.locale {
-            check_locale("template override locale", locale)?;
-        }
-        if self.subject.is_none() && self.html.is_none() && self.text.is_none() {
-            return Err(
-                "a template override must set at least one of subject, html or text".into(),
-            );
-        }
-        if let Some(subject) = &self.subject {
-            check_no_control("template override subject", subject)?;
-            check_len("template override subject", subject, MAX_SUBJECT_LEN)?;
-        }
-        for (field, body) in [
-            ("template override html", &self.html),
-            ("template override text", &self.text),
-        ] {
-            if let Some(body) = body {
-                if body.contains('\0') {
-                    return Err(format!("{field} must not contain NUL characters"));
-                }
-                check_len(field, body, MAX_BODY_LEN)?;
-            }
-        }
-        Ok(())
+/// Checks the scope id, the locale and the parts of an override about to be saved.
+fn validate_override(
+    scope: &OverrideScope,
+    locale: Option<&str>,
+    sources: &TemplateSources,
+) -> Result<(), String> {
+    let field = match scope {
+        OverrideScope::Organization(_) => "template override organization id",
+        OverrideScope::Client(_) => "template override client id",
+    };
+    check_id(field, scope.id())?;
+    if let Some(locale) = locale {
+        check_locale("template override locale", locale)?;
     }
+    if sources.subject.is_none() && sources.html.is_none() && sources.text.is_none() {
+        return Err("a template override must set at least one of subject, html or text".into());
+    }
+    if let Some(subject) = &sources.subject {
+        check_no_control("template override subject", subject)?;
+        check_len("template override subject", subject, MAX_SUBJECT_LEN)?;
+    }
+    for (field, body) in [
+        ("template override html", &sources.html),
+        ("template override text", &sources.text),
+    ] {
+        if let Some(body) = body {
+            if body.contains('\0') {
+                return Err(format!("{field} must not contain NUL characters"));
+            }
+            check_len(field, body, MAX_BODY_LEN)?;
+        }
+    }
+    Ok(())
 }
+
+/// The longest failure message kept on an override row.
+const MAX_FAILURE_LEN: usize = 2000;
 
 impl Store {
     /// Creates the organization or replaces every field of the one with the same id.
@@ -287,37 +317,66 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Creates the override or replaces the one with the same scope, template and locale.
-    /// An unknown organization or client is [`StoreError::NotFound`].
-    pub async fn set_template_override(&self, o: &TemplateOverride) -> Result<(), StoreError> {
-        o.validate().map_err(StoreError::Invalid)?;
+    /// Creates the override or replaces the one with the same scope, template and locale (and
+    /// clears its failures). Only a [`CheckedOverride`] is accepted: the renderer compiled and
+    /// test-rendered it in every locale. An unknown organization or client is
+    /// [`StoreError::NotFound`].
+    pub async fn set_template_override(
+        &self,
+        scope: &OverrideScope,
+        locale: Option<&str>,
+        checked: &CheckedOverride,
+    ) -> Result<(), StoreError> {
+        let sources = checked.sources();
+        validate_override(scope, locale, sources).map_err(StoreError::Invalid)?;
         let result = sqlx::query(
             "INSERT INTO template_overrides \
                  (organization_id, client_id, template, locale, subject, html, text) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (organization_id, client_id, template, locale) DO UPDATE SET \
                  subject = EXCLUDED.subject, html = EXCLUDED.html, text = EXCLUDED.text, \
-                 updated_at = now()",
+                 failures = 0, last_failure_at = NULL, last_failure = NULL, updated_at = now()",
+        )
+        .bind(scope.organization_id())
+        .bind(scope.client_id())
+        .bind(checked.template().as_str())
+        .bind(locale_key(locale))
+        .bind(&sources.subject)
+        .bind(&sources.html)
+        .bind(&sources.text)
+        .execute(self.pool())
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_kind(&e, ErrorKind::ForeignKeyViolation) => Err(StoreError::NotFound(
+                format!("{scope} does not exist; register it before overriding its templates"),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Counts one email for which `o` failed to render (and the built-in template was used),
+    /// keeping the time and `message`; false if the override is gone.
+    pub async fn record_override_failure(
+        &self,
+        o: &TemplateOverride,
+        message: &str,
+    ) -> Result<bool, StoreError> {
+        let message: String = message.chars().take(MAX_FAILURE_LEN).collect();
+        let done = sqlx::query(
+            "UPDATE template_overrides \
+             SET failures = failures + 1, last_failure_at = now(), last_failure = $5 \
+             WHERE organization_id IS NOT DISTINCT FROM $1 AND client_id IS NOT DISTINCT FROM $2 \
+               AND template = $3 AND locale = $4",
         )
         .bind(o.scope.organization_id())
         .bind(o.scope.client_id())
         .bind(o.template.as_str())
         .bind(locale_key(o.locale.as_deref()))
-        .bind(&o.subject)
-        .bind(&o.html)
-        .bind(&o.text)
+        .bind(message)
         .execute(self.pool())
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_kind(&e, ErrorKind::ForeignKeyViolation) => {
-                Err(StoreError::NotFound(format!(
-                    "{} does not exist; register it before overriding its templates",
-                    o.scope
-                )))
-            }
-            Err(e) => Err(e.into()),
-        }
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// The overrides of one organization or client, or all of them; ordered by scope, template
@@ -327,7 +386,8 @@ impl Store {
         scope: Option<&OverrideScope>,
     ) -> Result<Vec<TemplateOverride>, StoreError> {
         let rows = sqlx::query_as::<_, OverrideRow>(
-            "SELECT organization_id, client_id, template, locale, subject, html, text \
+            "SELECT organization_id, client_id, template, locale, subject, html, text, \
+                    failures, last_failure_at, last_failure \
              FROM template_overrides \
              WHERE ($1::text IS NULL OR organization_id = $1) \
                AND ($2::text IS NULL OR client_id = $2) \
@@ -377,7 +437,8 @@ impl Store {
             return Ok(None);
         }
         let row = sqlx::query_as::<_, OverrideRow>(
-            "SELECT organization_id, client_id, template, locale, subject, html, text \
+            "SELECT organization_id, client_id, template, locale, subject, html, text, \
+                    failures, last_failure_at, last_failure \
              FROM template_overrides \
              WHERE template = $1 AND locale IN ($4, '') \
                AND (organization_id = $2 OR client_id = $3) \
@@ -449,6 +510,9 @@ struct OverrideRow {
     subject: Option<String>,
     html: Option<String>,
     text: Option<String>,
+    failures: i64,
+    last_failure_at: Option<OffsetDateTime>,
+    last_failure: Option<String>,
 }
 
 impl TryFrom<OverrideRow> for TemplateOverride {
@@ -476,6 +540,11 @@ impl TryFrom<OverrideRow> for TemplateOverride {
             subject: row.subject,
             html: row.html,
             text: row.text,
+            health: OverrideHealth {
+                failures: u64::try_from(row.failures).unwrap_or(0),
+                last_failure_at: row.last_failure_at,
+                last_failure: row.last_failure,
+            },
         })
     }
 }
@@ -692,20 +761,37 @@ mod tests {
         };
         assert!(bad.validate().unwrap_err().contains("login_uri"));
 
-        let o = TemplateOverride {
-            scope: OverrideScope::Client("app_1".into()),
-            template: TemplateName::VerifyEmail,
-            locale: None,
-            subject: None,
-            html: None,
-            text: None,
-        };
-        assert!(o.validate().unwrap_err().contains("at least one"));
-        let o = TemplateOverride {
+        let scope = OverrideScope::Client("app_1".into());
+        let none = TemplateSources::default();
+        assert!(
+            validate_override(&scope, None, &none)
+                .unwrap_err()
+                .contains("at least one")
+        );
+        let header = TemplateSources {
             subject: Some("Hi\r\nBcc: x".into()),
-            ..o
+            ..none
         };
-        assert!(o.validate().unwrap_err().contains("subject"));
+        assert!(
+            validate_override(&scope, None, &header)
+                .unwrap_err()
+                .contains("subject")
+        );
+        let bad_scope = OverrideScope::Organization("a b".into());
+        let fine = TemplateSources {
+            subject: Some("Hi".into()),
+            ..TemplateSources::default()
+        };
+        assert!(
+            validate_override(&bad_scope, None, &fine)
+                .unwrap_err()
+                .contains("organization id")
+        );
+        assert!(
+            validate_override(&scope, Some("!!"), &fine)
+                .unwrap_err()
+                .contains("locale")
+        );
     }
 
     #[test]

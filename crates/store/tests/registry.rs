@@ -1,10 +1,11 @@
 //! The registry against a real PostgreSQL: connecting, migrations, organizations, clients,
 //! template overrides and error classification. Each test has its own database.
 
+use std::sync::OnceLock;
+
 use herald_domain::TemplateName;
-use herald_store::{
-    Branding, Client, Organization, OverrideScope, Store, StoreError, TemplateOverride,
-};
+use herald_render::{CheckedOverride, Renderer, TemplateSources};
+use herald_store::{Branding, Client, Organization, OverrideScope, Store, StoreError};
 use herald_testkit::db::TestDb;
 use sqlx::AssertSqlSafe;
 
@@ -31,15 +32,22 @@ fn app() -> Client {
     }
 }
 
-fn subject_override(scope: OverrideScope, locale: Option<&str>, subject: &str) -> TemplateOverride {
-    TemplateOverride {
-        scope,
-        template: TemplateName::VerifyEmail,
-        locale: locale.map(str::to_owned),
-        subject: Some(subject.into()),
-        html: None,
-        text: None,
-    }
+fn renderer() -> &'static Renderer {
+    static RENDERER: OnceLock<Renderer> = OnceLock::new();
+    RENDERER.get_or_init(|| Renderer::embedded().expect("the built-in templates load"))
+}
+
+/// A verify_email override that only sets the subject, checked by the renderer.
+fn subject_override(subject: &str) -> CheckedOverride {
+    renderer()
+        .check_override(
+            TemplateName::VerifyEmail,
+            TemplateSources {
+                subject: Some(subject.into()),
+                ..TemplateSources::default()
+            },
+        )
+        .expect("a plain subject passes the check")
 }
 
 fn org_scope() -> OverrideScope {
@@ -220,16 +228,16 @@ async fn overrides_resolve_organization_then_client_then_default() -> anyhow::Re
 
     assert_eq!(winner(&db, org, client, "fr").await, "default");
 
-    s.set_template_override(&subject_override(client_scope(), None, "client all"))
+    s.set_template_override(&client_scope(), None, &subject_override("client all"))
         .await?;
     assert_eq!(winner(&db, org, client, "fr").await, "client all");
 
-    s.set_template_override(&subject_override(client_scope(), Some("fr"), "client fr"))
+    s.set_template_override(&client_scope(), Some("fr"), &subject_override("client fr"))
         .await?;
     assert_eq!(winner(&db, org, client, "fr").await, "client fr");
     assert_eq!(winner(&db, org, client, "de").await, "client all");
 
-    s.set_template_override(&subject_override(org_scope(), None, "org all"))
+    s.set_template_override(&org_scope(), None, &subject_override("org all"))
         .await?;
     assert_eq!(
         winner(&db, org, client, "fr").await,
@@ -242,7 +250,7 @@ async fn overrides_resolve_organization_then_client_then_default() -> anyhow::Re
         "no org, client applies"
     );
 
-    s.set_template_override(&subject_override(org_scope(), Some("fr"), "org fr"))
+    s.set_template_override(&org_scope(), Some("fr"), &subject_override("org fr"))
         .await?;
     assert_eq!(
         winner(&db, org, client, "fr").await,
@@ -262,7 +270,7 @@ async fn overrides_resolve_organization_then_client_then_default() -> anyhow::Re
     assert_eq!(other_template, None, "overrides are per template");
 
     // Setting the same scope, template and locale again replaces the override.
-    s.set_template_override(&subject_override(org_scope(), Some("fr"), "org fr v2"))
+    s.set_template_override(&org_scope(), Some("fr"), &subject_override("org fr v2"))
         .await?;
     assert_eq!(winner(&db, org, client, "fr").await, "org fr v2");
     assert_eq!(
@@ -294,7 +302,7 @@ async fn override_locales_are_canonical_so_pt_br_spellings_match() -> anyhow::Re
     let db = TestDb::new().await?;
     db.store.upsert_client(&app()).await?;
     db.store
-        .set_template_override(&subject_override(client_scope(), Some("pt_BR"), "olá"))
+        .set_template_override(&client_scope(), Some("pt_BR"), &subject_override("olá"))
         .await?;
     assert_eq!(winner(&db, None, Some("app_web"), "pt-BR").await, "olá");
     let listed = db
@@ -310,7 +318,7 @@ async fn an_override_for_an_unknown_organization_is_not_found() -> anyhow::Resul
     let db = TestDb::new().await?;
     let err = db
         .store
-        .set_template_override(&subject_override(org_scope(), None, "hello"))
+        .set_template_override(&org_scope(), None, &subject_override("hello"))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
@@ -327,15 +335,17 @@ async fn deleting_an_organization_deletes_its_overrides() -> anyhow::Result<()> 
     db.store.upsert_organization(&acme()).await?;
     db.store.upsert_client(&app()).await?;
     db.store
-        .set_template_override(&subject_override(org_scope(), None, "org"))
+        .set_template_override(&org_scope(), None, &subject_override("org"))
         .await?;
     db.store
-        .set_template_override(&subject_override(client_scope(), None, "client"))
+        .set_template_override(&client_scope(), None, &subject_override("client"))
         .await?;
 
     assert!(db.store.delete_organization("org_acme").await?);
     let left = db.store.list_template_overrides(None).await?;
-    assert_eq!(left, vec![subject_override(client_scope(), None, "client")]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].scope, client_scope());
+    assert_eq!(left[0].subject.as_deref(), Some("client"));
     Ok(())
 }
 
@@ -373,5 +383,43 @@ async fn a_constraint_violation_is_not_transient() -> anyhow::Result<()> {
     assert!(!err.is_transient(), "{err:?}");
     assert!(matches!(err, StoreError::Database(_)), "{err:?}");
     assert_eq!(err.sqlstate().as_deref(), Some("23514"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn override_failures_are_counted_on_the_row_and_cleared_when_it_is_saved_again()
+-> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let s = &db.store;
+    s.upsert_organization(&acme()).await?;
+    s.set_template_override(&org_scope(), Some("fr"), &subject_override("v1"))
+        .await?;
+    let stored = s
+        .resolve_template_override(TemplateName::VerifyEmail, Some("org_acme"), None, "fr")
+        .await?
+        .expect("the override");
+    assert_eq!(stored.health.failures, 0);
+    assert_eq!(stored.health.last_failure_at, None);
+
+    assert!(s.record_override_failure(&stored, "first").await?);
+    assert!(s.record_override_failure(&stored, "second").await?);
+    let listed = s.list_template_overrides(Some(&org_scope())).await?;
+    assert_eq!(listed[0].health.failures, 2);
+    assert_eq!(listed[0].health.last_failure.as_deref(), Some("second"));
+    assert!(listed[0].health.last_failure_at.is_some());
+
+    s.set_template_override(&org_scope(), Some("fr"), &subject_override("v2"))
+        .await?;
+    let listed = s.list_template_overrides(Some(&org_scope())).await?;
+    assert_eq!(listed[0].subject.as_deref(), Some("v2"));
+    assert_eq!(
+        listed[0].health,
+        Default::default(),
+        "a new version starts clean"
+    );
+
+    s.delete_template_override(&org_scope(), TemplateName::VerifyEmail, Some("fr"))
+        .await?;
+    assert!(!s.record_override_failure(&stored, "gone").await?);
     Ok(())
 }

@@ -3,14 +3,21 @@
 use herald_domain::{EmailJob, JobSpec};
 use herald_render::{ApplicationView, Brand, EmailContext, OrganizationView, UserView};
 use herald_store::{Client, Organization};
+use time::OffsetDateTime;
 
 /// The context a job's email is rendered with. `url` is the ticket link (for a welcome email, the
 /// client's login URI when it has one).
+///
+/// The "expires in" line states what the ticket has left at `now`: `ticket_expires_at` is the
+/// ticket's own expiry, fixed when it was issued, so time spent on retries is not promised again.
+/// Without one (a preview, or a job with no ticket) it is the job's `ttl_sec`.
 pub fn email_context(
     job: &EmailJob,
     organization: Option<&Organization>,
     client: Option<&Client>,
     url: Option<String>,
+    ticket_expires_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
     friendly_name: &str,
 ) -> EmailContext {
     let brand = match organization {
@@ -44,7 +51,10 @@ pub fn email_context(
             name: job.user.name.clone(),
         },
         url,
-        ttl_sec: job.ticket().map(|t| t.ttl_sec),
+        ttl_sec: match ticket_expires_at {
+            Some(at) => Some(seconds_left(at, now)),
+            None => job.ticket().map(|t| t.ttl_sec),
+        },
         application: client.map(|c| ApplicationView {
             name: c.name.clone(),
             login_uri: c.login_uri.clone(),
@@ -58,6 +68,11 @@ pub fn email_context(
         friendly_name: friendly_name.to_string(),
         factor,
     }
+}
+
+/// Whole seconds from `now` to `expires_at`, rounded down; 0 once it has passed.
+fn seconds_left(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
+    u64::try_from((expires_at - now).whole_seconds()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -92,6 +107,8 @@ mod tests {
             Some(&org()),
             None,
             Some("https://x/u".into()),
+            None,
+            OffsetDateTime::now_utc(),
             "Herald",
         );
         assert_eq!(ctx.brand.name, "Acme Corp");
@@ -113,9 +130,61 @@ mod tests {
         let job = EmailJob::builder(JobKind::Welcome, "u1", "a@example.com")
             .build()
             .unwrap();
-        let ctx = email_context(&job, None, None, None, "Herald");
+        let ctx = email_context(
+            &job,
+            None,
+            None,
+            None,
+            None,
+            OffsetDateTime::now_utc(),
+            "Herald",
+        );
         assert_eq!(ctx.brand, Brand::neutral("Herald"));
         assert!(ctx.organization.is_none());
         assert_eq!(ctx.ttl_sec, None);
+    }
+
+    #[test]
+    fn the_expiry_is_what_the_ticket_has_left_not_the_jobs_ttl() {
+        // A 5-day ticket issued 2 days and 1 hour ago, retried since: 2 days and 23 hours left.
+        let job = EmailJob::builder(JobKind::PasswordChange, "u1", "a@example.com")
+            .ttl_sec(432_000)
+            .build()
+            .unwrap();
+        let now = OffsetDateTime::now_utc();
+        let expires_at = now + time::Duration::seconds(2 * 86_400 + 23 * 3_600);
+        let ctx = email_context(
+            &job,
+            None,
+            None,
+            Some("https://x/u".into()),
+            Some(expires_at),
+            now,
+            "Herald",
+        );
+        assert_eq!(ctx.ttl_sec, Some(2 * 86_400 + 23 * 3_600));
+
+        let rendered = herald_render::Renderer::embedded()
+            .unwrap()
+            .render(
+                job.kind().template(),
+                &herald_domain::Locale::english(),
+                &ctx,
+                None,
+            )
+            .unwrap();
+        assert!(rendered.text.contains("2 days"), "{}", rendered.text);
+        assert!(!rendered.text.contains("5 days"), "{}", rendered.text);
+
+        let past = email_context(
+            &job,
+            None,
+            None,
+            Some("https://x/u".into()),
+            Some(now - time::Duration::seconds(5)),
+            now,
+            "Herald",
+        );
+        assert_eq!(past.ttl_sec, Some(0));
     }
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod pipeline;
 pub mod registry_cache;
+pub mod render_step;
 
 pub use config::WorkerConfig;
 pub use consumer::{Stepper, Worker, WorkerError};

@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use herald_domain::TicketPurpose;
+use herald_domain::{TemplateName, TicketPurpose};
+use herald_store::OverrideScope;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram};
 
 use crate::outcome::Outcome;
@@ -21,6 +22,9 @@ pub const JOB_ATTEMPTS: &str = "herald_job_attempts";
 pub const SEND_DURATION_SECONDS: &str = "herald_send_duration_seconds";
 /// Rendering one email (templates, fluent, CSS inlining).
 pub const RENDER_DURATION_SECONDS: &str = "herald_render_duration_seconds";
+/// Emails whose template override failed to render and that got the built-in template instead,
+/// by `template`, `scope` (organization, client) and `scope_id`.
+pub const TEMPLATE_OVERRIDE_FAILURES_TOTAL: &str = "herald_template_override_failures_total";
 /// Tickets created, by `purpose`.
 pub const TICKETS_ISSUED_TOTAL: &str = "herald_tickets_issued_total";
 /// Tickets redeemed, by `purpose`.
@@ -88,6 +92,11 @@ pub fn describe() {
         RENDER_DURATION_SECONDS,
         Unit::Seconds,
         "Time to render one email (templates, translations, CSS inlining)."
+    );
+    describe_counter!(
+        TEMPLATE_OVERRIDE_FAILURES_TOTAL,
+        "Emails whose template override failed to render and were sent with the built-in \
+         template instead, by template, scope (organization, client) and scope_id."
     );
     describe_counter!(
         TICKETS_ISSUED_TOTAL,
@@ -175,6 +184,21 @@ pub fn record_ledger_batch(statement: &'static str, jobs: usize) {
     histogram!(LEDGER_BATCH_JOBS, "statement" => statement).record(jobs as f64);
 }
 
+/// One email that fell back to the built-in `template` because the override of `scope` failed.
+pub fn record_override_failure(template: TemplateName, scope: &OverrideScope) {
+    let (kind, id) = match scope {
+        OverrideScope::Organization(id) => ("organization", id),
+        OverrideScope::Client(id) => ("client", id),
+    };
+    counter!(
+        TEMPLATE_OVERRIDE_FAILURES_TOTAL,
+        "template" => template.as_str(),
+        "scope" => kind,
+        "scope_id" => id.clone()
+    )
+    .increment(1);
+}
+
 pub fn record_ticket_issued(purpose: TicketPurpose) {
     counter!(TICKETS_ISSUED_TOTAL, "purpose" => purpose.as_str()).increment(1);
 }
@@ -205,6 +229,7 @@ mod tests {
         for name in [
             JOBS_TOTAL,
             DEAD_LETTERS_TOTAL,
+            TEMPLATE_OVERRIDE_FAILURES_TOTAL,
             TICKETS_ISSUED_TOTAL,
             TICKETS_REDEEMED_TOTAL,
         ] {

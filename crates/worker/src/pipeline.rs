@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use herald_domain::{EmailJob, JobError, TemplateName, TraceParent, negotiate, ticket_base};
-use herald_render::{Renderer, TemplateSources};
+use herald_render::Renderer;
 use herald_smtp::{Delivered, Mailer};
 use herald_store::{
     BeginOutcome, BeginRequest, Client, JobRecord, Organization, SentRequest, Store, StoreError,
@@ -182,6 +182,7 @@ impl Pipeline {
                 job,
                 &prepared,
                 url,
+                expires_at,
                 msg.traceparent
                     .filter(|_| self.config.propagate_traceparent),
             )
@@ -307,6 +308,7 @@ impl Pipeline {
         job: &EmailJob,
         prepared: &Prepared,
         url: Option<String>,
+        ticket_expires_at: Option<OffsetDateTime>,
         traceparent: Option<&TraceParent>,
     ) -> Result<Delivered, Failure> {
         let organization = prepared.organization.as_ref();
@@ -314,7 +316,7 @@ impl Pipeline {
         let locale = &prepared.locale;
         let message_id = prepared.message_id.as_str();
         let template: TemplateName = job.kind().template();
-        let overrides = self
+        let stored = self
             .registry
             .template_override(
                 &self.store,
@@ -323,17 +325,26 @@ impl Pipeline {
                 client.map(|c| c.id.as_str()),
                 &locale.to_string(),
             )
-            .await?
-            .map(|o| TemplateSources {
-                subject: o.subject,
-                html: o.html,
-                text: o.text,
-            });
-        let ctx = email_context(job, organization, client, url, &self.config.friendly_name);
+            .await?;
+        let ctx = email_context(
+            job,
+            organization,
+            client,
+            url,
+            ticket_expires_at,
+            now(),
+            &self.config.friendly_name,
+        );
         let started = Instant::now();
-        let rendered = self
-            .renderer
-            .render(template, locale, &ctx, overrides.as_ref());
+        let rendered = crate::render_step::render_email(
+            &self.store,
+            &self.renderer,
+            template,
+            locale,
+            &ctx,
+            stored.as_ref(),
+        )
+        .await;
         crate::metrics::record_render(started.elapsed());
         let rendered = rendered?;
         let from = organization

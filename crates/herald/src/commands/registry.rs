@@ -2,7 +2,8 @@
 
 use anyhow::{Context, bail};
 use herald_render::TemplateSources;
-use herald_store::{Branding, Client, Organization, OverrideScope, Store, TemplateOverride};
+use herald_store::{Branding, Client, Organization, OverrideHealth, OverrideScope, Store};
+use time::format_description::well_known::Rfc3339;
 
 use crate::app;
 use crate::cli::{ClientCommand, OrgCommand, ScopeArgs, TemplateCommand};
@@ -135,6 +136,23 @@ fn describe(scope: &OverrideScope) -> String {
     }
 }
 
+/// `ok`, or how often the override failed on real emails (each of which got the built-in
+/// template instead), when it last did and why.
+fn health(h: &OverrideHealth) -> String {
+    if h.failures == 0 {
+        return "ok".to_string();
+    }
+    let at = h
+        .last_failure_at
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "-".into());
+    format!(
+        "FAILING: {} email(s) got the built-in template instead; last at {at}: {}",
+        h.failures,
+        h.last_failure.as_deref().unwrap_or("-")
+    )
+}
+
 pub async fn template(settings: &Settings, cmd: TemplateCommand) -> anyhow::Result<()> {
     let store: Store = app::store(settings).await?;
     match cmd {
@@ -160,25 +178,18 @@ pub async fn template(settings: &Settings, cmd: TemplateCommand) -> anyhow::Resu
             if sources.subject.is_none() && sources.html.is_none() && sources.text.is_none() {
                 bail!("give at least one of --subject, --html-file or --text-file");
             }
-            let renderer = app::renderer(settings)?;
-            renderer
-                .check_override(template, &sources)
-                .context("the override does not render; nothing was saved")?;
             let scope = scope(scope_args)?;
-            let o = TemplateOverride {
-                scope: scope.clone(),
-                template,
-                locale,
-                subject: sources.subject,
-                html: sources.html,
-                text: sources.text,
-            };
-            store.set_template_override(&o).await?;
+            let checked = app::renderer(settings)?
+                .check_override(template, sources)
+                .context("the override does not render; nothing was saved")?;
+            store
+                .set_template_override(&scope, locale.as_deref(), &checked)
+                .await?;
             println!(
                 "Saved the {} override for {} ({}).",
                 template,
                 describe(&scope),
-                o.locale.as_deref().unwrap_or("every locale")
+                locale.as_deref().unwrap_or("every locale")
             );
         }
         TemplateCommand::List {
@@ -204,11 +215,12 @@ pub async fn template(settings: &Settings, cmd: TemplateCommand) -> anyhow::Resu
                 .flatten()
                 .collect();
                 println!(
-                    "{:<28} {:<18} {:<8} {}",
+                    "{:<28} {:<18} {:<8} {:<16} {}",
                     describe(&o.scope),
                     o.template,
                     o.locale.as_deref().unwrap_or("*"),
-                    parts.join("+")
+                    parts.join("+"),
+                    health(&o.health)
                 );
             }
         }
