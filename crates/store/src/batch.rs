@@ -11,109 +11,49 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use herald_domain::{TicketPurpose, TicketSecret};
+use herald_domain::TicketSecret;
 use sqlx::Row;
 
 use crate::Store;
 use crate::error::StoreError;
 use crate::ledger::{
-    BeginOutcome, FreshTicket, JobRecord, TicketSpec, fresh_ticket, pg_interval, truncate,
+    BeginOutcome, FreshTicket, JobRecord, TicketSpec, fresh_ticket, pg_interval, ticket_json,
+    to_json, truncate,
 };
 
-/// One delivery's `begin_attempt`, owned so it can wait in a batch.
+/// One delivery's `begin_attempt`, owned so it can wait in a batch: the job record and ticket
+/// spec already serialized, as `herald_begin_attempt` takes them.
 #[derive(Debug, Clone)]
 pub struct BeginRequest {
     pub id: String,
-    pub kind: String,
-    pub recipient: String,
-    pub user_id: String,
-    pub organization_id: Option<String>,
-    pub client_id: Option<String>,
-    pub locale: String,
-    pub message_id: String,
-    pub payload: serde_json::Value,
     /// The attempt number the message claims (its retry header plus one).
     pub min_attempt: u32,
-    pub ticket: Option<TicketRequest>,
-}
-
-/// The ticket a job issues; the owned form of [`TicketSpec`].
-#[derive(Debug, Clone)]
-pub struct TicketRequest {
-    pub purpose: TicketPurpose,
-    pub user_id: String,
-    pub email: String,
-    pub client_id: Option<String>,
-    pub organization_id: Option<String>,
-    pub result_url: Option<String>,
-    pub include_email_in_redirect: bool,
-    pub mark_email_as_verified: bool,
-    pub factor: Option<String>,
-    pub allow_multiple_enrollments: bool,
-    pub custom_domain: Option<String>,
-    pub ttl: Duration,
+    /// The serialized [`JobRecord`] and [`TicketSpec`], or why they could not be serialized.
+    body: Result<(serde_json::Value, Option<serde_json::Value>), String>,
 }
 
 impl BeginRequest {
     pub fn new(job: &JobRecord<'_>, ticket: Option<&TicketSpec<'_>>, min_attempt: u32) -> Self {
-        let owned = |s: Option<&str>| s.map(str::to_owned);
+        let body = to_json(job)
+            .and_then(|job| Ok((job, ticket.map(to_json).transpose()?)))
+            .map_err(|e| e.to_string());
         BeginRequest {
             id: job.id.to_owned(),
-            kind: job.kind.to_owned(),
-            recipient: job.recipient.to_owned(),
-            user_id: job.user_id.to_owned(),
-            organization_id: owned(job.organization_id),
-            client_id: owned(job.client_id),
-            locale: job.locale.to_owned(),
-            message_id: job.message_id.to_owned(),
-            payload: job.payload.clone(),
             min_attempt,
-            ticket: ticket.map(|t| TicketRequest {
-                purpose: t.purpose,
-                user_id: t.user_id.to_owned(),
-                email: t.email.to_owned(),
-                client_id: owned(t.client_id),
-                organization_id: owned(t.organization_id),
-                result_url: owned(t.result_url),
-                include_email_in_redirect: t.include_email_in_redirect,
-                mark_email_as_verified: t.mark_email_as_verified,
-                factor: owned(t.factor),
-                allow_multiple_enrollments: t.allow_multiple_enrollments,
-                custom_domain: owned(t.custom_domain),
-                ttl: t.ttl,
-            }),
+            body,
         }
     }
 
-    fn record(&self) -> JobRecord<'_> {
-        JobRecord {
-            id: &self.id,
-            kind: &self.kind,
-            recipient: &self.recipient,
-            user_id: &self.user_id,
-            organization_id: self.organization_id.as_deref(),
-            client_id: self.client_id.as_deref(),
-            locale: &self.locale,
-            message_id: &self.message_id,
-            payload: &self.payload,
-        }
+    /// True when the job issues a ticket.
+    pub fn issues_ticket(&self) -> bool {
+        matches!(&self.body, Ok((_, Some(_))))
     }
 
-    fn spec(&self) -> Option<TicketSpec<'_>> {
-        self.ticket.as_ref().map(|t| TicketSpec {
-            purpose: t.purpose,
-            user_id: &t.user_id,
-            email: &t.email,
-            client_id: t.client_id.as_deref(),
-            organization_id: t.organization_id.as_deref(),
-            result_url: t.result_url.as_deref(),
-            include_email_in_redirect: t.include_email_in_redirect,
-            mark_email_as_verified: t.mark_email_as_verified,
-            factor: t.factor.as_deref(),
-            allow_multiple_enrollments: t.allow_multiple_enrollments,
-            custom_domain: t.custom_domain.as_deref(),
-            ttl: t.ttl,
-        })
+    fn body(&self) -> Result<(&serde_json::Value, Option<&serde_json::Value>), StoreError> {
+        match &self.body {
+            Ok((job, ticket)) => Ok((job, ticket.as_ref())),
+            Err(e) => Err(StoreError::Invalid(e.clone())),
+        }
     }
 }
 
@@ -159,9 +99,8 @@ impl Store {
         secret: &TicketSecret,
         lease: Duration,
     ) -> Result<BeginOutcome, StoreError> {
-        let record = request.record();
-        let spec = request.spec();
-        self.begin_attempt(&record, spec.as_ref(), secret, lease, request.min_attempt)
+        let (job, ticket) = request.body()?;
+        self.begin_json(job.clone(), ticket, secret, lease, request.min_attempt)
             .await
     }
 
@@ -182,81 +121,25 @@ impl Store {
     ) -> Result<Vec<Result<BeginOutcome, StoreError>>, StoreError> {
         let mut order: Vec<usize> = (0..requests.len()).collect();
         order.sort_by(|a, b| requests[*a].id.cmp(&requests[*b].id));
-        let mut fresh: Vec<Option<FreshTicket>> = order
-            .iter()
-            .map(|i| requests[*i].ticket.as_ref().map(|_| fresh_ticket(secret)))
-            .collect();
-
-        let sorted = || order.iter().map(|i| &requests[*i]);
-        let ticket = |f: &dyn Fn(&TicketRequest) -> Option<String>| -> Vec<Option<String>> {
-            sorted().map(|r| r.ticket.as_ref().and_then(f)).collect()
-        };
-        let flag = |f: &dyn Fn(&TicketRequest) -> bool| -> Vec<Option<bool>> {
-            sorted().map(|r| r.ticket.as_ref().map(f)).collect()
-        };
+        let mut fresh: Vec<Option<FreshTicket>> = Vec::with_capacity(order.len());
+        let mut batch: Vec<serde_json::Value> = Vec::with_capacity(order.len());
+        for i in &order {
+            let request = &requests[*i];
+            let (job, ticket) = request.body()?;
+            let offered = ticket.map(|_| fresh_ticket(secret));
+            batch.push(serde_json::json!({
+                "job": job,
+                "ticket": ticket.zip(offered.as_ref()).map(|(t, f)| ticket_json(t, f)),
+                "min_attempt": attempt_number(request.min_attempt),
+            }));
+            fresh.push(offered);
+        }
         let rows = sqlx::query(
             "SELECT r_index, r_outcome, r_attempt, r_lease_until, r_ticket_id, r_token_salt, \
-             r_token_hash, r_expires_at, r_ticket_created FROM herald_begin_attempts($1, $2, $3, \
-             $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-             $22, $23, $24, $25, $26)",
+             r_token_hash, r_expires_at, r_ticket_created FROM herald_begin_attempts($1, $2)",
         )
-        .bind(sorted().map(|r| r.id.clone()).collect::<Vec<_>>())
-        .bind(sorted().map(|r| r.kind.clone()).collect::<Vec<_>>())
-        .bind(sorted().map(|r| r.recipient.clone()).collect::<Vec<_>>())
-        .bind(sorted().map(|r| r.user_id.clone()).collect::<Vec<_>>())
-        .bind(
-            sorted()
-                .map(|r| r.organization_id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(sorted().map(|r| r.client_id.clone()).collect::<Vec<_>>())
-        .bind(sorted().map(|r| r.locale.clone()).collect::<Vec<_>>())
-        .bind(sorted().map(|r| r.message_id.clone()).collect::<Vec<_>>())
-        .bind(sorted().map(|r| r.payload.to_string()).collect::<Vec<_>>())
+        .bind(serde_json::Value::Array(batch))
         .bind(pg_interval(lease))
-        .bind(
-            sorted()
-                .map(|r| attempt_number(r.min_attempt))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            fresh
-                .iter()
-                .map(|f| f.as_ref().map(|t| t.0))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            fresh
-                .iter()
-                .map(|f| f.as_ref().map(|t| t.2.hash().as_bytes().to_vec()))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            fresh
-                .iter()
-                .map(|f| f.as_ref().map(|t| t.1.as_bytes().to_vec()))
-                .collect::<Vec<_>>(),
-        )
-        .bind(ticket(&|t| Some(t.purpose.as_str().to_owned())))
-        .bind(ticket(&|t| Some(t.user_id.clone())))
-        .bind(ticket(&|t| Some(t.email.clone())))
-        .bind(ticket(&|t| t.client_id.clone()))
-        .bind(ticket(&|t| t.organization_id.clone()))
-        .bind(ticket(&|t| t.result_url.clone()))
-        .bind(flag(&|t| t.include_email_in_redirect))
-        .bind(flag(&|t| t.mark_email_as_verified))
-        .bind(ticket(&|t| t.factor.clone()))
-        .bind(flag(&|t| t.allow_multiple_enrollments))
-        .bind(ticket(&|t| t.custom_domain.clone()))
-        .bind(
-            sorted()
-                .map(|r| {
-                    r.ticket
-                        .as_ref()
-                        .map(|t| i64::try_from(t.ttl.as_micros()).unwrap_or(i64::MAX))
-                })
-                .collect::<Vec<_>>(),
-        )
         .fetch_all(self.pool())
         .await?;
         if rows.len() != requests.len() {

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use herald_domain::{TicketPurpose, TicketSecret, TicketToken, TokenHash, TokenSalt};
+use serde::Serialize;
 use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -52,9 +53,13 @@ impl JobStatus {
 }
 
 /// What the ledger needs to know about a job that is about to be attempted.
-#[derive(Debug, Clone)]
+///
+/// Serialized as is (one jsonb value) for `herald_begin_attempt`, which reads its fields by the
+/// `email_jobs` column names: a new field is added here and where that function stores it.
+#[derive(Debug, Clone, Serialize)]
 pub struct JobRecord<'a> {
     pub id: &'a str,
+    #[serde(rename = "type")]
     pub kind: &'a str,
     pub recipient: &'a str,
     pub user_id: &'a str,
@@ -66,8 +71,12 @@ pub struct JobRecord<'a> {
 }
 
 /// The ticket a job issues, as stored (everything the redeeming pages will need).
-#[derive(Debug, Clone)]
+///
+/// Serialized as is (one jsonb value) for `herald_begin_attempt`, which reads its fields by the
+/// `tickets` column names: a new field is added here and where that function stores it.
+#[derive(Debug, Clone, Serialize)]
 pub struct TicketSpec<'a> {
+    #[serde(serialize_with = "purpose_name")]
     pub purpose: TicketPurpose,
     pub user_id: &'a str,
     pub email: &'a str,
@@ -79,7 +88,16 @@ pub struct TicketSpec<'a> {
     pub factor: Option<&'a str>,
     pub allow_multiple_enrollments: bool,
     pub custom_domain: Option<&'a str>,
+    #[serde(rename = "ttl_us", serialize_with = "micros")]
     pub ttl: Duration,
+}
+
+fn purpose_name<S: serde::Serializer>(p: &TicketPurpose, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.as_str())
+}
+
+fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// A job's ticket with its token rebuilt for this attempt.
@@ -195,6 +213,36 @@ pub(crate) fn fresh_ticket(secret: &TicketSecret) -> FreshTicket {
     (Uuid::now_v7(), salt, token)
 }
 
+/// A job record or ticket spec as the jsonb value `herald_begin_attempt` reads. (It cannot fail
+/// for these types, whose keys are strings and which hold no floats, but it is not hidden.)
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(value)
+        .map_err(|e| StoreError::Invalid(format!("could not serialize a ledger record: {e}")))
+}
+
+/// The ticket object `herald_begin_attempt` takes: the spec's fields (already serialized) and
+/// the fresh ticket's id, token hash and salt (hex, decoded by the function).
+pub(crate) fn ticket_json(spec: &serde_json::Value, fresh: &FreshTicket) -> serde_json::Value {
+    let (id, salt, token) = fresh;
+    let mut ticket = spec.clone();
+    if let Some(fields) = ticket.as_object_mut() {
+        fields.insert("id".into(), id.to_string().into());
+        fields.insert("token_hash".into(), hex(token.hash().as_bytes()).into());
+        fields.insert("token_salt".into(), hex(salt.as_bytes()).into());
+    }
+    ticket
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 pub(crate) fn pg_interval(d: Duration) -> sqlx::postgres::types::PgInterval {
     sqlx::postgres::types::PgInterval {
         months: 0,
@@ -216,45 +264,33 @@ impl Store {
         lease: Duration,
         min_attempt: u32,
     ) -> Result<BeginOutcome, StoreError> {
+        let job = to_json(job)?;
+        let ticket = ticket.map(to_json).transpose()?;
+        self.begin_json(job, ticket.as_ref(), secret, lease, min_attempt)
+            .await
+    }
+
+    /// [`Store::begin_attempt`] with the job and ticket spec already serialized.
+    pub(crate) async fn begin_json(
+        &self,
+        job: serde_json::Value,
+        ticket: Option<&serde_json::Value>,
+        secret: &TicketSecret,
+        lease: Duration,
+        min_attempt: u32,
+    ) -> Result<BeginOutcome, StoreError> {
         // The ticket this attempt creates if the job has none yet: prepared here because the
         // token is derived from the secret, which never goes to the database.
         let fresh = ticket.map(|_| fresh_ticket(secret));
+        let ticket = ticket.zip(fresh.as_ref()).map(|(t, f)| ticket_json(t, f));
         let row = sqlx::query(
             "SELECT r_outcome, r_attempt, r_lease_until, r_ticket_id, r_token_salt, r_token_hash, \
-             r_expires_at, r_ticket_created FROM herald_begin_attempt($1, $2, $3, $4, $5, $6, $7, \
-             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
-             $25, $26)",
+             r_expires_at, r_ticket_created FROM herald_begin_attempt($1, $2, $3, $4)",
         )
-        .bind(job.id)
-        .bind(job.kind)
-        .bind(job.recipient)
-        .bind(job.user_id)
-        .bind(job.organization_id)
-        .bind(job.client_id)
-        .bind(job.locale)
-        .bind(job.message_id)
-        .bind(job.payload)
+        .bind(job)
+        .bind(ticket)
         .bind(pg_interval(lease))
         .bind(i32::try_from(min_attempt).unwrap_or(i32::MAX))
-        .bind(fresh.as_ref().map(|(id, _, _)| *id))
-        .bind(
-            fresh
-                .as_ref()
-                .map(|(_, _, token)| token.hash().as_bytes().to_vec()),
-        )
-        .bind(fresh.as_ref().map(|(_, salt, _)| salt.as_bytes().to_vec()))
-        .bind(ticket.map(|t| t.purpose.as_str()))
-        .bind(ticket.map(|t| t.user_id))
-        .bind(ticket.map(|t| t.email))
-        .bind(ticket.and_then(|t| t.client_id))
-        .bind(ticket.and_then(|t| t.organization_id))
-        .bind(ticket.and_then(|t| t.result_url))
-        .bind(ticket.map(|t| t.include_email_in_redirect))
-        .bind(ticket.map(|t| t.mark_email_as_verified))
-        .bind(ticket.and_then(|t| t.factor))
-        .bind(ticket.map(|t| t.allow_multiple_enrollments))
-        .bind(ticket.and_then(|t| t.custom_domain))
-        .bind(ticket.map(|t| pg_interval(t.ttl)))
         .fetch_one(self.pool())
         .await?;
         self.finish_begin(&row, fresh, secret).await

@@ -12,7 +12,7 @@ pub mod ledger;
 pub mod queue_age;
 pub mod registry;
 
-pub use batch::{BeginRequest, SentRequest, TicketRequest};
+pub use batch::{BeginRequest, SentRequest};
 pub use db::Store;
 pub use error::StoreError;
 pub use ledger::{

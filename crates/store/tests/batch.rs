@@ -13,7 +13,22 @@ use herald_testkit::db::TestDb;
 const LEASE: Duration = Duration::from_secs(60);
 
 fn request(id: &str, ticket: bool, min_attempt: u32) -> BeginRequest {
-    let payload = serde_json::json!({"id": id});
+    request_to(
+        id,
+        ticket,
+        min_attempt,
+        "a@example.com",
+        serde_json::json!({"id": id}),
+    )
+}
+
+fn request_to(
+    id: &str,
+    ticket: bool,
+    min_attempt: u32,
+    recipient: &str,
+    payload: serde_json::Value,
+) -> BeginRequest {
     let record = JobRecord {
         id,
         kind: if ticket {
@@ -21,7 +36,7 @@ fn request(id: &str, ticket: bool, min_attempt: u32) -> BeginRequest {
         } else {
             "welcome_email"
         },
-        recipient: "a@example.com",
+        recipient,
         user_id: "u1",
         organization_id: None,
         client_id: None,
@@ -69,7 +84,7 @@ async fn a_batch_answers_each_job_in_order_like_the_single_calls() {
             BeginOutcome::Proceed { attempt, ticket } => {
                 let expected = if req.id == "job-b" { 3 } else { 1 };
                 assert_eq!(*attempt, expected, "{}", req.id);
-                assert_eq!(ticket.is_some(), req.ticket.is_some(), "{}", req.id);
+                assert_eq!(ticket.is_some(), req.issues_ticket(), "{}", req.id);
                 if let Some(t) = ticket {
                     assert!(t.created);
                     // The ticket stored for this job is the one handed back for it.
@@ -187,8 +202,13 @@ async fn a_failing_batch_falls_back_to_each_job_so_only_the_bad_one_fails() {
     let db = TestDb::new().await.unwrap();
     let secret = TicketSecret::random();
     // PostgreSQL text cannot hold NUL: this job makes the whole batch statement fail.
-    let mut bad = request("bad", false, 1);
-    bad.recipient = "a\u{0}@example.com".into();
+    let bad = request_to(
+        "bad",
+        false,
+        1,
+        "a\u{0}@example.com",
+        serde_json::json!({"id": "bad"}),
+    );
     let batch = vec![request("good-1", true, 1), bad, request("good-2", false, 1)];
     let outcomes = db.store.begin_attempts(&batch, &secret, LEASE).await;
     assert!(
@@ -216,9 +236,13 @@ async fn a_different_job_under_a_known_id_is_a_conflict_in_a_batch_too() {
         .await
         .unwrap();
     assert!(matches!(first, BeginOutcome::Proceed { .. }), "{first:?}");
-    let mut other = request("c1", true, 1);
-    other.payload = serde_json::json!({"id": "c1", "to": "mallory@example.com"});
-    other.recipient = "mallory@example.com".into();
+    let other = request_to(
+        "c1",
+        true,
+        1,
+        "mallory@example.com",
+        serde_json::json!({"id": "c1", "to": "mallory@example.com"}),
+    );
     let batch = vec![request("c0", true, 1), other];
     let outcomes = db.store.begin_attempts(&batch, &secret, LEASE).await;
     assert!(
