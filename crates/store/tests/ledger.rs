@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use herald_domain::{TicketPurpose, TicketSecret};
-use herald_store::{BeginOutcome, IssuedTicket, JobRecord, Store, TicketSpec};
+use herald_store::{BeginOutcome, BeginRequest, IssuedTicket, JobRecord, Store, TicketSpec};
 use herald_testkit::db::TestDb;
 
 fn record<'a>(id: &'a str, payload: &'a serde_json::Value) -> JobRecord<'a> {
@@ -390,4 +390,112 @@ async fn a_different_job_under_the_id_of_a_sent_job_is_a_conflict_not_a_duplicat
         BeginOutcome::AlreadySent
     ));
     assert_eq!(db.store.job("j10").await.unwrap().unwrap().status, "sent");
+}
+
+/// The job and ticket reach PostgreSQL as jsonb read by column name, so a field whose name
+/// drifted would be stored as NULL without an error: every field is set here, through the single
+/// call and through a batch, and read back.
+#[tokio::test]
+async fn every_field_of_a_job_and_its_ticket_is_stored_alone_and_in_a_batch() {
+    let db = TestDb::new().await.unwrap();
+    let secret = TicketSecret::random();
+    let lease = Duration::from_secs(60);
+    let ids = ["f-alone", "f-batch-1", "f-batch-2"];
+    let payloads: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| serde_json::json!({"id": id, "n": 1}))
+        .collect();
+    let records: Vec<JobRecord<'_>> = ids
+        .iter()
+        .zip(&payloads)
+        .map(|(id, payload)| JobRecord {
+            id,
+            kind: "mfa_enrollment_email",
+            recipient: "r@example.com",
+            user_id: "job-user",
+            organization_id: Some("org_1"),
+            client_id: Some("client_1"),
+            locale: "pt-BR",
+            message_id: "<full@herald.test>",
+            payload,
+        })
+        .collect();
+    let ticket = TicketSpec {
+        purpose: TicketPurpose::MfaEnrollment,
+        user_id: "ticket-user",
+        email: "t@example.com",
+        client_id: Some("client_2"),
+        organization_id: Some("org_2"),
+        result_url: Some("https://app.test/enrolled"),
+        include_email_in_redirect: true,
+        mark_email_as_verified: true,
+        factor: Some("otp"),
+        allow_multiple_enrollments: true,
+        custom_domain: Some("login.app.test"),
+        ttl: Duration::from_micros(5_400_000_001),
+    };
+    let alone = db
+        .store
+        .begin_attempt(&records[0], Some(&ticket), &secret, lease, 2)
+        .await
+        .unwrap();
+    let batch: Vec<BeginRequest> = records[1..]
+        .iter()
+        .map(|r| BeginRequest::new(r, Some(&ticket), 2))
+        .collect();
+    let batched = db.store.begin_attempts(&batch, &secret, lease).await;
+    let outcomes = std::iter::once(alone).chain(batched.into_iter().map(Result::unwrap));
+
+    for (id, outcome) in ids.iter().zip(outcomes) {
+        let (attempt, issued) = proceed(outcome);
+        assert_eq!(attempt, 2, "{id}");
+        let job = db.store.job(id).await.unwrap().unwrap();
+        assert_eq!(job.kind, "mfa_enrollment_email", "{id}");
+        assert_eq!(job.status, "sending", "{id}");
+        assert_eq!(job.recipient.as_deref(), Some("r@example.com"), "{id}");
+        assert_eq!(job.user_id.as_deref(), Some("job-user"), "{id}");
+        assert_eq!(job.organization_id.as_deref(), Some("org_1"), "{id}");
+        assert_eq!(job.client_id.as_deref(), Some("client_1"), "{id}");
+        assert_eq!(job.locale.as_deref(), Some("pt-BR"), "{id}");
+        assert_eq!(
+            job.message_id.as_deref(),
+            Some("<full@herald.test>"),
+            "{id}"
+        );
+        let payload: serde_json::Value =
+            sqlx::query_scalar("SELECT payload FROM email_jobs WHERE id = $1")
+                .bind(id)
+                .fetch_one(db.store.pool())
+                .await
+                .unwrap();
+        assert_eq!(payload, serde_json::json!({"id": id, "n": 1}), "{id}");
+
+        let stored = db.store.ticket_for_job(id).await.unwrap().unwrap();
+        assert_eq!(stored.id, issued.id, "{id}");
+        assert_eq!(stored.token_hash, issued.token.hash().as_bytes(), "{id}");
+        assert_eq!(stored.purpose, "mfa_enrollment", "{id}");
+        assert_eq!(stored.user_id, "ticket-user", "{id}");
+        assert_eq!(stored.email, "t@example.com", "{id}");
+        assert_eq!(stored.client_id.as_deref(), Some("client_2"), "{id}");
+        assert_eq!(stored.organization_id.as_deref(), Some("org_2"), "{id}");
+        assert_eq!(
+            stored.result_url.as_deref(),
+            Some("https://app.test/enrolled"),
+            "{id}"
+        );
+        assert!(stored.include_email_in_redirect, "{id}");
+        assert!(stored.mark_email_as_verified, "{id}");
+        assert_eq!(stored.factor.as_deref(), Some("otp"), "{id}");
+        assert!(stored.allow_multiple_enrollments, "{id}");
+        assert_eq!(
+            stored.custom_domain.as_deref(),
+            Some("login.app.test"),
+            "{id}"
+        );
+        assert_eq!(
+            stored.expires_at - stored.created_at,
+            time::Duration::microseconds(5_400_000_001),
+            "{id}"
+        );
+    }
 }
