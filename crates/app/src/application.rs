@@ -95,11 +95,6 @@ pub fn mailer(settings: &Settings) -> Result<Mailer, BuildError> {
     Mailer::from_url(url, settings.mailer_options()).map_err(BuildError::Mailer)
 }
 
-/// Contract v1's names with the retry tiers of HERALD_RETRY_DELAYS.
-pub fn topology(settings: &Settings) -> Topology {
-    settings.topology()
-}
-
 /// The parts every front end shares, built from one [`Settings`]: the store (migrated), the
 /// renderer, the mailer, and the ticket secret. [`Application::worker`] wires a worker from
 /// them; the HTTP front end will take the same parts.
@@ -164,7 +159,7 @@ impl Application {
     }
 
     pub fn topology(&self) -> Topology {
-        topology(&self.settings)
+        self.settings.topology()
     }
 
     /// A producer on HERALD_AMQP_URL with this application's topology.
@@ -275,12 +270,12 @@ mod tests {
     fn the_topology_takes_the_retry_tiers_of_the_settings() {
         let mut settings = Settings::local();
         assert_eq!(
-            topology(&settings).retry_delays,
+            settings.topology().retry_delays,
             herald_queue::topology::DEFAULT_RETRY_DELAYS
         );
         settings.retry_delays = vec![Duration::from_millis(200)];
         assert_eq!(
-            topology(&settings).retry_queues(),
+            settings.topology().retry_queues(),
             ["herald.email.retry.200ms"]
         );
     }

@@ -523,7 +523,7 @@ async fn smtp_down_then_back_on_the_same_port_delivers_every_job() {
         settings.retry_delays = Settings::local().retry_delays;
         settings.max_attempts = 10;
     }
-    let topology = herald::app::topology(&settings);
+    let topology = settings.topology();
     let producer = Producer::connect_with(&env.broker.url, topology.clone())
         .await
         .unwrap();

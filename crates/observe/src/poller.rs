@@ -23,7 +23,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use herald_queue::{Topology, queue_stats};
+use herald_queue::{QueueRole, Topology, queue_stats};
 use herald_store::Store;
 use herald_store::queue_age::LedgerQueueAges;
 use herald_worker::CancellationToken;
@@ -52,37 +52,19 @@ pub struct QueuePoller {
     pub every: Duration,
 }
 
-/// Where a queue's oldest-message age comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AgeSource {
-    WorkQueue,
-    /// The retry tier with this index, in attempt order.
-    RetryTier(usize),
-    DeadQueue,
-}
-
 /// The queues worth watching: the work queue, each retry tier, and the dead-letter queue.
 pub fn queues_of(topology: &Topology) -> Vec<String> {
-    watched(topology).into_iter().map(|(q, _)| q).collect()
-}
-
-fn watched(topology: &Topology) -> Vec<(String, AgeSource)> {
-    let mut queues = vec![(topology.work_queue.clone(), AgeSource::WorkQueue)];
-    queues.extend(
-        topology
-            .retry_queues()
-            .into_iter()
-            .enumerate()
-            .map(|(tier, q)| (q, AgeSource::RetryTier(tier))),
-    );
-    queues.push((topology.dead_queue.clone(), AgeSource::DeadQueue));
-    queues
+    topology
+        .queues_by_role()
+        .into_iter()
+        .map(|(q, _)| q)
+        .collect()
 }
 
 /// The age, in seconds, reported for a queue with `ready` ready messages; `None` when its source
 /// (`ledger`, for a retry tier or the dead queue) could not be read. `now` is Unix seconds.
 fn oldest_age(
-    source: AgeSource,
+    source: QueueRole,
     ready: u32,
     ledger: Option<&LedgerQueueAges>,
     newest_delivered: Option<u64>,
@@ -94,17 +76,15 @@ fn oldest_age(
     match source {
         // The timestamp has whole seconds and was taken no later than the publish, so the bound
         // holds; a producer's clock running ahead of ours gives 0.
-        AgeSource::WorkQueue => {
-            Some(newest_delivered.map_or(f64::NAN, |t| (now - t as f64).max(0.0)))
-        }
-        AgeSource::RetryTier(tier) => ledger.map(|l| {
+        QueueRole::Work => Some(newest_delivered.map_or(f64::NAN, |t| (now - t as f64).max(0.0))),
+        QueueRole::Retry(tier) => ledger.map(|l| {
             l.retry_tiers
                 .get(tier)
                 .copied()
                 .unwrap_or_default()
                 .as_secs_f64()
         }),
-        AgeSource::DeadQueue => ledger.map(|l| l.dead.as_secs_f64()),
+        QueueRole::Dead => ledger.map(|l| l.dead.as_secs_f64()),
     }
 }
 
@@ -119,7 +99,7 @@ fn unix_now() -> f64 {
 /// `shutdown`. A lost connection is reopened on a later round.
 pub fn spawn_queue_poller(poller: QueuePoller, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let queues = watched(&poller.topology);
+        let queues = poller.topology.queues_by_role();
         let tiers = poller.topology.retry_delays.len();
         let mut conn: Option<Connection> = None;
         let mut tick = tokio::time::interval(poller.every);
@@ -152,7 +132,7 @@ pub fn spawn_queue_poller(poller: QueuePoller, shutdown: CancellationToken) -> J
             let Some(c) = conn.as_ref().filter(|c| c.status().connected()) else {
                 continue; // lapin is recovering the connection
             };
-            let mut ready: Vec<(&str, AgeSource, u32)> = Vec::with_capacity(queues.len());
+            let mut ready: Vec<(&str, QueueRole, u32)> = Vec::with_capacity(queues.len());
             for (queue, source) in &queues {
                 match queue_stats(c, queue).await {
                     Ok(stats) => {
@@ -165,7 +145,7 @@ pub fn spawn_queue_poller(poller: QueuePoller, shutdown: CancellationToken) -> J
             // The ledger is asked only when a queue it knows about holds messages.
             let needs_ledger = ready
                 .iter()
-                .any(|(_, source, n)| *n > 0 && *source != AgeSource::WorkQueue);
+                .any(|(_, source, n)| *n > 0 && *source != QueueRole::Work);
             let ledger = if needs_ledger {
                 match poller.store.queue_ages(tiers).await {
                     Ok(ages) => Some(ages),
@@ -207,12 +187,12 @@ mod tests {
         let topology = Topology::default()
             .with_retry_delays(vec![Duration::from_secs(5), Duration::from_secs(60)]);
         assert_eq!(
-            watched(&topology),
+            topology.queues_by_role(),
             [
-                ("herald.email".to_owned(), AgeSource::WorkQueue),
-                ("herald.email.retry.5s".to_owned(), AgeSource::RetryTier(0)),
-                ("herald.email.retry.1m".to_owned(), AgeSource::RetryTier(1)),
-                ("herald.email.dead".to_owned(), AgeSource::DeadQueue),
+                ("herald.email".to_owned(), QueueRole::Work),
+                ("herald.email.retry.5s".to_owned(), QueueRole::Retry(0)),
+                ("herald.email.retry.1m".to_owned(), QueueRole::Retry(1)),
+                ("herald.email.dead".to_owned(), QueueRole::Dead),
             ]
         );
         assert_eq!(queues_of(&topology).len(), 4);
@@ -220,11 +200,7 @@ mod tests {
 
     #[test]
     fn an_empty_queue_is_zero_whatever_the_sources_say() {
-        for source in [
-            AgeSource::WorkQueue,
-            AgeSource::RetryTier(1),
-            AgeSource::DeadQueue,
-        ] {
+        for source in [QueueRole::Work, QueueRole::Retry(1), QueueRole::Dead] {
             assert_eq!(
                 oldest_age(source, 0, Some(&ledger()), Some(1_000), 5_000.0),
                 Some(0.0)
@@ -237,18 +213,18 @@ mod tests {
     fn retry_tiers_and_the_dead_queue_take_the_ledgers_age() {
         let l = ledger();
         let age = |source, ledger| oldest_age(source, 3, ledger, Some(4_990), 5_000.0);
-        assert_eq!(age(AgeSource::RetryTier(1), Some(&l)), Some(42.5));
-        assert_eq!(age(AgeSource::RetryTier(0), Some(&l)), Some(0.0));
-        assert_eq!(age(AgeSource::RetryTier(9), Some(&l)), Some(0.0));
-        assert_eq!(age(AgeSource::DeadQueue, Some(&l)), Some(600.0));
+        assert_eq!(age(QueueRole::Retry(1), Some(&l)), Some(42.5));
+        assert_eq!(age(QueueRole::Retry(0), Some(&l)), Some(0.0));
+        assert_eq!(age(QueueRole::Retry(9), Some(&l)), Some(0.0));
+        assert_eq!(age(QueueRole::Dead, Some(&l)), Some(600.0));
         // An unreadable ledger leaves the gauge as it was.
-        assert_eq!(age(AgeSource::RetryTier(1), None), None);
-        assert_eq!(age(AgeSource::DeadQueue, None), None);
+        assert_eq!(age(QueueRole::Retry(1), None), None);
+        assert_eq!(age(QueueRole::Dead, None), None);
     }
 
     #[test]
     fn the_work_queue_is_bounded_by_the_newest_delivered_publish_time() {
-        let age = |newest, now| oldest_age(AgeSource::WorkQueue, 7, None, newest, now);
+        let age = |newest, now| oldest_age(QueueRole::Work, 7, None, newest, now);
         assert_eq!(age(Some(1_000), 1_012.25), Some(12.25));
         // The bound keeps growing while nothing is delivered (a stalled consumer).
         assert_eq!(age(Some(1_000), 1_300.0), Some(300.0));

@@ -17,4 +17,4 @@ pub use error::{PublishError, QueueError};
 pub use headers::{failed_attempts, header_string, original_routing_key};
 pub use publisher::{DEFAULT_CHANNELS, DEFAULT_CONFIRM_TIMEOUT, Publisher, job_properties};
 pub use stats::{QueueStats, queue_stats};
-pub use topology::Topology;
+pub use topology::{QueueRole, Topology};

@@ -73,6 +73,16 @@ impl Default for Topology {
     }
 }
 
+/// What a queue of the topology is for (which also says where its oldest message's age comes
+/// from: the worker's deliveries for the work queue, the ledger for the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueRole {
+    Work,
+    /// The retry tier with this index, in attempt order.
+    Retry(usize),
+    Dead,
+}
+
 impl Topology {
     /// Replaces the retry delays. An empty list is refused by [`Topology::validate`].
     #[must_use]
@@ -148,6 +158,19 @@ impl Topology {
     }
 
     /// Every retry tier queue, in attempt order.
+    /// Every queue a job can wait in, in the order a job travels, with what each is for.
+    pub fn queues_by_role(&self) -> Vec<(String, QueueRole)> {
+        let mut queues = vec![(self.work_queue.clone(), QueueRole::Work)];
+        queues.extend(
+            self.retry_queues()
+                .into_iter()
+                .enumerate()
+                .map(|(tier, q)| (q, QueueRole::Retry(tier))),
+        );
+        queues.push((self.dead_queue.clone(), QueueRole::Dead));
+        queues
+    }
+
     pub fn retry_queues(&self) -> Vec<String> {
         (0..self.retry_delays.len())
             .map(|tier| self.retry_queue(tier))

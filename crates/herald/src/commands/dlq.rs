@@ -29,7 +29,7 @@ use super::queues::human_age;
 const LIST_ERROR_CHARS: usize = 120;
 
 pub async fn run(settings: &Settings, cmd: DlqCommand) -> anyhow::Result<()> {
-    let topology = app::topology(settings);
+    let topology = settings.topology();
     match cmd {
         DlqCommand::List { filter, limit } => {
             let store = app::store(settings).await?;

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use herald_queue::{QueueError, QueueStats, Topology, queue_stats};
+use herald_queue::{QueueError, QueueRole, QueueStats, Topology, queue_stats};
 use herald_store::queue_age::LedgerQueueAges;
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use secrecy::ExposeSecret;
@@ -23,11 +23,11 @@ use crate::cli::QueuesArgs;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, _args: QueuesArgs) -> anyhow::Result<()> {
-    let topology = app::topology(settings);
+    let topology = settings.topology();
     let conn = herald_queue::connect(settings.amqp_url.expose_secret(), "herald queues")
         .await
         .context("connecting to RabbitMQ")?;
-    let queues = queue_roles(&topology);
+    let queues = topology.queues_by_role();
     let mut stats: Vec<Option<QueueStats>> = Vec::with_capacity(queues.len());
     for (name, _) in &queues {
         match queue_stats(&conn, name).await {
@@ -42,7 +42,7 @@ pub async fn run(settings: &Settings, _args: QueuesArgs) -> anyhow::Result<()> {
     let needs_ledger = queues
         .iter()
         .zip(&stats)
-        .any(|((_, role), s)| *role != Role::Work && s.is_some_and(|s| s.messages > 0));
+        .any(|((_, role), s)| *role != QueueRole::Work && s.is_some_and(|s| s.messages > 0));
     let ages = if needs_ledger {
         match app::store(settings).await {
             Ok(store) => store
@@ -61,36 +61,17 @@ pub async fn run(settings: &Settings, _args: QueuesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a queue is for, which also says where its age comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Work,
-    /// The retry tier with this index, in attempt order.
-    Retry(usize),
-    Dead,
-}
-
-/// The queues to report on, in the order a job travels.
-fn queue_roles(topology: &Topology) -> Vec<(String, Role)> {
-    let mut queues = vec![(topology.work_queue.clone(), Role::Work)];
-    for tier in 0..topology.retry_delays.len() {
-        queues.push((topology.retry_queue(tier), Role::Retry(tier)));
-    }
-    queues.push((topology.dead_queue.clone(), Role::Dead));
-    queues
-}
-
-fn role_name(topology: &Topology, role: Role) -> String {
+fn role_name(topology: &Topology, role: QueueRole) -> String {
     match role {
-        Role::Work => "work".to_owned(),
-        Role::Retry(tier) => format!(
+        QueueRole::Work => "work".to_owned(),
+        QueueRole::Retry(tier) => format!(
             "retry {}",
             topology
                 .retry_delays
                 .get(tier)
                 .map_or_else(|| "?".to_owned(), |d| herald_queue::topology::compact(*d))
         ),
-        Role::Dead => "dead letters".to_owned(),
+        QueueRole::Dead => "dead letters".to_owned(),
     }
 }
 
@@ -120,7 +101,7 @@ enum NoAge {
 
 fn render(
     topology: &Topology,
-    queues: &[(String, Role)],
+    queues: &[(String, QueueRole)],
     stats: &[Option<QueueStats>],
     ages: &Result<LedgerQueueAges, String>,
 ) -> String {
@@ -142,12 +123,12 @@ fn render(
             Ok(None)
         } else {
             match (role, ages) {
-                (Role::Work, _) => Err(NoAge::WorkQueue),
+                (QueueRole::Work, _) => Err(NoAge::WorkQueue),
                 (_, Err(_)) => Err(NoAge::Unreadable),
-                (Role::Retry(tier), Ok(ages)) => Ok(Some(
+                (QueueRole::Retry(tier), Ok(ages)) => Ok(Some(
                     ages.retry_tiers.get(*tier).copied().unwrap_or_default(),
                 )),
-                (Role::Dead, Ok(ages)) => Ok(Some(ages.dead)),
+                (QueueRole::Dead, Ok(ages)) => Ok(Some(ages.dead)),
             }
         };
         let age = match age {
@@ -275,7 +256,7 @@ mod tests {
     fn ages_come_from_the_ledger_and_the_work_queue_says_why_it_has_none() {
         let topology = Topology::default()
             .with_retry_delays(vec![Duration::from_secs(5), Duration::from_secs(60)]);
-        let queues = queue_roles(&topology);
+        let queues = topology.queues_by_role();
         assert_eq!(queues.len(), 4);
         let ledger = LedgerQueueAges {
             retry_tiers: vec![Duration::from_secs(42), Duration::ZERO],

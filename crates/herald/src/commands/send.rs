@@ -11,7 +11,7 @@ pub async fn run(settings: &Settings, args: SendArgs) -> anyhow::Result<()> {
     let job = build_job(args)?;
     let producer = Producer::connect_with(
         secrecy::ExposeSecret::expose_secret(&settings.amqp_url),
-        crate::app::topology(settings),
+        settings.topology(),
     )
     .await
     .context("connecting to RabbitMQ")?;
