@@ -5,10 +5,13 @@
 #
 #   scripts/chaos.sh                 # everything, SMTP down for 10 real minutes (~30 min in all)
 #   CHAOS_SMTP_DOWN=30s scripts/chaos.sh   # a quicker run
+#   CHAOS_ONLY=recovery CHAOS_REPEAT=10 scripts/chaos.sh   # the two recovery scenarios, 10 times
 #
 # Knobs: CHAOS_SCALE (job and fault multiplier, default 10), CHAOS_SMTP_DOWN (SMTP outage against
 # the production retry tiers 5s,30s,2m,10m,30m,1h and HERALD_MAX_ATTEMPTS 10, default 10m),
-# CHAOS_PG_DOWN (each of the two PostgreSQL outages, default 90s).
+# CHAOS_PG_DOWN (each of the two PostgreSQL outages, default 90s), CHAOS_ONLY=recovery (only the
+# SIGKILL-with-a-full-prefetch and connection-blip scenarios), CHAOS_REPEAT (run each scenario
+# that many times, default 1; with more, the notes' settle times get a median and a maximum).
 #
 # Needs what `cargo test` needs (RabbitMQ on :5672, PostgreSQL on :5432) and root: broker and
 # database restarts use private instances (crates/testkit/src/services.rs) on ports 5701+ and
@@ -25,8 +28,13 @@ report=$out/rows
 : >"$report"
 
 # Each scenario is a test of tests/faults.rs, or `<test file>:<test>` for another test binary.
+recovery=(
+  a_sigkilled_workers_prefetch_is_delivered_by_the_survivor_within_seconds
+  connection_blips_dead_letter_nothing_and_the_workers_consume_again_at_once
+)
 scenarios=(
   a_sigkilled_worker_loses_nothing_and_duplicates_at_most_its_prefetch
+  "${recovery[@]}"
   sigterm_drains_in_flight_jobs_and_leaves_the_rest_queued
   three_workers_send_each_job_exactly_once_even_when_it_is_published_twice
   a_restarted_broker_loses_nothing_and_the_worker_reconnects_on_its_own
@@ -38,12 +46,24 @@ scenarios=(
   cluster:a_cluster_losing_a_node_loses_no_job_and_clients_fail_over_to_the_survivors
 )
 
+if [[ ${CHAOS_ONLY:-} == recovery ]]; then
+  scenarios=("${recovery[@]}")
+fi
+repeat=${CHAOS_REPEAT:-1}
+runs=()
+for scenario in "${scenarios[@]}"; do
+  for _ in $(seq 1 "$repeat"); do runs+=("$scenario"); done
+done
+
+# The README's feature set, so this reuses the test command's build instead of a second one.
 echo "Building the fault tests..."
-cargo test -q -p herald --test faults --test cluster --no-run 2>&1 | tail -n 5
+cargo test -q --workspace --all-features --test faults --test cluster --no-run 2>&1 | tail -n 5
 
 failed=0
 declare -A result took
-for scenario in "${scenarios[@]}"; do
+run=0
+for scenario in "${runs[@]}"; do
+  run=$((run + 1))
   binary=faults name=$scenario
   if [[ $scenario == *:* ]]; then
     binary=${scenario%%:*} name=${scenario#*:}
@@ -57,13 +77,13 @@ for scenario in "${scenarios[@]}"; do
   before=$(wc -l <"$report")
   if env HERALD_CHAOS_SCALE="$scale" HERALD_CHAOS_REPORT="$report" \
     HERALD_CHAOS_PG_DOWN="$pg_down" "${extra[@]}" \
-    cargo test -q -p herald --test "$binary" -- --exact "$name" --test-threads=1 \
-    >"$out/$name.log" 2>&1; then
+    cargo test -q --workspace --all-features --test "$binary" -- --exact "$name" --test-threads=1 \
+    >"$out/$run-$name.log" 2>&1; then
     result[$name]=ok
   else
     result[$name]=FAIL
     failed=1
-    grep -E "panicked|timed out|assert" "$out/$name.log" | head -n 5 || true
+    grep -E "panicked|timed out|assert" "$out/$run-$name.log" | head -n 5 || true
   fi
   took[$name]=$(($(date +%s) - start))s
   # Tag the rows this scenario wrote with its result and time.
@@ -71,7 +91,7 @@ for scenario in "${scenarios[@]}"; do
   if ((after > before)); then
     sed -i "$((before + 1)),${after}s/\$/|${result[$name]}|${took[$name]}/" "$report"
   else
-    echo "${name//_/ }|-|-|-|-|-|no row, see $out/$name.log|${result[$name]}|${took[$name]}" >>"$report"
+    echo "${name//_/ }|-|-|-|-|-|no row, see $out/$run-$name.log|${result[$name]}|${took[$name]}" >>"$report"
   fi
 done
 
@@ -85,6 +105,16 @@ echo
 echo
 echo "Notes:"
 awk -F'|' '{ printf "  %-34s %s\n", $1 ":", $7 }' "$report"
+if ((repeat > 1)); then
+  echo
+  echo "Settle time after the last publish (the notes' settled=), per scenario over $repeat runs:"
+  awk -F'|' '{ if (match($7, /settled=[0-9.]+/)) { v = substr($7, RSTART + 8, RLENGTH - 8); print $1 "|" v } }' "$report" |
+    sort -t'|' -k1,1 -k2,2n |
+    awk -F'|' '
+      { name[$1] = 1; v[$1, ++n[$1]] = $2 }
+      END { for (s in name) { c = n[s]; m = (c % 2) ? v[s, (c + 1) / 2] : (v[s, c / 2] + v[s, c / 2 + 1]) / 2;
+              printf "  %-34s runs %d, median %.1f s, max %.1f s\n", s ":", c, m, v[s, c] } }'
+fi
 echo
 echo "Logs: $out"
 exit "$failed"

@@ -243,13 +243,16 @@ impl Settings {
             _ => duration(&get, "HERALD_REGISTRY_CACHE_TTL", "5s")?,
         };
         let ledger_batch = number(&get, "HERALD_LEDGER_BATCH", 64usize, 1, 1000)?;
-        let lease = duration(&get, "HERALD_SEND_LEASE", "2m")?;
-        if lease <= smtp_timeout {
+        // Renewed every quarter of itself while its job is worked on, so it need not cover a
+        // send; it bounds how long a dead worker's jobs wait for the survivors.
+        let lease = duration(&get, "HERALD_SEND_LEASE", "10s")?;
+        if !(Duration::from_secs(2)..=Duration::from_secs(600)).contains(&lease) {
             return Err(bad(
                 "HERALD_SEND_LEASE",
                 format!(
-                    "must be longer than HERALD_SMTP_TIMEOUT ({}), or a slow send could be duplicated",
-                    humantime::format_duration(smtp_timeout)
+                    "must be between 2s and 10m (it is renewed every quarter of itself, and a \
+                     dead worker's jobs wait that long); {} is not",
+                    humantime::format_duration(lease)
                 ),
             ));
         }
@@ -531,11 +534,10 @@ fn is_local_host<S: AsRef<str>>(host: &Host<S>) -> bool {
 pub const SEND_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 
 impl Settings {
-    /// How long one whole send may take: HERALD_SMTP_TIMEOUT plus a margin, but always well
-    /// inside HERALD_SEND_LEASE (90% of it), so a send is abandoned before its lease runs out
-    /// and a redelivery of the same job can take over.
+    /// How long one whole send may take: HERALD_SMTP_TIMEOUT plus a margin. (The job's lease
+    /// is renewed while the send runs, so the send need not fit inside HERALD_SEND_LEASE.)
     pub fn send_timeout(&self) -> Duration {
-        (self.smtp_timeout + SEND_TIMEOUT_MARGIN).min(self.lease.mul_f64(0.9))
+        self.smtp_timeout + SEND_TIMEOUT_MARGIN
     }
 }
 
@@ -700,18 +702,22 @@ mod tests {
     }
 
     #[test]
-    fn a_send_is_abandoned_before_its_lease_runs_out() {
+    fn a_send_may_take_the_smtp_timeout_plus_a_margin() {
         let defaults = load(&[]).unwrap();
         assert_eq!(defaults.send_timeout(), Duration::from_secs(35));
-        let tight = load(&[("HERALD_SMTP_TIMEOUT", "2s"), ("HERALD_SEND_LEASE", "3s")]).unwrap();
-        assert!(tight.send_timeout() < Duration::from_secs(3));
-        assert_eq!(tight.send_timeout(), Duration::from_millis(2700));
+        assert_eq!(defaults.lease, Duration::from_secs(10));
+        let slow = load(&[("HERALD_SMTP_TIMEOUT", "2m"), ("HERALD_SEND_LEASE", "3s")]).unwrap();
+        assert_eq!(slow.send_timeout(), Duration::from_secs(125));
     }
 
     #[test]
-    fn a_lease_shorter_than_the_smtp_timeout_is_refused() {
-        let err = load(&[("HERALD_SMTP_TIMEOUT", "5m"), ("HERALD_SEND_LEASE", "1m")]).unwrap_err();
-        assert_eq!(err.var, "HERALD_SEND_LEASE");
+    fn a_lease_outside_2s_to_10m_is_refused() {
+        for lease in ["1s", "500ms", "11m"] {
+            let err = load(&[("HERALD_SEND_LEASE", lease)]).unwrap_err();
+            assert_eq!(err.var, "HERALD_SEND_LEASE", "{lease}");
+            assert!(err.to_string().starts_with("HERALD_SEND_LEASE "), "{err}");
+        }
+        assert!(load(&[("HERALD_SEND_LEASE", "2s")]).is_ok());
     }
 
     #[test]

@@ -96,6 +96,177 @@ async fn a_sigkilled_worker_loses_nothing_and_duplicates_at_most_its_prefetch() 
 }
 
 // ---------------------------------------------------------------------------------------------
+// 1b. With the default lease and prefetch, a SIGKILLed worker's whole prefetch (marked `sending`,
+// mostly before it reached SMTP) is delivered by the other worker within seconds: its leases
+// are no longer renewed and run out after HERALD_SEND_LEASE (10 s), and the other worker's
+// deferred copies wait just that long. (With the 2-minute unrenewed lease they waited minutes.)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sigkilled_workers_prefetch_is_delivered_by_the_survivor_within_seconds() {
+    init_logs();
+    let env = TestEnv::new().await.unwrap();
+    env.sink.set_faults(FaultPlan::delay_all(ms(40)));
+    let n = 1_200 * scale();
+    let kills = if scale() > 1 { 3 } else { 1 };
+    let ids = publish_batch(&env.producer().await, "held", n).await;
+    let last_publish = unix_now();
+    let spawn = || WorkerProcess::with_defaults(&env);
+    let mut workers = [spawn(), spawn()];
+
+    let mut recoveries = Vec::new();
+    for k in 1..=kills {
+        let target = n * k / (kills + 1);
+        wait_until("deliveries before the kill", secs(120), || async {
+            env.sink.count() >= target
+        })
+        .await;
+        let held = ids_sending(&env.db.store).await;
+        workers[k % 2].kill();
+        let killed_at = unix_now();
+        assert!(
+            held.len() > 128,
+            "a full prefetch should be in flight at the kill, found {}",
+            held.len()
+        );
+        // The supervisor restarts it; the other worker kept running all along.
+        workers[k % 2] = spawn();
+        // Every job held at the kill (by either worker) is sent within the bound.
+        let bound = secs(30);
+        let deadline = Instant::now() + bound;
+        loop {
+            let unsent = unsent_of(&env.db.store, &held).await;
+            if unsent == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{unsent} of the {} jobs held at kill {k} were still not sent {bound:?} after it",
+                held.len()
+            );
+            tokio::time::sleep(ms(200)).await;
+        }
+        let recovered = last_sent_at(&env.db.store, &held)
+            .await
+            .unwrap_or(killed_at)
+            - killed_at;
+        recoveries.push(recovered);
+    }
+    wait_all_sent(&env.db.store, n, scaled(secs(120))).await;
+    let settled = last_sent_at(&env.db.store, &ids).await.unwrap() - last_publish;
+    for w in &mut workers {
+        let exit = w.terminate_and_wait(secs(40)).await;
+        assert!(exit.success(), "a worker exited with {exit}");
+    }
+
+    let tally = Tally::of(&env.sink);
+    let row = Row {
+        scenario: "worker SIGKILL, full prefetch",
+        published: n,
+        delivered: tally.delivered_of(&ids),
+        dead: dead_letters(&env.broker).await,
+        lost: tally.lost(&ids),
+        duplicated: tally.duplicates(),
+        note: format!(
+            "{kills} kill(s), default settings; held jobs sent {} s after each kill; \
+             settled={settled:.1}s after the last publish",
+            seconds(&recoveries)
+        ),
+    };
+    row.report();
+    row.assert_nothing_lost();
+    assert_eq!(row.dead, 0, "{row:?}");
+    tally.assert_copies_identical();
+    // Only a job inside an SMTP transaction at a kill can be sent twice: at most the pool.
+    assert!(row.duplicated <= 8 * kills, "{row:?}");
+    assert_ledger_all_sent_with_one_ticket(&env.db.store, &ids).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1c. Connection blips with jobs in flight on two workers: the publishing connections close
+// first, then the consuming ones, while deliveries are being deferred (every job is published
+// twice). A copy that cannot be confirmed leaves its delivery to be redelivered; nothing is
+// rejected into the dead-letter queue, and each worker consumes again at once.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connection_blips_dead_letter_nothing_and_the_workers_consume_again_at_once() {
+    init_logs();
+    let env = TestEnv::new().await.unwrap();
+    env.sink.set_faults(FaultPlan::delay_all(ms(40)));
+    let n = 400 * scale();
+    let blips = if scale() > 1 { 3 } else { 1 };
+    let ids = publish_twice(&env.producer().await, "blip", n).await;
+    let last_publish = unix_now();
+    let spawn = || WorkerProcess::with_defaults(&env);
+    let mut workers = [spawn(), spawn()];
+    wait_until("both workers consuming", secs(30), || async {
+        consumers_on(&env.broker.url, "herald.email").await == 2
+    })
+    .await;
+
+    let mut back_after = Vec::new();
+    for b in 1..=blips {
+        let target = n * b / (blips + 1);
+        wait_until("deliveries before the blip", secs(120), || async {
+            env.sink.count() >= target
+        })
+        .await;
+        let closed = close_connections(&env.broker.vhost, "herald-worker (publish)").await;
+        let consumers_closed =
+            close_connections(&env.broker.vhost, "herald-worker (consume)").await;
+        let closed_at = Instant::now();
+        assert_eq!((closed, consumers_closed), (2, 2), "one of each per worker");
+        wait_until("both workers consuming again", secs(30), || async {
+            consumers_on(&env.broker.url, "herald.email").await == 2
+        })
+        .await;
+        back_after.push(closed_at.elapsed().as_secs_f64());
+    }
+    wait_all_sent(&env.db.store, n, scaled(secs(120))).await;
+    let settled = last_sent_at(&env.db.store, &ids).await.unwrap() - last_publish;
+    assert!(
+        deferred_events(&env.db.store).await > 0,
+        "no delivery was deferred; the test proves nothing about defers in flight"
+    );
+    // Deferred copies of sent jobs come back within a lease and are acked as duplicates.
+    wait_until("the work and defer queues empty", secs(40), || async {
+        env.broker.depth("herald.email").await == 0
+            && env.broker.depth("herald.email.defer").await == 0
+    })
+    .await;
+    for w in &mut workers {
+        assert!(w.running(), "a worker gave up");
+        let exit = w.terminate_and_wait(secs(40)).await;
+        assert!(exit.success(), "a worker exited with {exit}");
+    }
+
+    let tally = Tally::of(&env.sink);
+    let row = Row {
+        scenario: "connection blips, publisher first",
+        published: n,
+        delivered: tally.delivered_of(&ids),
+        dead: dead_letters(&env.broker).await,
+        lost: tally.lost(&ids),
+        duplicated: tally.duplicates(),
+        note: format!(
+            "{blips} blip(s), every job published twice, default settings; consuming again \
+             {} s after each; settled={settled:.1}s after the last publish",
+            seconds(&back_after)
+        ),
+    };
+    row.report();
+    assert_eq!(
+        row.dead, 0,
+        "a blip parked jobs in the dead-letter queue: {row:?}"
+    );
+    row.assert_nothing_lost();
+    tally.assert_copies_identical();
+    // Each email is sent under its job's lease, which its holder keeps renewing through a blip.
+    assert!(row.duplicated <= 8 * 2 * blips, "{row:?}");
+    assert_ledger_all_sent_with_one_ticket(&env.db.store, &ids).await;
+    assert_eq!(status_count(&env.db.store, "dead").await, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
 // 2. SIGTERM: stop consuming, finish and ack what is in flight, exit 0.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -777,6 +948,30 @@ async fn max_attempts_of(store: &Store, ids: &[String]) -> i32 {
         }
     }
     max
+}
+
+/// The jobs the ledger says are being sent now.
+async fn ids_sending(store: &Store) -> Vec<String> {
+    sqlx::query_scalar("SELECT id FROM email_jobs WHERE status = 'sending'")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+}
+
+/// How many of `ids` the ledger does not have as sent.
+async fn unsent_of(store: &Store, ids: &[String]) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM email_jobs WHERE id = ANY($1) AND status <> 'sent'")
+        .bind(ids)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+async fn deferred_events(store: &Store) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM job_events WHERE event = 'deferred'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
 }
 
 async fn dead_letters(broker: &TestBroker) -> usize {

@@ -85,6 +85,9 @@ fn oldest_age(
                 .as_secs_f64()
         }),
         QueueRole::Dead => ledger.map(|l| l.dead.as_secs_f64()),
+        // A deferred copy waits out another delivery's lease, so about one lease at most; no
+        // source dates it more closely.
+        QueueRole::Defer => Some(f64::NAN),
     }
 }
 
@@ -192,15 +195,21 @@ mod tests {
                 ("herald.email".to_owned(), QueueRole::Work),
                 ("herald.email.retry.5s".to_owned(), QueueRole::Retry(0)),
                 ("herald.email.retry.1m".to_owned(), QueueRole::Retry(1)),
+                ("herald.email.defer".to_owned(), QueueRole::Defer),
                 ("herald.email.dead".to_owned(), QueueRole::Dead),
             ]
         );
-        assert_eq!(queues_of(&topology).len(), 4);
+        assert_eq!(queues_of(&topology).len(), 5);
     }
 
     #[test]
     fn an_empty_queue_is_zero_whatever_the_sources_say() {
-        for source in [QueueRole::Work, QueueRole::Retry(1), QueueRole::Dead] {
+        for source in [
+            QueueRole::Work,
+            QueueRole::Retry(1),
+            QueueRole::Defer,
+            QueueRole::Dead,
+        ] {
             assert_eq!(
                 oldest_age(source, 0, Some(&ledger()), Some(1_000), 5_000.0),
                 Some(0.0)

@@ -322,6 +322,51 @@ impl Publisher {
         Ok(delay)
     }
 
+    /// Parks a delivery that another delivery of the same job holds a lease on: a copy goes to
+    /// the defer queue (`herald.email.defer`) for about `wait`, the time that lease has left,
+    /// then back to the work queue. The attempt count is not raised (`failed_attempts` is what
+    /// the job had). Ack the original only after this returns `Ok`.
+    ///
+    /// The wait is the copy's per-message TTL. RabbitMQ expires messages from the head of a queue
+    /// only, so a copy can wait behind an older one with a longer TTL; waits are bounded by the
+    /// lease (`HERALD_SEND_LEASE`), and so is that extra wait.
+    pub async fn publish_deferred(
+        &self,
+        body: &[u8],
+        props: &BasicProperties,
+        original_routing_key: &str,
+        failed_attempts: u32,
+        wait: Duration,
+    ) -> Result<(), PublishError> {
+        let topology = &self.inner.topology;
+        let queue = topology.defer_queue();
+        let mut headers = copied_headers(props);
+        headers.insert(
+            headers::ATTEMPT.into(),
+            AMQPValue::LongInt(clamp_i32(failed_attempts)),
+        );
+        headers.insert(
+            headers::ROUTING_KEY.into(),
+            long_string(original_routing_key),
+        );
+        let ttl_ms = u64::try_from(wait.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(1, u64::from(u32::MAX));
+        let props = props
+            .clone()
+            .with_headers(headers)
+            .with_delivery_mode(2)
+            .with_expiration(ShortString::from(ttl_ms.to_string()));
+        let exchange = topology.retry_exchange.clone();
+        self.publish_with(&exchange, &queue, body, props).await?;
+        tracing::debug!(
+            defer_queue = %queue,
+            wait = %humantime::format_duration(Duration::from_millis(ttl_ms)),
+            "Published a deferred copy."
+        );
+        Ok(())
+    }
+
     /// Copies a delivery to the dead-letter exchange (queue `herald.email.dead`) with
     /// `x-herald-reason` (a machine code), `x-herald-error` (a sentence, truncated),
     /// `x-herald-attempts`, `x-herald-dead-at` (unix seconds) and `x-herald-routing-key`.

@@ -7,11 +7,14 @@
 //!               ▲                                          │ nack / delivery limit (safety net)
 //!               │ TTL expiry (at-least-once)               ▼
 //! herald.retry ─► herald.email.retry.<d> (quorum)   herald.dead (fanout) ─► herald.email.dead
+//!             └─► herald.email.defer (quorum, per-message TTL) ─► herald.requeue
 //! ```
 //!
 //! The worker never requeues: it publishes a copy to the retry tier for the attempt (queue-level
 //! TTL, no consumers), which dead-letters it back through `herald.requeue` when the TTL expires,
-//! so consumers of `herald.jobs` never see retries. Permanent failures are copied to `herald.dead`.
+//! so consumers of `herald.jobs` never see retries. A delivery whose job another delivery is
+//! sending waits in `herald.email.defer` for as long as that delivery's lease has left (each copy
+//! carries its own TTL). Permanent failures are copied to `herald.dead`.
 //! Every declaration here must use identical arguments everywhere (RabbitMQ answers
 //! PRECONDITION_FAILED otherwise), which is why producer and worker both call this module.
 
@@ -80,6 +83,8 @@ pub enum QueueRole {
     Work,
     /// The retry tier with this index, in attempt order.
     Retry(usize),
+    /// Deliveries waiting for another delivery's lease on their job to end.
+    Defer,
     Dead,
 }
 
@@ -116,6 +121,7 @@ impl Topology {
             ("dead_queue", self.dead_queue.clone()),
         ];
         names.extend(self.retry_queues().into_iter().map(|q| ("retry queue", q)));
+        names.push(("defer queue", self.defer_queue()));
         for (what, name) in &names {
             if name.is_empty() || name.len() > 255 || name.starts_with("amq.") {
                 return invalid(format!(
@@ -150,6 +156,11 @@ impl Topology {
         )
     }
 
+    /// The queue deferred deliveries wait in, e.g. `herald.email.defer`.
+    pub fn defer_queue(&self) -> String {
+        format!("{}.defer", self.work_queue)
+    }
+
     /// The tier for a delivery that has failed `failed_attempts` times: 1 → first tier,
     /// 2 → second, …, clamped to the last tier (0 is treated as 1).
     pub fn retry_delay_for_attempt(&self, failed_attempts: u32) -> (String, Duration) {
@@ -167,6 +178,7 @@ impl Topology {
                 .enumerate()
                 .map(|(tier, q)| (q, QueueRole::Retry(tier))),
         );
+        queues.push((self.defer_queue(), QueueRole::Defer));
         queues.push((self.dead_queue.clone(), QueueRole::Dead));
         queues
     }
@@ -196,6 +208,9 @@ impl Topology {
             declare_queue(channel, &queue, self.retry_queue_args(*delay)).await?;
             bind(channel, &queue, &self.retry_exchange, &queue).await?;
         }
+        let defer = self.defer_queue();
+        declare_queue(channel, &defer, self.defer_queue_args()).await?;
+        bind(channel, &defer, &self.retry_exchange, &defer).await?;
         tracing::debug!(
             tiers = ?self.retry_queues(),
             "Declared the full topology, retry tiers included."
@@ -248,8 +263,14 @@ impl Topology {
     /// At-least-once dead-lettering needs `reject-publish` overflow (RabbitMQ 3.10+).
     fn retry_queue_args(&self, delay: Duration) -> FieldTable {
         let ttl = i64::try_from(delay.as_millis()).expect("validate() bounds the delay");
-        let mut args = quorum_args();
+        let mut args = self.defer_queue_args();
         args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+        args
+    }
+
+    /// The defer queue's arguments: a retry tier's without a queue TTL (each copy brings its own).
+    fn defer_queue_args(&self) -> FieldTable {
+        let mut args = quorum_args();
         args.insert(
             "x-dead-letter-exchange".into(),
             string(&self.requeue_exchange),

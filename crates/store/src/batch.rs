@@ -8,8 +8,6 @@
 //! read, the jobs are tried alone too; their leases make that safe, see `begin_batch`.) Batches
 //! are sorted by job id, so two batches lock rows in one order and cannot deadlock each other.
 
-use std::time::Duration;
-
 use futures::future::join_all;
 use herald_domain::TicketSecret;
 use sqlx::Row;
@@ -17,8 +15,8 @@ use sqlx::Row;
 use crate::Store;
 use crate::error::StoreError;
 use crate::ledger::{
-    BeginOutcome, FreshTicket, JobRecord, TicketSpec, fresh_ticket, pg_interval, ticket_json,
-    to_json, truncate,
+    BeginOutcome, FreshTicket, JobRecord, Lease, TicketSpec, fresh_ticket, pg_interval,
+    ticket_json, to_json, truncate,
 };
 
 /// One delivery's `begin_attempt`, owned so it can wait in a batch: the job record and ticket
@@ -76,8 +74,9 @@ impl Store {
         &self,
         requests: &[BeginRequest],
         secret: &TicketSecret,
-        lease: Duration,
+        lease: impl Into<Lease>,
     ) -> Vec<Result<BeginOutcome, StoreError>> {
+        let lease = lease.into();
         if requests.len() > 1 {
             match self.begin_batch(requests, secret, lease).await {
                 Ok(outcomes) => return outcomes,
@@ -97,11 +96,17 @@ impl Store {
         &self,
         request: &BeginRequest,
         secret: &TicketSecret,
-        lease: Duration,
+        lease: impl Into<Lease>,
     ) -> Result<BeginOutcome, StoreError> {
         let (job, ticket) = request.body()?;
-        self.begin_json(job.clone(), ticket, secret, lease, request.min_attempt)
-            .await
+        self.begin_json(
+            job.clone(),
+            ticket,
+            secret,
+            lease.into(),
+            request.min_attempt,
+        )
+        .await
     }
 
     /// The batch statement. Ok holds each job's own outcome, including a failed token rebuild.
@@ -117,7 +122,7 @@ impl Store {
         &self,
         requests: &[BeginRequest],
         secret: &TicketSecret,
-        lease: Duration,
+        lease: Lease,
     ) -> Result<Vec<Result<BeginOutcome, StoreError>>, StoreError> {
         let mut order: Vec<usize> = (0..requests.len()).collect();
         order.sort_by(|a, b| requests[*a].id.cmp(&requests[*b].id));
@@ -136,10 +141,12 @@ impl Store {
         }
         let rows = sqlx::query(
             "SELECT r_index, r_outcome, r_attempt, r_lease_until, r_ticket_id, r_token_salt, \
-             r_token_hash, r_expires_at, r_ticket_created FROM herald_begin_attempts($1, $2)",
+             r_token_hash, r_expires_at, r_ticket_created, r_lease_left_ms \
+             FROM herald_begin_attempts($1, $2, $3)",
         )
         .bind(serde_json::Value::Array(batch))
-        .bind(pg_interval(lease))
+        .bind(pg_interval(lease.length))
+        .bind(lease.owner)
         .fetch_all(self.pool())
         .await?;
         if rows.len() != requests.len() {
@@ -159,7 +166,8 @@ impl Store {
                 .filter(|i| *i < order.len())
                 .ok_or_else(|| StoreError::Invalid("herald_begin_attempts: bad r_index".into()))?;
             let offered = fresh[position].take();
-            outcomes[order[position]] = Some(self.finish_begin(row, offered, secret).await);
+            let id = &requests[order[position]].id;
+            outcomes[order[position]] = Some(self.finish_begin(id, row, offered, secret).await);
         }
         Ok(outcomes
             .into_iter()

@@ -159,7 +159,9 @@ impl DeadLetterLedger for Store {
         reason: &str,
         error: &str,
     ) -> Result<(), StoreError> {
-        self.mark_dead(job_id, kind, 0, reason, error, None).await
+        // The letter is still in the dead-letter queue: the job is dead and filed.
+        self.mark_dead(job_id, kind, 0, reason, error, None).await?;
+        self.mark_dead_lettered(job_id, reason).await
     }
 
     async fn note_purge(&self, job_id: &str, detail: &str) -> Result<bool, StoreError> {

@@ -6,6 +6,10 @@
 //! without touching the row), refuses duplicates of finished jobs, takes a short lease so two
 //! deliveries of the same job cannot send at once, and creates or re-derives the job's one ticket. The token itself is
 //! never stored: only its SHA-256 and the salt it is derived from (see `herald_domain::ticket`).
+//!
+//! A lease names its holder ([`Lease::owner`], one per worker process) and is short: the holder
+//! renews it while it works on the job ([`Store::renew_leases`]), so the leases of a worker that
+//! died run out within one lease length and its jobs go to the survivors.
 
 use std::time::Duration;
 
@@ -100,6 +104,31 @@ fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_i64(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
+/// The lease a delivery takes on its job in [`Store::begin_attempt`]: how long it holds without
+/// renewal, and who holds it (the worker process, so that it renews only its own leases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub length: Duration,
+    pub owner: Uuid,
+}
+
+impl Lease {
+    /// A lease of `length` for a new holder.
+    pub fn new(length: Duration) -> Self {
+        Lease {
+            length,
+            owner: Uuid::new_v4(),
+        }
+    }
+}
+
+/// A lease of that length for a holder of its own (tests and one-off callers).
+impl From<Duration> for Lease {
+    fn from(length: Duration) -> Self {
+        Lease::new(length)
+    }
+}
+
 /// A job's ticket with its token rebuilt for this attempt.
 #[derive(Debug, Clone)]
 pub struct IssuedTicket {
@@ -122,9 +151,18 @@ pub enum BeginOutcome {
     AlreadySent,
     /// The job was already dead-lettered; this delivery is a duplicate.
     AlreadyDead,
-    /// Another delivery of the same job holds the lease until `until`.
+    /// The job was recorded dead, but the broker never confirmed its dead-letter copy: this
+    /// delivery must file it (copy it to the dead-letter queue with its reason), not drop it.
+    DeadUnfiled {
+        attempts: u32,
+        reason: String,
+        error: String,
+    },
+    /// Another delivery of the same job holds the lease until `until`, which is `left` from now
+    /// by the database's clock.
     Busy {
         until: OffsetDateTime,
+        left: Duration,
         attempts: u32,
     },
     /// The ledger knows a different job (another payload digest) under this id. Nothing of that
@@ -261,12 +299,12 @@ impl Store {
         job: &JobRecord<'_>,
         ticket: Option<&TicketSpec<'_>>,
         secret: &TicketSecret,
-        lease: Duration,
+        lease: impl Into<Lease>,
         min_attempt: u32,
     ) -> Result<BeginOutcome, StoreError> {
         let job = to_json(job)?;
         let ticket = ticket.map(to_json).transpose()?;
-        self.begin_json(job, ticket.as_ref(), secret, lease, min_attempt)
+        self.begin_json(job, ticket.as_ref(), secret, lease.into(), min_attempt)
             .await
     }
 
@@ -276,30 +314,35 @@ impl Store {
         job: serde_json::Value,
         ticket: Option<&serde_json::Value>,
         secret: &TicketSecret,
-        lease: Duration,
+        lease: Lease,
         min_attempt: u32,
     ) -> Result<BeginOutcome, StoreError> {
+        let job_id = job.get("id").and_then(|v| v.as_str()).map(str::to_owned);
         // The ticket this attempt creates if the job has none yet: prepared here because the
         // token is derived from the secret, which never goes to the database.
         let fresh = ticket.map(|_| fresh_ticket(secret));
         let ticket = ticket.zip(fresh.as_ref()).map(|(t, f)| ticket_json(t, f));
         let row = sqlx::query(
             "SELECT r_outcome, r_attempt, r_lease_until, r_ticket_id, r_token_salt, r_token_hash, \
-             r_expires_at, r_ticket_created FROM herald_begin_attempt($1, $2, $3, $4)",
+             r_expires_at, r_ticket_created, r_lease_left_ms \
+             FROM herald_begin_attempt($1, $2, $3, $4, $5)",
         )
         .bind(job)
         .bind(ticket)
-        .bind(pg_interval(lease))
+        .bind(pg_interval(lease.length))
         .bind(i32::try_from(min_attempt).unwrap_or(i32::MAX))
+        .bind(lease.owner)
         .fetch_one(self.pool())
         .await?;
-        self.finish_begin(&row, fresh, secret).await
+        self.finish_begin(job_id.as_deref().unwrap_or_default(), &row, fresh, secret)
+            .await
     }
 
     /// Turns a row of `herald_begin_attempt` into the outcome, rebuilding the token of a ticket an
     /// earlier attempt created. `fresh` is the ticket this attempt offered (id, salt, token).
     pub(crate) async fn finish_begin(
         &self,
+        job_id: &str,
         row: &sqlx::postgres::PgRow,
         fresh: Option<FreshTicket>,
         secret: &TicketSecret,
@@ -309,10 +352,13 @@ impl Store {
         match outcome.as_str() {
             "sent" => return Ok(BeginOutcome::AlreadySent),
             "dead" => return Ok(BeginOutcome::AlreadyDead),
+            "dead_unfiled" => return self.dead_unfiled(job_id, attempt).await,
             "conflict" => return Ok(BeginOutcome::Conflict),
             "busy" => {
+                let left_ms: i64 = row.try_get("r_lease_left_ms")?;
                 return Ok(BeginOutcome::Busy {
                     until: row.try_get("r_lease_until")?,
+                    left: Duration::from_millis(u64::try_from(left_ms).unwrap_or(0)),
                     attempts: attempt,
                 });
             }
@@ -343,6 +389,63 @@ impl Store {
             attempt,
             ticket: issued,
         })
+    }
+
+    /// The reason and error a dead job was recorded with, for filing its dead letter again.
+    /// (A rare path: only after the broker failed between recording a death and confirming its
+    /// copy.)
+    async fn dead_unfiled(&self, job_id: &str, attempts: u32) -> Result<BeginOutcome, StoreError> {
+        let row = sqlx::query("SELECT dead_reason, last_error FROM email_jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_one(self.pool())
+            .await?;
+        let reason: Option<String> = row.try_get("dead_reason")?;
+        let error: Option<String> = row.try_get("last_error")?;
+        Ok(BeginOutcome::DeadUnfiled {
+            attempts,
+            reason: reason.unwrap_or_else(|| "unknown".to_owned()),
+            error: error.unwrap_or_default(),
+        })
+    }
+
+    /// The broker confirmed the dead-letter copy of the job, which died of `reason`: a later
+    /// delivery of it is a duplicate. (A job is only marked when it is recorded dead of that
+    /// reason, so a copy refused as `id_conflict`, which is never recorded, marks nothing.)
+    pub async fn mark_dead_lettered(&self, job_id: &str, reason: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE email_jobs SET dead_lettered_at = now() \
+             WHERE id = $1 AND status = 'dead' AND dead_reason = $2",
+        )
+        .bind(job_id)
+        .bind(reason)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Extends the leases `owner` holds on `job_ids` by `length` from now, and returns how many
+    /// it extended. A job that was finished meanwhile, or whose lease ran out and was taken by
+    /// another delivery, is left alone. One statement whatever the number of jobs.
+    pub async fn renew_leases(
+        &self,
+        owner: Uuid,
+        job_ids: &[String],
+        length: Duration,
+    ) -> Result<u64, StoreError> {
+        if job_ids.is_empty() {
+            return Ok(0);
+        }
+        let renewed = sqlx::query(
+            "UPDATE email_jobs SET lease_until = now() + $3 \
+             WHERE id = ANY($1) AND lease_owner = $2 AND status = 'sending'",
+        )
+        .bind(job_ids)
+        .bind(owner)
+        .bind(pg_interval(length))
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(renewed)
     }
 
     /// The token of a ticket an earlier attempt created, rebuilt from its salt. If the ticket
@@ -453,6 +556,7 @@ impl Store {
             "INSERT INTO email_jobs (id, type, status, attempts, last_error, dead_reason, payload) \
              VALUES ($1, $2, 'dead', $3, $4, $5, $6) \
              ON CONFLICT (id) DO UPDATE SET status = 'dead', last_error = EXCLUDED.last_error, \
+             dead_lettered_at = NULL, \
              dead_reason = EXCLUDED.dead_reason, lease_until = NULL, updated_at = now(), \
              attempts = GREATEST(email_jobs.attempts, EXCLUDED.attempts) \
              WHERE email_jobs.status <> 'sent' AND ($6::jsonb IS NULL \
@@ -512,6 +616,7 @@ impl Store {
         let dead_reason: Option<String> = row.try_get("dead_reason")?;
         sqlx::query(
             "UPDATE email_jobs SET status = 'queued', lease_until = NULL, dead_reason = NULL, \
+             dead_lettered_at = NULL, \
              updated_at = now() WHERE id = $1",
         )
         .bind(job_id)

@@ -16,7 +16,8 @@ pub use batch::{BeginRequest, SentRequest};
 pub use db::Store;
 pub use error::StoreError;
 pub use ledger::{
-    BeginOutcome, IssuedTicket, JobEvent, JobRecord, JobStatus, LedgerJob, StoredTicket, TicketSpec,
+    BeginOutcome, IssuedTicket, JobEvent, JobRecord, JobStatus, Lease, LedgerJob, StoredTicket,
+    TicketSpec,
 };
 pub use registry::{
     Branding, Client, Organization, OverrideHealth, OverrideScope, TemplateOverride,

@@ -31,8 +31,10 @@ pub struct WorkerConfig {
     /// Right-hand side of `Message-ID: <{job id}@{domain}>`.
     pub message_id_domain: String,
     pub ticket_secret: TicketSecret,
-    /// How long a delivery holds a job while it sends, so a concurrent duplicate waits instead of
-    /// sending twice. Must exceed the longest send.
+    /// How long a delivery holds its job's lease without renewal, so a concurrent duplicate
+    /// waits instead of sending twice. The worker renews it every quarter of itself while it
+    /// works on the job, so it bounds how long a dead worker's jobs wait, not how long a send
+    /// may take.
     pub lease: Duration,
     /// Upper bound on one SMTP send (connect + transaction).
     pub send_timeout: Duration,

@@ -2,9 +2,16 @@
 //! carry out its outcome (retry copy, dead-letter copy) with publisher confirms, then ack.
 //!
 //! A session owns two connections (consuming and publishing are kept apart so broker flow control
-//! on publishes never stalls acks). When a session fails, `run` rebuilds it with backoff and gives
-//! up only after repeated failures. On shutdown it stops consuming, lets in-flight jobs finish and
-//! ack within the configured deadline, and returns.
+//! on publishes never stalls acks). When a session fails, `run` opens the next one at once (then
+//! with backoff while the broker stays away) and gives up only after repeated failures. The jobs
+//! the failed session had in flight are not waited for: they finish in the background on its
+//! connections, which close once they are done. On shutdown it stops consuming, lets in-flight
+//! jobs finish and ack within the configured deadline, and returns.
+//!
+//! A delivery is acked only once its copy (retry, defer or dead letter) is confirmed. When a copy
+//! cannot be confirmed, the delivery is left unsettled and the session is ended: the broker
+//! redelivers it when its channel closes. It is never rejected into the dead-letter queue for
+//! that: the dead-letter queue holds only jobs that have a reason and are recorded dead.
 //!
 //! [`Stepper`] drives the same processing one delivery at a time, so a test can publish a job,
 //! call [`Stepper::process_next`] and assert on the outcome instead of polling the ledger.
@@ -13,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use herald_domain::TraceParent;
 use herald_queue::{Publisher, QueueError, failed_attempts, header_string, original_routing_key};
 use lapin::message::Delivery;
@@ -25,7 +32,7 @@ use lapin::{Channel, Connection, Consumer};
 use secrecy::ExposeSecret;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::lag::NewestDelivered;
 use crate::outcome::Outcome;
@@ -48,6 +55,8 @@ pub enum WorkerError {
     ConsumerCancelled(String),
     #[error("the {0} connection to RabbitMQ was lost")]
     ConnectionLost(&'static str),
+    #[error("a retry, defer or dead-letter copy could not be confirmed; reconnecting")]
+    CopyFailed,
     #[error("giving up after {failures} failed attempts to (re)connect; last error: {last}")]
     GaveUp { failures: u32, last: String },
 }
@@ -95,10 +104,15 @@ impl Worker {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     // A session that got as far as consuming was not a failed attempt: count
-                    // afresh, or short outages minutes apart would add up to giving up.
+                    // afresh, or short outages minutes apart would add up to giving up. Its
+                    // successor is opened at once; backoff applies while reconnecting fails.
                     if consumed || started.elapsed() > Duration::from_secs(60) {
                         failures = 0;
                         backoff = Duration::from_millis(200);
+                    }
+                    if consumed {
+                        warn!(error = %e, "The AMQP session ended; reconnecting now.");
+                        continue;
                     }
                     failures += 1;
                     if failures >= MAX_SESSION_FAILURES {
@@ -107,7 +121,7 @@ impl Worker {
                             last: e.to_string(),
                         });
                     }
-                    warn!(error = %e, retry_in = ?backoff, failures, "The AMQP session ended; reconnecting.");
+                    warn!(error = %e, retry_in = ?backoff, failures, "Could not open an AMQP session; trying again.");
                     tokio::select! {
                         () = shutdown.cancelled() => return Ok(()),
                         () = tokio::time::sleep(backoff) => {}
@@ -139,11 +153,14 @@ impl Worker {
 
         let mut tasks = JoinSet::new();
         let mut health = tokio::time::interval(HEALTH_CHECK_INTERVAL);
+        // Cancelled by a delivery whose copy could not be confirmed: the session is broken.
+        let copy_failed = CancellationToken::new();
         let ended: Result<(), WorkerError> = loop {
             tokio::select! {
                 () = shutdown.cancelled() => break Ok(()),
+                () = copy_failed.cancelled() => break Err(WorkerError::CopyFailed),
                 _ = health.tick() => {
-                    // A dead publishing side would turn every retry into a dead letter.
+                    // A dead publishing side would leave every retry and defer unsettled.
                     if !publish_conn.status().connected() || !publisher.is_open() {
                         break Err(WorkerError::ConnectionLost("publishing"));
                     }
@@ -158,7 +175,7 @@ impl Worker {
                         }
                         let pipeline = self.pipeline.clone();
                         let publisher = publisher.clone();
-                        tasks.spawn(process(pipeline, publisher, delivery));
+                        tasks.spawn(process(pipeline, publisher, delivery, copy_failed.clone()));
                     }
                     Some(Err(e)) => break Err(e.into()),
                     None => break Err(WorkerError::ConsumerCancelled(topology.work_queue.clone())),
@@ -167,22 +184,71 @@ impl Worker {
             }
         };
 
+        let ending = Ending {
+            consume_conn,
+            publish_conn,
+            channel,
+            tag,
+            consumer,
+            tasks,
+            drain: config.shutdown_timeout,
+        };
         if ended.is_ok() {
             info!(
-                in_flight = tasks.len(),
+                in_flight = ending.tasks.len(),
                 "Stopping: no new jobs; finishing the ones in flight."
             );
-            let cancel = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
-            match tokio::time::timeout(CLOSE_TIMEOUT, cancel).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => warn!(error = %e, "Could not cancel the consumer cleanly."),
-                Err(_) => warn!("The broker did not confirm the consumer's cancellation."),
-            }
+            ending.wind_down().await;
+        } else {
+            // The next session starts now; this one's jobs finish (and settle, where its
+            // channel still can) in the background.
+            tokio::spawn(ending.wind_down());
         }
-        let drained = tokio::time::timeout(config.shutdown_timeout, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
+        ended
+    }
+}
+
+/// What is left of a session once it stops consuming: its connections, the consumer and the
+/// jobs still in flight.
+struct Ending {
+    consume_conn: Connection,
+    publish_conn: Connection,
+    channel: Channel,
+    tag: String,
+    consumer: Consumer,
+    tasks: JoinSet<Outcome>,
+    drain: Duration,
+}
+
+impl Ending {
+    /// Stops the broker's deliveries, gives back the ones received but not started, lets the
+    /// jobs in flight finish within `drain`, then closes the connections. Every broker call is
+    /// bounded: on a connection that has just died, one can wait for an answer forever.
+    async fn wind_down(self) {
+        let Ending {
+            consume_conn,
+            publish_conn,
+            channel,
+            tag,
+            mut consumer,
+            mut tasks,
+            drain,
+        } = self;
+        let cancel = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+        match tokio::time::timeout(CLOSE_TIMEOUT, cancel).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => debug!(error = %e, "Could not cancel the consumer cleanly."),
+            Err(_) => debug!("The broker did not confirm the consumer's cancellation."),
+        }
+        while let Some(Some(Ok(delivery))) = consumer.next().now_or_never() {
+            let requeue = BasicNackOptions {
+                requeue: true,
+                multiple: false,
+            };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, delivery.nack(requeue)).await;
+        }
+        let drained =
+            tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             warn!(
                 abandoned = tasks.len(),
@@ -190,7 +256,6 @@ impl Worker {
             );
             tasks.abort_all();
         }
-        // Bounded: on a connection that has just died, a close can wait for an answer forever.
         let goodbye = async {
             let _ = channel.close(200, "herald worker stopping".into()).await;
             let _ = consume_conn
@@ -203,7 +268,6 @@ impl Worker {
         if tokio::time::timeout(CLOSE_TIMEOUT, goodbye).await.is_err() {
             warn!("The broker did not answer while closing the session; dropping its connections.");
         }
-        ended
     }
 }
 
@@ -316,6 +380,7 @@ impl Stepper {
                 self.worker.pipeline.clone(),
                 self.session.publisher.clone(),
                 delivery,
+                CancellationToken::new(),
             )
             .await,
         ))
@@ -340,10 +405,15 @@ impl Stepper {
 }
 
 /// Runs one delivery through the pipeline, settles it with the broker and returns its outcome.
+///
+/// When the outcome's copy cannot be confirmed, the delivery is left unsettled (the broker
+/// redelivers it once its channel closes) and `copy_failed` is cancelled, so that the session
+/// ends and the next one starts with new connections.
 async fn process(
     pipeline: Arc<Pipeline>,
     publisher: Arc<Publisher>,
     delivery: Delivery,
+    copy_failed: CancellationToken,
 ) -> Outcome {
     let message_id = delivery
         .properties
@@ -380,16 +450,15 @@ async fn process(
                 .publish_retry(&delivery.data, &delivery.properties, &routing_key, *attempt, error)
                 .await
                 .map(|_| ()),
-            Outcome::Defer { attempts } => publisher
-                .publish_retry(
+            Outcome::Defer { attempts, wait } => publisher
+                .publish_deferred(
                     &delivery.data,
                     &delivery.properties,
                     &routing_key,
-                    (*attempts).max(1),
-                    "deferred: another delivery of this job was in progress",
+                    *attempts,
+                    *wait,
                 )
-                .await
-                .map(|_| ()),
+                .await,
             Outcome::DeadLetter {
                 reason,
                 error,
@@ -401,21 +470,19 @@ async fn process(
             }
         };
         crate::metrics::record_outcome(&outcome, kind, copied.is_ok());
-        let settled = match copied {
-            Ok(()) => delivery.ack(BasicAckOptions::default()).await,
-            Err(e) => {
-                // The copy was not confirmed. Rejecting without requeue sends the original through
-                // the work queue's dead-letter exchange, so it is parked, not lost.
-                error!(error = %e, ?outcome, "Could not copy the job to its retry or dead-letter queue; rejecting it to the dead-letter exchange.");
-                delivery
-                    .nack(BasicNackOptions {
-                        requeue: false,
-                        multiple: false,
-                    })
-                    .await
-            }
-        };
-        match settled {
+        if let Err(e) = copied {
+            // Not acked (the copy is not safe) and not rejected (that would park a healthy job
+            // in the dead-letter queue): left to the broker, which redelivers it when this
+            // session's channel closes, which it does now.
+            error!(error = %e, ?outcome, "Could not copy the job to its retry, defer or dead-letter queue; leaving it to be redelivered and reconnecting.");
+            copy_failed.cancel();
+            drop(delivery);
+            return outcome;
+        }
+        if let Outcome::DeadLetter { reason, .. } = &outcome {
+            pipeline.record_dead_lettered(&delivery.data, reason).await;
+        }
+        match delivery.ack(BasicAckOptions::default()).await {
             Ok(true) => {}
             Ok(false) => warn!("The delivery could not be settled (its channel was recovered); the broker will redeliver it and the ledger will recognise it."),
             Err(e) => warn!(error = %e, "Settling the delivery failed; the broker will redeliver it."),

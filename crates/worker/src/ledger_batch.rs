@@ -8,11 +8,9 @@
 //! together, so the round trips and commits per job fall as the load rises. At most
 //! [`BATCHES_IN_FLIGHT`] batches run at a time, leaving the rest of the pool to other queries.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use herald_domain::TicketSecret;
-use herald_store::{BeginOutcome, BeginRequest, SentRequest, Store, StoreError};
+use herald_store::{BeginOutcome, BeginRequest, Lease, SentRequest, Store, StoreError};
+use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// How many batch statements may run at once.
@@ -35,7 +33,7 @@ pub struct LedgerBatcher {
 
 impl LedgerBatcher {
     /// Starts the background task on the current Tokio runtime.
-    pub fn spawn(store: Store, secret: TicketSecret, lease: Duration, max_batch: usize) -> Self {
+    pub fn spawn(store: Store, secret: TicketSecret, lease: Lease, max_batch: usize) -> Self {
         let (ops, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(store, secret, lease, max_batch.max(1), rx));
         LedgerBatcher { ops }
@@ -66,7 +64,7 @@ fn gone() -> StoreError {
 async fn run(
     store: Store,
     secret: TicketSecret,
-    lease: Duration,
+    lease: Lease,
     max_batch: usize,
     mut rx: mpsc::UnboundedReceiver<Op>,
 ) {
@@ -113,7 +111,7 @@ type Waiting<R, T> = Vec<(R, oneshot::Sender<Result<T, StoreError>>)>;
 async fn answer_begins(
     store: &Store,
     secret: &TicketSecret,
-    lease: Duration,
+    lease: Lease,
     waiting: Waiting<BeginRequest, BeginOutcome>,
 ) {
     if waiting.is_empty() {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod consumer;
 pub mod context;
 pub mod lag;
+pub mod leases;
 pub mod ledger_batch;
 pub mod metrics;
 pub mod outcome;

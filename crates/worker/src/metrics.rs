@@ -255,7 +255,10 @@ mod tests {
                 attempt: 1,
                 error: String::new(),
             },
-            Outcome::Defer { attempts: 1 },
+            Outcome::Defer {
+                attempts: 1,
+                wait: Duration::from_secs(1),
+            },
             Outcome::DeadLetter {
                 reason: "x",
                 error: String::new(),

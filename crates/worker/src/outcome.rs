@@ -93,14 +93,43 @@ pub enum Outcome {
     Duplicate,
     /// Failed transiently: copy to the retry queue for `attempt`, then ack.
     Retry { attempt: u32, error: String },
-    /// Another delivery of the job holds its lease: park it on a retry queue, then ack.
-    Defer { attempts: u32 },
+    /// Another delivery of the job holds its lease: park a copy on the defer queue for `wait`
+    /// (what that lease has left), then ack.
+    Defer { attempts: u32, wait: Duration },
     /// Failed for good: copy to the dead-letter queue with the reason, then ack.
     DeadLetter {
         reason: &'static str,
         error: String,
         attempts: u32,
     },
+}
+
+/// Every dead-letter reason the worker gives, as the ledger and the `x-herald-reason` header
+/// spell it.
+pub const REASONS: &[&str] = &[
+    "body_too_large",
+    "malformed_json",
+    "unknown_type",
+    "invalid_job",
+    "custom_domain_not_allowed",
+    "unknown_organization",
+    "unknown_client",
+    "store_error",
+    "render_failed",
+    "invalid_message",
+    "smtp_permanent",
+    "ticket_expired",
+    "id_conflict",
+    "max_attempts",
+];
+
+/// The reason as one of [`REASONS`] (a reason read back from the ledger), or `"unknown"`.
+pub fn known_reason(reason: &str) -> &'static str {
+    REASONS
+        .iter()
+        .find(|known| **known == reason)
+        .copied()
+        .unwrap_or("unknown")
 }
 
 /// Turns the failure of attempt number `attempt` into the next step. A transient failure is
@@ -205,6 +234,29 @@ mod tests {
         for (failure, want) in cases {
             assert_eq!(classify(&failure), want, "{failure:?}");
         }
+    }
+
+    #[test]
+    fn every_reason_classify_gives_is_a_known_reason() {
+        let failures = [
+            job_error(),
+            Failure::Job(JobError::UnknownType("x".into())),
+            Failure::Job(JobError::Invalid("x".into())),
+            Failure::Job(JobError::TooLarge { size: 2, limit: 1 }),
+            Failure::CustomDomainNotAllowed("x".into()),
+            Failure::UnknownOrganization("x".into()),
+            Failure::UnknownClient("x".into()),
+            Failure::Compose("x".into()),
+            Failure::TicketExpired,
+            Failure::IdConflict,
+        ];
+        for failure in failures {
+            if let Class::Permanent { reason } = classify(&failure) {
+                assert_eq!(known_reason(reason), reason);
+            }
+        }
+        assert_eq!(known_reason("max_attempts"), "max_attempts");
+        assert_eq!(known_reason("something else"), "unknown");
     }
 
     #[test]

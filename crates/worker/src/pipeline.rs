@@ -19,8 +19,9 @@ use tracing::{Instrument, info, warn};
 use crate::compose::{compose_traced, message_id};
 use crate::config::WorkerConfig;
 use crate::context::email_context;
+use crate::leases::HeldLeases;
 use crate::ledger_batch::LedgerBatcher;
-use crate::outcome::{Failure, Outcome, decide};
+use crate::outcome::{Failure, Outcome, decide, known_reason};
 use crate::registry_cache::RegistryCache;
 
 /// A delivery as the pipeline sees it.
@@ -41,6 +42,7 @@ pub struct Pipeline {
     pub config: WorkerConfig,
     registry: RegistryCache,
     batcher: OnceLock<LedgerBatcher>,
+    leases: HeldLeases,
 }
 
 impl Pipeline {
@@ -53,11 +55,17 @@ impl Pipeline {
         Self {
             registry: RegistryCache::new(config.registry_cache_ttl),
             batcher: OnceLock::new(),
+            leases: HeldLeases::new(config.lease),
             store,
             renderer,
             mailer,
             config,
         }
+    }
+
+    /// The leases this worker process holds (renewed while it works on their jobs).
+    pub fn leases(&self) -> &HeldLeases {
+        &self.leases
     }
 
     pub async fn handle(&self, msg: Incoming<'_>) -> Outcome {
@@ -120,8 +128,27 @@ impl Pipeline {
         let begun = self
             .begin_attempt(&record, ticket_spec.as_ref(), header_attempt)
             .await;
-        let (attempt, ticket) = match begun {
-            Ok(BeginOutcome::Proceed { attempt, ticket }) => (attempt, ticket),
+        let (attempt, ticket, _lease) = match begun {
+            Ok(BeginOutcome::Proceed { attempt, ticket }) => {
+                // Renewed from now until this function returns, whatever it returns.
+                let lease = self.leases.hold(&self.store, job.id.as_str());
+                (attempt, ticket, lease)
+            }
+            Ok(BeginOutcome::DeadUnfiled {
+                attempts,
+                reason,
+                error,
+            }) => {
+                warn!(
+                    reason = %reason,
+                    "The job was recorded dead but its dead letter was never confirmed; filing it."
+                );
+                return Outcome::DeadLetter {
+                    reason: known_reason(&reason),
+                    error,
+                    attempts,
+                };
+            }
             Ok(BeginOutcome::AlreadySent | BeginOutcome::AlreadyDead) => {
                 info!("Ignored a duplicate delivery of a finished job.");
                 return Outcome::Duplicate;
@@ -143,9 +170,19 @@ impl Pipeline {
                     now(),
                 );
             }
-            Ok(BeginOutcome::Busy { until, attempts }) => {
-                info!(%until, "Another delivery of this job is in progress; deferring this one.");
-                let detail = format!("another delivery holds the job until {until}");
+            Ok(BeginOutcome::Busy {
+                until,
+                left,
+                attempts,
+            }) => {
+                // Wait what the lease has left (at least a moment, at most one lease: a longer
+                // answer would come from a worker configured with a longer lease).
+                let wait = left.clamp(MIN_DEFER, self.config.lease);
+                info!(%until, wait = ?wait, "Another delivery of this job is in progress; deferring this one.");
+                let detail = format!(
+                    "another delivery holds the job until {until}; waiting {:.1}s",
+                    wait.as_secs_f64()
+                );
                 if let Err(e) = self
                     .store
                     .mark_deferred(job.id.as_str(), attempts, &detail)
@@ -153,7 +190,7 @@ impl Pipeline {
                 {
                     warn!(error = %e, "Could not record the deferral.");
                 }
-                return Outcome::Defer { attempts };
+                return Outcome::Defer { attempts, wait };
             }
             Err(e) => {
                 return self
@@ -220,7 +257,7 @@ impl Pipeline {
                         record,
                         spec,
                         &self.config.ticket_secret,
-                        self.config.lease,
+                        self.leases.lease(),
                         min_attempt,
                     )
                     .await
@@ -251,7 +288,7 @@ impl Pipeline {
                 LedgerBatcher::spawn(
                     self.store.clone(),
                     self.config.ticket_secret.clone(),
-                    self.config.lease,
+                    self.leases.lease(),
                     self.config.ledger_batch,
                 )
             })
@@ -427,6 +464,18 @@ impl Pipeline {
         outcome
     }
 
+    /// The broker confirmed the job's dead-letter copy: record it, so that a redelivery is a
+    /// duplicate rather than a dead letter to file again. Best effort: a miss costs at most a
+    /// second copy of the dead letter.
+    pub async fn record_dead_lettered(&self, body: &[u8], reason: &str) {
+        let Some(id) = EmailJob::peek_id(body) else {
+            return;
+        };
+        if let Err(e) = self.store.mark_dead_lettered(id.as_str(), reason).await {
+            warn!(error = %e, "Could not record that the dead letter was filed.");
+        }
+    }
+
     /// Records a dead letter with the decision's own reason and error, so the ledger says what
     /// the dead letter's headers and the metric say.
     async fn record_dead(
@@ -527,6 +576,10 @@ fn ticket_spec(job: &EmailJob) -> Option<TicketSpec<'_>> {
         ttl: Duration::from_secs(options.ttl_sec),
     })
 }
+
+/// The shortest a deferred delivery waits, so that a lease about to run out is not polled in a
+/// tight loop.
+const MIN_DEFER: Duration = Duration::from_millis(250);
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()

@@ -71,6 +71,7 @@ fn role_name(topology: &Topology, role: QueueRole) -> String {
                 .get(tier)
                 .map_or_else(|| "?".to_owned(), |d| herald_queue::topology::compact(*d))
         ),
+        QueueRole::Defer => "deferred".to_owned(),
         QueueRole::Dead => "dead letters".to_owned(),
     }
 }
@@ -93,6 +94,8 @@ pub(super) fn is_not_found(e: &QueueError) -> bool {
 enum NoAge {
     /// The work queue: the ledger has not seen the jobs waiting there.
     WorkQueue,
+    /// The defer queue: its copies wait at most about one HERALD_SEND_LEASE.
+    Deferred,
     /// The ledger knows no job waiting in a queue that holds messages.
     Unknown,
     /// The ledger could not be read.
@@ -124,6 +127,7 @@ fn render(
         } else {
             match (role, ages) {
                 (QueueRole::Work, _) => Err(NoAge::WorkQueue),
+                (QueueRole::Defer, _) => Err(NoAge::Deferred),
                 (_, Err(_)) => Err(NoAge::Unreadable),
                 (QueueRole::Retry(tier), Ok(ages)) => Ok(Some(
                     ages.retry_tiers.get(*tier).copied().unwrap_or_default(),
@@ -194,6 +198,12 @@ fn render(
              running worker exports an upper bound as herald_queue_oldest_message_age_seconds.\n",
         );
     }
+    if reasons.contains(&NoAge::Deferred) {
+        out.push_str(
+            "The defer queue's `?`: a copy there waits for another delivery's lease on its job, \
+             so at most about HERALD_SEND_LEASE (twice that behind an older copy).\n",
+        );
+    }
     if reasons.contains(&NoAge::Unknown) {
         out.push_str(
             "Another `?`: the ledger knows no job waiting there (a body without a readable id, a \
@@ -257,12 +267,18 @@ mod tests {
         let topology = Topology::default()
             .with_retry_delays(vec![Duration::from_secs(5), Duration::from_secs(60)]);
         let queues = topology.queues_by_role();
-        assert_eq!(queues.len(), 4);
+        assert_eq!(queues.len(), 5);
         let ledger = LedgerQueueAges {
             retry_tiers: vec![Duration::from_secs(42), Duration::ZERO],
             dead: Duration::from_secs(3 * 3600 + 600),
         };
-        let all = [stats(7, 2), stats(1, 0), stats(2, 0), stats(1, 0)];
+        let all = [
+            stats(7, 2),
+            stats(1, 0),
+            stats(2, 0),
+            stats(3, 0),
+            stats(1, 0),
+        ];
         let text = render(&topology, &queues, &all, &Ok(ledger.clone()));
         assert_eq!(
             row(&text, "herald.email"),
@@ -279,9 +295,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("knows no job waiting there"), "{text}");
+        assert_eq!(
+            row(&text, "herald.email.defer")[1..],
+            ["deferred", "3", "0", "?"]
+        );
+        assert!(text.contains("HERALD_SEND_LEASE"), "{text}");
 
         // Empty queues have no age, whatever the ledger says; a missing one says so.
-        let idle = [stats(0, 1), None, stats(0, 0), stats(0, 0)];
+        let idle = [stats(0, 1), None, stats(0, 0), stats(0, 0), stats(0, 0)];
         let text = render(&topology, &queues, &idle, &Ok(ledger));
         assert_eq!(row(&text, "herald.email")[2..], ["0", "1", "-"]);
         assert_eq!(row(&text, "herald.email.retry.5s")[2], "missing");

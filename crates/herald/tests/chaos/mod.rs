@@ -190,6 +190,95 @@ pub async fn consumers_on(url: &str, queue: &str) -> u32 {
     stats.consumers
 }
 
+/// Publishes every job twice in a row, so that the second delivery usually arrives while the
+/// first is still being sent (and is deferred).
+pub async fn publish_twice(producer: &Producer, prefix: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let job = job(prefix, i);
+        producer.publish(&job).await.expect("the broker is up");
+        producer.publish(&job).await.expect("the broker is up");
+        ids.push(job.id.to_string());
+    }
+    ids
+}
+
+/// Closes every connection of `vhost` whose client-provided name contains `name`, as an
+/// operator would with `rabbitmqctl close_connection`; returns how many it closed.
+pub async fn close_connections(vhost: &str, name: &str) -> usize {
+    let (vhost, name) = (vhost.to_owned(), name.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("rabbitmqctl")
+            .args([
+                "-q",
+                "list_connections",
+                "pid",
+                "vhost",
+                "client_properties",
+            ])
+            .arg("--no-table-headers")
+            .output()
+            .expect("rabbitmqctl runs");
+        assert!(out.status.success(), "rabbitmqctl list_connections failed");
+        // One connection per line: pid, vhost and client properties, tab-separated.
+        let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut cols = line.splitn(3, '\t');
+                let (pid, host, props) = (cols.next()?, cols.next()?, cols.next()?);
+                (host == vhost && props.contains(&name)).then(|| pid.to_owned())
+            })
+            .collect();
+        let closing: Vec<Child> = pids
+            .iter()
+            .map(|pid| {
+                Command::new("rabbitmqctl")
+                    .args(["-q", "close_connection", pid, "herald fault test"])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("rabbitmqctl runs")
+            })
+            .collect();
+        for mut c in closing {
+            let status = c.wait().expect("rabbitmqctl close_connection runs");
+            assert!(status.success(), "rabbitmqctl close_connection failed");
+        }
+        pids.len()
+    })
+    .await
+    .unwrap()
+}
+
+/// When the ledger recorded each of `ids` as sent, as seconds since the Unix epoch (the latest).
+pub async fn last_sent_at(store: &Store, ids: &[String]) -> Option<f64> {
+    if ids.is_empty() {
+        return None;
+    }
+    sqlx::query_scalar::<_, Option<f64>>(
+        "SELECT extract(epoch FROM max(sent_at))::float8 FROM email_jobs WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+/// Durations in seconds, one decimal, joined with `/` (for a report's note).
+pub fn seconds(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.1}"))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
 /// Closes a producer whose publishing tasks have ended.
 pub async fn close(producer: Arc<Producer>) {
     if let Ok(producer) = Arc::try_unwrap(producer) {
@@ -221,8 +310,13 @@ impl WorkerProcess {
             .env("HERALD_SEND_LEASE", "3s")
             .env("HERALD_METRICS_ADDR", "off")
             .env("RUST_LOG", "error");
+        // An empty value unsets the variable, so the worker uses its default.
         for (k, v) in extra {
-            cmd.env(k, v);
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
         }
         let child = cmd
             .arg("worker")
@@ -232,6 +326,18 @@ impl WorkerProcess {
             .spawn()
             .expect("the herald binary starts");
         WorkerProcess { child }
+    }
+
+    /// A worker with Herald's own defaults for the settings recovery depends on
+    /// (HERALD_PREFETCH 128, HERALD_SEND_LEASE 10s, HERALD_SMTP_TIMEOUT 30s; the SMTP pool is 8
+    /// unless the URL says otherwise).
+    pub fn with_defaults(env: &TestEnv) -> Self {
+        let defaults = [
+            ("HERALD_PREFETCH", ""),
+            ("HERALD_SEND_LEASE", ""),
+            ("HERALD_SMTP_TIMEOUT", ""),
+        ];
+        Self::spawn(&env.broker.url, &env.db.url, &env.sink.url(), &defaults)
     }
 
     /// Whether the process is still running (it has not exited, e.g. given up on the broker).
