@@ -183,7 +183,7 @@ async fn a_sigkilled_workers_prefetch_is_delivered_by_the_survivor_within_second
 
 // ---------------------------------------------------------------------------------------------
 // 1c. Connection blips with jobs in flight on two workers: the publishing connections close
-// first, then the consuming ones, while deliveries are being deferred (every job is published
+// first, then (300 ms later) the consuming ones, while deliveries are being deferred (every job is published
 // twice). A copy that cannot be confirmed leaves its delivery to be redelivered; nothing is
 // rejected into the dead-letter queue, and each worker consumes again at once.
 
@@ -192,7 +192,7 @@ async fn connection_blips_dead_letter_nothing_and_the_workers_consume_again_at_o
     init_logs();
     let env = TestEnv::new().await.unwrap();
     env.sink.set_faults(FaultPlan::delay_all(ms(40)));
-    let n = 400 * scale();
+    let n = 1_200 * scale();
     let blips = if scale() > 1 { 3 } else { 1 };
     let ids = publish_twice(&env.producer().await, "blip", n).await;
     let last_publish = unix_now();
@@ -205,18 +205,29 @@ async fn connection_blips_dead_letter_nothing_and_the_workers_consume_again_at_o
 
     let mut back_after = Vec::new();
     for b in 1..=blips {
+        // Both connections of each worker's session (listed ahead: rabbitmqctl takes most of a
+        // second), closed publishing ones first, the consuming ones 300 ms later
+        // (`close_all_connections` was seen closing them 50 ms apart).
+        let publishing = connections(&env.broker.vhost, "herald-worker (publish)").await;
+        let consuming = connections(&env.broker.vhost, "herald-worker (consume)").await;
+        assert_eq!(
+            (publishing.len(), consuming.len()),
+            (2, 2),
+            "one of each per worker"
+        );
         let target = n * b / (blips + 1);
         wait_until("deliveries before the blip", secs(120), || async {
             env.sink.count() >= target
         })
         .await;
-        let closed = close_connections(&env.broker.vhost, "herald-worker (publish)").await;
-        let consumers_closed =
-            close_connections(&env.broker.vhost, "herald-worker (consume)").await;
+        close_in_order(vec![publishing, consuming], ms(300)).await;
         let closed_at = Instant::now();
-        assert_eq!((closed, consumers_closed), (2, 2), "one of each per worker");
         wait_until("both workers consuming again", secs(30), || async {
             consumers_on(&env.broker.url, "herald.email").await == 2
+                && connections(&env.broker.vhost, "herald-worker (publish)")
+                    .await
+                    .len()
+                    == 2
         })
         .await;
         back_after.push(closed_at.elapsed().as_secs_f64());
@@ -227,18 +238,6 @@ async fn connection_blips_dead_letter_nothing_and_the_workers_consume_again_at_o
         deferred_events(&env.db.store).await > 0,
         "no delivery was deferred; the test proves nothing about defers in flight"
     );
-    // Deferred copies of sent jobs come back within a lease and are acked as duplicates.
-    wait_until("the work and defer queues empty", secs(40), || async {
-        env.broker.depth("herald.email").await == 0
-            && env.broker.depth("herald.email.defer").await == 0
-    })
-    .await;
-    for w in &mut workers {
-        assert!(w.running(), "a worker gave up");
-        let exit = w.terminate_and_wait(secs(40)).await;
-        assert!(exit.success(), "a worker exited with {exit}");
-    }
-
     let tally = Tally::of(&env.sink);
     let row = Row {
         scenario: "connection blips, publisher first",
@@ -258,6 +257,18 @@ async fn connection_blips_dead_letter_nothing_and_the_workers_consume_again_at_o
         row.dead, 0,
         "a blip parked jobs in the dead-letter queue: {row:?}"
     );
+    // Deferred copies of sent jobs come back within a lease and are acked as duplicates.
+    wait_until("the work and defer queues empty", secs(40), || async {
+        env.broker.depth("herald.email").await == 0
+            && env.broker.depth("herald.email.defer").await == 0
+    })
+    .await;
+    for w in &mut workers {
+        assert!(w.running(), "a worker gave up");
+        let exit = w.terminate_and_wait(secs(40)).await;
+        assert!(exit.success(), "a worker exited with {exit}");
+    }
+
     row.assert_nothing_lost();
     tally.assert_copies_identical();
     // Each email is sent under its job's lease, which its holder keeps renewing through a blip.

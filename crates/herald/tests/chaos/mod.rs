@@ -203,9 +203,8 @@ pub async fn publish_twice(producer: &Producer, prefix: &str, n: usize) -> Vec<S
     ids
 }
 
-/// Closes every connection of `vhost` whose client-provided name contains `name`, as an
-/// operator would with `rabbitmqctl close_connection`; returns how many it closed.
-pub async fn close_connections(vhost: &str, name: &str) -> usize {
+/// The pids of the connections of `vhost` whose client-provided name contains `name`.
+pub async fn connections(vhost: &str, name: &str) -> Vec<String> {
     let (vhost, name) = (vhost.to_owned(), name.to_owned());
     tokio::task::spawn_blocking(move || {
         let out = Command::new("rabbitmqctl")
@@ -221,32 +220,42 @@ pub async fn close_connections(vhost: &str, name: &str) -> usize {
             .expect("rabbitmqctl runs");
         assert!(out.status.success(), "rabbitmqctl list_connections failed");
         // One connection per line: pid, vhost and client properties, tab-separated.
-        let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|line| {
                 let mut cols = line.splitn(3, '\t');
                 let (pid, host, props) = (cols.next()?, cols.next()?, cols.next()?);
                 (host == vhost && props.contains(&name)).then(|| pid.to_owned())
             })
-            .collect();
-        let closing: Vec<Child> = pids
-            .iter()
-            .map(|pid| {
-                Command::new("rabbitmqctl")
-                    .args(["-q", "close_connection", pid, "herald fault test"])
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .expect("rabbitmqctl runs")
-            })
-            .collect();
-        for mut c in closing {
-            let status = c.wait().expect("rabbitmqctl close_connection runs");
-            assert!(status.success(), "rabbitmqctl close_connection failed");
-        }
-        pids.len()
+            .collect()
     })
     .await
     .unwrap()
+}
+
+/// Closes connections by pid, as an operator would with `rabbitmqctl close_connection`: each
+/// group at once, the next group `gap` after the previous one started. Returns when all are
+/// done. A connection that closed meanwhile is not an error.
+pub async fn close_in_order(groups: Vec<Vec<String>>, gap: Duration) {
+    let mut closing = Vec::new();
+    for (i, group) in groups.into_iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(gap).await;
+        }
+        for pid in group {
+            closing.push(tokio::task::spawn_blocking(move || {
+                Command::new("rabbitmqctl")
+                    .args(["-q", "close_connection", &pid, "herald fault test"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .expect("rabbitmqctl runs")
+            }));
+        }
+    }
+    for c in closing {
+        c.await.unwrap();
+    }
 }
 
 /// When the ledger recorded each of `ids` as sent, as seconds since the Unix epoch (the latest).
