@@ -167,6 +167,26 @@ impl Application {
         Producer::connect_with(self.settings.amqp_url.expose_secret(), self.topology()).await
     }
 
+    /// The Management API's state on these parts: the store, a producer of its own (connected
+    /// now), and the API settings. `herald_api::serve` serves it.
+    pub async fn api(&self) -> Result<herald_api::ApiState, ProduceError> {
+        let producer = std::sync::Arc::new(self.producer().await?);
+        let s = &self.settings;
+        let config = herald_api::ApiConfig {
+            public_url: s.public_url.clone(),
+            allowed_custom_domains: s.allowed_custom_domains.clone(),
+            ticket_secret: self.ticket_secret.clone(),
+            rate_limit: std::num::NonZeroU32::new(s.api_rate_limit)
+                .unwrap_or(std::num::NonZeroU32::MIN),
+            max_body_bytes: s.api_max_body_bytes,
+        };
+        Ok(herald_api::ApiState::new(
+            self.store.clone(),
+            producer,
+            config,
+        ))
+    }
+
     /// A worker on these parts (not yet consuming: call [`Worker::run`], or
     /// [`Worker::stepper`] to drive it one delivery at a time).
     pub fn worker(&self) -> Worker {

@@ -77,6 +77,12 @@ pub struct Settings {
     pub email_traceparent: bool,
     /// Where `herald worker` serves /metrics, /healthz and /readyz; `None` when set to `off`.
     pub metrics_addr: Option<SocketAddr>,
+    /// HERALD_HTTP_ADDR: where `herald serve` listens.
+    pub http_addr: SocketAddr,
+    /// HERALD_API_RATE_LIMIT: Management API requests per second per token (also the burst).
+    pub api_rate_limit: u32,
+    /// HERALD_API_MAX_BODY_BYTES: larger request bodies get a 413.
+    pub api_max_body_bytes: usize,
     pub templates_dir: Option<PathBuf>,
     pub locales_dir: Option<PathBuf>,
 }
@@ -86,6 +92,8 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/heral
 pub const DEFAULT_SMTP_URL: &str = "smtp://127.0.0.1:1025";
 pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+/// `herald serve`'s default address: what DEFAULT_PUBLIC_URL points at.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 
 impl Settings {
     pub fn load() -> Result<Self, SettingsError> {
@@ -307,6 +315,24 @@ impl Settings {
             }
         };
 
+        let http_raw = get("HERALD_HTTP_ADDR").unwrap_or_else(|| DEFAULT_HTTP_ADDR.to_owned());
+        let http_addr = http_raw.trim().parse::<SocketAddr>().map_err(|_| {
+            bad(
+                "HERALD_HTTP_ADDR",
+                format!(
+                    "must be an IP address and port such as {DEFAULT_HTTP_ADDR} or 0.0.0.0:8080 (got {http_raw:?})"
+                ),
+            )
+        })?;
+        let api_rate_limit = number(&get, "HERALD_API_RATE_LIMIT", 50u32, 1, 100_000)?;
+        let api_max_body_bytes = number(
+            &get,
+            "HERALD_API_MAX_BODY_BYTES",
+            65_536usize,
+            1_024,
+            10_485_760,
+        )?;
+
         let dir = |var: &'static str| -> Result<Option<PathBuf>, SettingsError> {
             match get(var) {
                 None => Ok(None),
@@ -357,6 +383,9 @@ impl Settings {
             log_format,
             email_traceparent,
             metrics_addr,
+            http_addr,
+            api_rate_limit,
+            api_max_body_bytes,
             templates_dir,
             locales_dir,
         };
@@ -718,6 +747,22 @@ mod tests {
             assert!(err.to_string().starts_with("HERALD_SEND_LEASE "), "{err}");
         }
         assert!(load(&[("HERALD_SEND_LEASE", "2s")]).is_ok());
+    }
+
+    #[test]
+    fn the_http_settings_have_defaults_and_are_checked() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.http_addr, DEFAULT_HTTP_ADDR.parse().unwrap());
+        assert_eq!((s.api_rate_limit, s.api_max_body_bytes), (50, 65_536));
+        for (var, value) in [
+            ("HERALD_HTTP_ADDR", "8080"),
+            ("HERALD_API_RATE_LIMIT", "0"),
+            ("HERALD_API_MAX_BODY_BYTES", "12"),
+        ] {
+            let err = load(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
     }
 
     #[test]

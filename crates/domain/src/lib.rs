@@ -3,6 +3,7 @@
 //! Everything here is pure: no I/O, no async runtime, no database or broker types. Other crates
 //! parse at their edges into these types and pass them around.
 
+pub mod api_token;
 pub mod eml;
 pub mod ids;
 pub mod job;
@@ -11,6 +12,7 @@ pub mod locale;
 pub mod ticket;
 pub mod trace;
 
+pub use api_token::{ApiToken, SCOPES, parse_scopes};
 pub use eml::eml_file_stem;
 pub use ids::{ClientId, EmailAddress, IdError, JobId, OrganizationId, UserId};
 pub use job::{

@@ -21,6 +21,11 @@ pub struct Cli {
 pub enum Command {
     /// Consume email jobs from RabbitMQ and deliver them (runs until SIGTERM or Ctrl-C).
     Worker,
+    /// Serve the Auth0-compatible Management API on HERALD_HTTP_ADDR (runs until SIGTERM).
+    Serve,
+    /// Manage the Management API's opaque tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Publish one email job, with publisher confirms.
     Send(SendArgs),
     /// Create the database if it is missing and apply migrations.
@@ -48,6 +53,29 @@ pub enum Command {
     // Only in a build with the `bench` feature: the shipped binary has no benchmark code.
     #[cfg(feature = "bench")]
     Bench(herald_bench::BenchOptions),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (only it) on stdout. Only its hash is stored.
+    Create(TokenCreateArgs),
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by id or name.
+    Revoke { id_or_name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// Space- or comma-separated scopes, e.g. "update:users create:user_tickets".
+    #[arg(long)]
+    pub scopes: String,
+    /// A name to recognise the token by in `herald token list`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Lifetime, e.g. 30d or 12h; no expiry when absent.
+    #[arg(long)]
+    pub expires_in: Option<humantime::Duration>,
 }
 
 #[derive(Debug, Args)]

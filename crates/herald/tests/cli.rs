@@ -88,7 +88,13 @@ async fn herald_send_with_a_running_worker_delivers_a_french_email_with_a_hashed
     assert_ne!(hex_of(&ticket.token_hash), token);
 
     // SIGTERM: the worker drains and exits cleanly.
-    let pid = worker.id().to_string();
+    let status = terminate(&mut worker).await;
+    assert!(status.success(), "worker exit status {status:?}");
+}
+
+/// Sends SIGTERM and waits (up to 20 s) for the process to exit.
+async fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -97,18 +103,17 @@ async fn herald_send_with_a_running_worker_delivers_a_french_email_with_a_hashed
             .success()
     );
     let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = worker.try_wait().unwrap() {
-            break status;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
         }
         assert!(
             Instant::now() < deadline,
-            "the worker did not exit after SIGTERM"
+            "the process did not exit after SIGTERM"
         );
-        // Never block the runtime here: the draining worker may still be talking to the sink.
+        // Never block the runtime here: a draining process may still be talking to the sink.
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(status.success(), "worker exit status {status:?}");
+    }
 }
 
 fn hex_of(bytes: &[u8]) -> String {
@@ -163,4 +168,78 @@ async fn herald_send_refuses_an_invalid_job_before_publishing() {
             .contains("result_url cannot be specified when using client_id")
     );
     assert_eq!(env.broker.depth("herald.email").await, 0);
+}
+
+#[tokio::test]
+async fn herald_serve_answers_with_a_token_from_herald_token_create_and_stops_on_sigterm() {
+    let env = TestEnv::new().await.unwrap();
+    let mut create = command::herald(HERALD, &env);
+    create.args([
+        "token",
+        "create",
+        "--scopes",
+        "read:users create:users",
+        "--name",
+        "ci",
+    ]);
+    let token = command::stdout_of_success(create).await;
+    let token = token.trim();
+    assert!(
+        token.starts_with("hrld_") && !token.contains(char::is_whitespace),
+        "{token:?}"
+    );
+    let mut bad = command::herald(HERALD, &env);
+    bad.args(["token", "create", "--scopes", "read:everything"]);
+    let out = command::output(bad).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scope"));
+
+    // `herald token list` shows the token's name and scopes, never the token.
+    let mut list = command::herald(HERALD, &env);
+    list.args(["token", "list"]);
+    let listed = command::stdout_of_success(list).await;
+    assert!(
+        listed.contains("ci") && listed.contains("read:users"),
+        "{listed}"
+    );
+    assert!(!listed.contains(token));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut serve = command::herald(HERALD, &env)
+        .arg("serve")
+        .env("HERALD_HTTP_ADDR", addr.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "herald serve did not listen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let auth = format!("Bearer {token}");
+    let body = br#"{"connection":"Username-Password-Authentication","email":"eve@example.com"}"#;
+    let created = herald_testkit::http::request(
+        addr,
+        "POST",
+        "/api/v2/users",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(created.json()["email"], "eve@example.com");
+    let ready = herald_testkit::http::request(addr, "GET", "/readyz", &[], b"").await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+
+    let status = terminate(&mut serve).await;
+    assert!(status.success(), "serve exit status {status:?}");
 }

@@ -85,6 +85,8 @@ fn compose_sets_only_variables_herald_reads() {
 #[test]
 fn prometheus_scrapes_the_worker_and_rabbitmq() {
     assert!(PROMETHEUS.contains("worker:9464"));
+    assert!(PROMETHEUS.contains("serve:8080"));
+    assert!(COMPOSE.contains("HERALD_HTTP_ADDR: 0.0.0.0:8080"));
     assert!(PROMETHEUS.contains("rabbitmq:15692"));
     assert!(COMPOSE.contains("HERALD_METRICS_ADDR: 0.0.0.0:9464"));
 }

@@ -6,14 +6,17 @@
 //! - [`ObserveState`] holds the readiness checks; [`ObserveState::for_worker`] builds the worker's
 //!   (broker consuming, database ping, SMTP NOOP cached for a few seconds).
 //! - [`serve`] binds the HTTP server and returns the bound address.
+//! - [`record_http`] counts `herald serve`'s requests and their latency by route.
 //! - [`spawn_queue_poller`] refreshes the queue gauges (depth, consumers, oldest-message age) on
 //!   its own AMQP connection, from the broker, the job ledger and the worker's deliveries.
 
+pub mod http;
 mod poller;
 mod readiness;
 mod recorder;
 mod server;
 
+pub use http::record_http;
 pub use poller::{DEFAULT_POLL_INTERVAL, QueuePoller, queues_of, spawn_queue_poller};
 pub use readiness::{CheckResult, ObserveState, Readiness};
 pub use recorder::install;

@@ -25,6 +25,12 @@ pub fn install() -> &'static PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)
                 .expect("Herald's bucket lists are not empty");
         }
+        builder = builder
+            .set_buckets_for_metric(
+                Matcher::Full(crate::http::HTTP_REQUEST_DURATION_SECONDS.to_owned()),
+                crate::http::HTTP_DURATION_BUCKETS,
+            )
+            .expect("the HTTP bucket list is not empty");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
@@ -33,6 +39,7 @@ pub fn install() -> &'static PrometheusHandle {
             );
         }
         describe();
+        crate::http::describe();
         handle
     })
 }

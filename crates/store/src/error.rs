@@ -47,6 +47,11 @@ impl StoreError {
         }
     }
 
+    /// True when PostgreSQL refused the write because it would duplicate a unique key.
+    pub fn is_unique_violation(&self) -> bool {
+        self.sqlstate().as_deref() == Some("23505")
+    }
+
     /// The SQLSTATE PostgreSQL returned, if this error came from the server.
     pub fn sqlstate(&self) -> Option<String> {
         match self {

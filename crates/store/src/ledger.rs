@@ -96,6 +96,46 @@ pub struct TicketSpec<'a> {
     pub ttl: Duration,
 }
 
+impl<'a> TicketSpec<'a> {
+    /// The ticket a job issues, from the job's own fields (`None` for a welcome email): the
+    /// worker's and the Management API's one rule for what goes into a ticket.
+    pub fn for_job(job: &'a herald_domain::EmailJob) -> Option<Self> {
+        use herald_domain::JobSpec;
+        let purpose = job.kind().ticket_purpose()?;
+        let options = job.ticket()?;
+        let (mark_email_as_verified, factor, allow_multiple_enrollments) = match &job.spec {
+            JobSpec::PasswordChange {
+                mark_email_as_verified,
+                ..
+            } => (*mark_email_as_verified, None, false),
+            JobSpec::Enrollment {
+                factor,
+                allow_multiple_enrollments,
+                ..
+            } => (
+                false,
+                factor.map(|f| f.as_str()),
+                *allow_multiple_enrollments,
+            ),
+            _ => (false, None, false),
+        };
+        Some(TicketSpec {
+            purpose,
+            user_id: job.user.user_id.as_str(),
+            email: job.user.email.as_str(),
+            client_id: job.client_id.as_ref().map(|c| c.as_str()),
+            organization_id: job.organization_id.as_ref().map(|o| o.as_str()),
+            result_url: options.result_url.as_ref().map(|u| u.as_str()),
+            include_email_in_redirect: options.include_email_in_redirect,
+            mark_email_as_verified,
+            factor,
+            allow_multiple_enrollments,
+            custom_domain: job.custom_domain.as_deref(),
+            ttl: Duration::from_secs(options.ttl_sec),
+        })
+    }
+}
+
 fn purpose_name<S: serde::Serializer>(p: &TicketPurpose, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(p.as_str())
 }
@@ -204,7 +244,8 @@ pub struct JobEvent {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredTicket {
     pub id: Uuid,
-    pub job_id: String,
+    /// `None` for a ticket the Management API issued without a job.
+    pub job_id: Option<String>,
     pub token_hash: Vec<u8>,
     pub purpose: String,
     pub user_id: String,
@@ -389,6 +430,97 @@ impl Store {
             attempt,
             ticket: issued,
         })
+    }
+
+    /// Issues a ticket that no job stands behind (the Management API's `POST /tickets/*`): a
+    /// fresh token derived from `secret`, of which only the hash and salt are stored.
+    ///
+    /// With `job_id`, the ticket is that (recorded, not yet published) job's: the worker then
+    /// finds it when it begins the job and rebuilds the same link from its salt.
+    pub async fn issue_ticket(
+        &self,
+        spec: &TicketSpec<'_>,
+        secret: &TicketSecret,
+        job_id: Option<&str>,
+    ) -> Result<IssuedTicket, StoreError> {
+        let (id, salt, token) = fresh_ticket(secret);
+        let expires_at: OffsetDateTime = sqlx::query_scalar(
+            "INSERT INTO tickets (id, job_id, token_hash, token_salt, purpose, user_id, email, \
+             client_id, organization_id, result_url, include_email_in_redirect, \
+             mark_email_as_verified, factor, allow_multiple_enrollments, custom_domain, expires_at) \
+             VALUES ($1, $16, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             now() + $15) RETURNING expires_at",
+        )
+        .bind(id)
+        .bind(token.hash().as_bytes())
+        .bind(salt.as_bytes())
+        .bind(spec.purpose.as_str())
+        .bind(spec.user_id)
+        .bind(spec.email)
+        .bind(spec.client_id)
+        .bind(spec.organization_id)
+        .bind(spec.result_url)
+        .bind(spec.include_email_in_redirect)
+        .bind(spec.mark_email_as_verified)
+        .bind(spec.factor)
+        .bind(spec.allow_multiple_enrollments)
+        .bind(spec.custom_domain)
+        .bind(pg_interval(spec.ttl))
+        .bind(job_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(IssuedTicket {
+            id,
+            token,
+            expires_at,
+            created: true,
+        })
+    }
+
+    /// Records a job the Management API is about to publish, as `queued`, so that `GET
+    /// /jobs/{id}` knows it before a worker takes it. The worker's `begin_attempt` then finds the
+    /// same payload (digest) under the id and carries on. Does nothing if the id is known.
+    pub async fn record_queued_job(&self, job: &herald_domain::EmailJob) -> Result<(), StoreError> {
+        let payload = to_json(&job.to_wire())?;
+        sqlx::query(
+            "INSERT INTO email_jobs (id, type, status, recipient, user_id, organization_id, \
+             client_id, payload) VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(job.id.as_str())
+        .bind(job.kind().type_name())
+        .bind(job.user.email.as_str())
+        .bind(job.user.user_id.as_str())
+        .bind(job.organization_id.as_ref().map(|o| o.as_str()))
+        .bind(job.client_id.as_ref().map(|c| c.as_str()))
+        .bind(payload)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a job recorded by [`Store::record_queued_job`] whose publish failed, with its
+    /// ticket, as long as no worker has taken it.
+    pub async fn forget_unpublished_job(&self, job_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let queued: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM email_jobs WHERE id = $1 AND status = 'queued' FOR UPDATE",
+        )
+        .bind(job_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if queued.is_some() {
+            sqlx::query("DELETE FROM tickets WHERE job_id = $1")
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM email_jobs WHERE id = $1")
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The reason and error a dead job was recorded with, for filing its dead letter again.

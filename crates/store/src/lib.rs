@@ -4,6 +4,7 @@
 //! Queries are runtime-checked (`sqlx::query_as::<_, Row>`) and covered by integration tests against
 //! a real PostgreSQL, so the build needs neither `DATABASE_URL` nor `.sqlx` offline data.
 
+pub mod api_tokens;
 pub mod batch;
 pub mod db;
 pub mod dead_letters;
@@ -11,7 +12,9 @@ pub mod error;
 pub mod ledger;
 pub mod queue_age;
 pub mod registry;
+pub mod users;
 
+pub use api_tokens::ApiTokenRecord;
 pub use batch::{BeginRequest, SentRequest};
 pub use db::Store;
 pub use error::StoreError;
@@ -22,3 +25,4 @@ pub use ledger::{
 pub use registry::{
     Branding, Client, Organization, OverrideHealth, OverrideScope, TemplateOverride,
 };
+pub use users::{NewUser, UserPatch, UserRecord};

@@ -93,7 +93,7 @@ async fn a_retried_job_keeps_its_one_ticket_and_its_link() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(found.job_id, "j1");
+    assert_eq!(found.job_id.as_deref(), Some("j1"));
 }
 
 #[tokio::test]

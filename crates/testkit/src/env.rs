@@ -182,3 +182,58 @@ impl TestWorker {
         self.handle.await.expect("the worker task does not panic")
     }
 }
+
+/// A `herald serve` running in the background on a free loopback port.
+#[derive(Debug)]
+pub struct TestApi {
+    pub addr: std::net::SocketAddr,
+    pub store: herald_store::Store,
+    token: CancellationToken,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestApi {
+    /// Starts the Management API built from `settings`, as `herald serve` builds it.
+    ///
+    /// # Panics
+    /// If it cannot be built or bound.
+    pub async fn start(settings: Settings) -> TestApi {
+        let app = build_app(settings).await;
+        let state = app.api().await.expect("the API's producer connects");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a loopback port");
+        let addr = listener.local_addr().expect("a bound address");
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let handle = tokio::spawn(herald_api::serve(
+            listener,
+            state,
+            async move { stop.cancelled().await },
+            Duration::from_secs(5),
+        ));
+        TestApi {
+            addr,
+            store: app.store().clone(),
+            token,
+            handle,
+        }
+    }
+
+    /// A token with these scopes (space-separated), as `herald token create` makes one.
+    pub async fn token(&self, scopes: &str) -> String {
+        let token = herald_domain::ApiToken::generate();
+        let scopes = herald_domain::parse_scopes(scopes).expect("valid scopes");
+        self.store
+            .create_api_token("test", &token.hash(), &scopes, None)
+            .await
+            .expect("storing a token");
+        token.expose().to_owned()
+    }
+
+    /// Stops the server (draining requests) and waits for it.
+    pub async fn stop(self) {
+        self.token.cancel();
+        let _ = self.handle.await;
+    }
+}

@@ -124,7 +124,7 @@ impl Pipeline {
             message_id,
             payload: &payload,
         };
-        let ticket_spec = ticket_spec(job);
+        let ticket_spec = TicketSpec::for_job(job);
         let begun = self
             .begin_attempt(&record, ticket_spec.as_ref(), header_attempt)
             .await;
@@ -539,42 +539,6 @@ struct Prepared {
     base: url::Url,
     locale: herald_domain::Locale,
     message_id: String,
-}
-
-fn ticket_spec(job: &EmailJob) -> Option<TicketSpec<'_>> {
-    use herald_domain::JobSpec;
-    let purpose = job.kind().ticket_purpose()?;
-    let options = job.ticket()?;
-    let (mark_email_as_verified, factor, allow_multiple_enrollments) = match &job.spec {
-        JobSpec::PasswordChange {
-            mark_email_as_verified,
-            ..
-        } => (*mark_email_as_verified, None, false),
-        JobSpec::Enrollment {
-            factor,
-            allow_multiple_enrollments,
-            ..
-        } => (
-            false,
-            factor.map(|f| f.as_str()),
-            *allow_multiple_enrollments,
-        ),
-        _ => (false, None, false),
-    };
-    Some(TicketSpec {
-        purpose,
-        user_id: job.user.user_id.as_str(),
-        email: job.user.email.as_str(),
-        client_id: job.client_id.as_ref().map(|c| c.as_str()),
-        organization_id: job.organization_id.as_ref().map(|o| o.as_str()),
-        result_url: options.result_url.as_ref().map(|u| u.as_str()),
-        include_email_in_redirect: options.include_email_in_redirect,
-        mark_email_as_verified,
-        factor,
-        allow_multiple_enrollments,
-        custom_domain: job.custom_domain.as_deref(),
-        ttl: Duration::from_secs(options.ttl_sec),
-    })
 }
 
 /// The shortest a deferred delivery waits, so that a lease about to run out is not polled in a

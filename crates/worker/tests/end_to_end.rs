@@ -150,7 +150,7 @@ async fn each_job_type_is_delivered_localized_branded_with_a_hashed_ticket() {
             .await
             .unwrap()
             .expect("ticket stored by hash");
-        assert_eq!(stored.job_id, job.id.as_str());
+        assert_eq!(stored.job_id.as_deref(), Some(job.id.as_str()));
         assert_eq!(stored.purpose, purpose);
         assert!(stored.used_at.is_none());
         let raw: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets WHERE encode(token_hash, 'escape') LIKE '%' || $1 || '%' OR encode(token_salt, 'escape') LIKE '%' || $1 || '%'")

@@ -163,7 +163,7 @@ mod tests {
         };
         let ticket = StoredTicket {
             id: "00000000-0000-0000-0000-000000000000".parse().unwrap(),
-            job_id: job.id.clone(),
+            job_id: Some(job.id.clone()),
             token_hash: (0u8..32).collect(),
             purpose: "email_verification".into(),
             user_id: "u1".into(),

@@ -8,6 +8,8 @@ mod jobs;
 mod queues;
 mod registry;
 mod send;
+mod serve;
+mod token;
 mod worker;
 
 use anyhow::Context;
@@ -21,12 +23,14 @@ pub use demo::{DemoReport, DemoRow, demo_settings, run_demo};
 pub async fn run(command: Command) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     let default_level = match command {
-        Command::Worker => "info",
+        Command::Worker | Command::Serve => "info",
         _ => "warn",
     };
     crate::telemetry::init(settings.log_format, default_level);
     match command {
         Command::Worker => worker::run(&settings).await,
+        Command::Serve => serve::run(&settings).await,
+        Command::Token(cmd) => token::run(&settings, cmd).await,
         Command::Send(args) => send::run(&settings, args).await,
         Command::Migrate => {
             let store = crate::app::store(&settings).await.context("migrating")?;

@@ -1,0 +1,142 @@
+//! `POST /jobs/verification-email` and `GET /jobs/{id}`: a verification email for a known user,
+//! published as a contract-v1 job through the producer (the answer waits for the broker's
+//! confirm) and recorded in the ledger first, so its status can be read at once.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use herald_domain::{EmailJob, WireJob};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::payload::{FormFields, Payload};
+use crate::state::ApiState;
+use crate::text::timestamp;
+use crate::tickets::{Identity, check_registry, validated, wire_for};
+use herald_store::UserRecord;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationEmailJob {
+    user_id: String,
+    client_id: Option<String>,
+    organization_id: Option<String>,
+    identity: Option<Identity>,
+}
+
+impl FormFields for VerificationEmailJob {
+    const OBJECTS: &'static [&'static str] = &["identity"];
+}
+
+/// The locale a user's metadata asks for: `user_metadata.lang`, else `user_metadata.locale`
+/// (Auth0's documented patterns). It joins the job's locale negotiation.
+pub fn user_locale(user: &UserRecord) -> Option<String> {
+    ["lang", "locale"].iter().find_map(|key| {
+        user.user_metadata
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|l| (2..=35).contains(&l.len()))
+            .map(str::to_owned)
+    })
+}
+
+pub async fn verification_email(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    headers: HeaderMap,
+    Payload(body): Payload<VerificationEmailJob>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(&["update:users"])?;
+    let custom_domain = crate::custom_domain(&state, &headers)?;
+    crate::text::check("user_id", &body.user_id, 1, 255)?;
+    let user = state
+        .store()
+        .get_user(&body.user_id)
+        .await?
+        .ok_or_else(crate::users::no_such_user)?;
+    crate::tickets::check_identity_of(&user, body.identity.as_ref())?;
+    let wire = WireJob {
+        kind: "verification_email".into(),
+        client_id: body.client_id,
+        organization_id: body.organization_id,
+        custom_domain,
+        ..wire_for(&user)?
+    };
+    let job = validated(wire).await?;
+    check_registry(&state, &job).await?;
+    record(&state, &job).await?;
+    publish_recorded(&state, &job).await?;
+    let created = state
+        .store()
+        .job(job.id.as_str())
+        .await?
+        .map(|j| timestamp(j.created_at))
+        .unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "type": "verification_email",
+            "status": "pending",
+            "created_at": created,
+            "id": job.id.as_str(),
+        })),
+    ))
+}
+
+pub async fn get(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&["create:users", "read:users"])?;
+    crate::text::path_id("id", &id)?;
+    let job = state
+        .store()
+        .job(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Job not found.", None))?;
+    let status = match job.status.as_str() {
+        "sent" => "completed",
+        "dead" => "failed",
+        _ => "pending",
+    };
+    Ok(Json(json!({
+        "type": job.kind,
+        "status": status,
+        "created_at": timestamp(job.created_at),
+        "id": job.id,
+    })))
+}
+
+/// Enqueues the verification email a newly created user gets (as Auth0 sends one).
+pub async fn send_verification(state: &ApiState, user: &UserRecord) -> Result<(), ApiError> {
+    let wire = WireJob {
+        kind: "verification_email".into(),
+        ..wire_for(user)?
+    };
+    let job = validated(wire).await?;
+    record(state, &job).await?;
+    publish_recorded(state, &job).await
+}
+
+/// Records the job as `queued` in the ledger.
+pub async fn record(state: &ApiState, job: &EmailJob) -> Result<(), ApiError> {
+    state.store().record_queued_job(job).await?;
+    Ok(())
+}
+
+/// Publishes a recorded job and waits for the broker's confirm. If the broker does not
+/// confirm, the record is removed again and the caller gets a 503 (nothing was sent).
+pub async fn publish_recorded(state: &ApiState, job: &EmailJob) -> Result<(), ApiError> {
+    if let Err(e) = state.producer().publish(job).await {
+        tracing::warn!(error = %e, job_id = %job.id, "Could not publish a job for the API.");
+        if let Err(e) = state.store().forget_unpublished_job(job.id.as_str()).await {
+            tracing::warn!(error = %e, "Could not remove the unpublished job's record.");
+        }
+        return Err(ApiError::unavailable("message broker"));
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! `herald serve`: Herald's Auth0-compatible Management API on axum.
+//!
+//! - `/api/v2/...`: users, tickets (email verification, password change, MFA enrollment) and
+//!   verification-email jobs, called the way Auth0's are (same paths, bodies, scopes, error
+//!   bodies and rate-limit headers), so the official SDKs work by changing only the base URL.
+//! - `/healthz`, `/readyz` (database and broker) and `/metrics` (request counts and latency by
+//!   route, method and status), from `herald-observe`.
+//!
+//! Handlers are thin: they check the caller's scope and the body, then call the store, the
+//! contract's own rules (`herald_domain`) and the producer. Nothing that matters is kept in
+//! this process (see `state`), so replicas behind a load balancer behave as one.
+
+pub mod auth;
+pub mod connections;
+pub mod error;
+pub mod jobs;
+pub mod password;
+pub mod payload;
+pub mod ratelimit;
+pub mod state;
+pub mod text;
+pub mod tickets;
+pub mod users;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use herald_observe::ObserveState;
+
+pub use error::ApiError;
+pub use state::{ApiConfig, ApiState};
+
+/// How often idle tokens' rate-limit buckets are forgotten.
+const LIMITER_UPKEEP: Duration = Duration::from_secs(60);
+
+/// Every route: the API under `/api/v2` (authenticated, rate-limited) and the health and metrics
+/// endpoints in `observe`.
+pub fn router(state: ApiState, observe: ObserveState) -> Router {
+    let api = Router::new()
+        .route("/users", post(users::create))
+        .route(
+            "/users/{id}",
+            get(users::get).patch(users::update).delete(users::delete),
+        )
+        .route("/users-by-email", get(users::by_email))
+        .route("/jobs/verification-email", post(jobs::verification_email))
+        .route("/jobs/{id}", get(jobs::get))
+        .route(
+            "/tickets/email-verification",
+            post(tickets::email_verification),
+        )
+        .route("/tickets/password-change", post(tickets::password_change))
+        .route("/guardian/enrollments/ticket", post(tickets::enrollment))
+        .fallback(not_found)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+        .with_state(state);
+    Router::new()
+        .nest("/api/v2", api)
+        .merge(herald_observe::router(Arc::new(observe)))
+        .fallback(not_found)
+        .layer(middleware::from_fn(record_request))
+}
+
+/// The readiness checks of `herald serve`: the database answers, the producer's connection is up.
+pub fn observe_state(state: &ApiState) -> ObserveState {
+    let store = state.store().clone();
+    let api = state.clone();
+    ObserveState::new()
+        .check("database", move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        })
+        .check("broker", move || {
+            let open = api.producer().is_open();
+            async move {
+                if open {
+                    Ok(())
+                } else {
+                    Err(
+                        "the connection to RabbitMQ is down (reconnecting on the next publish)"
+                            .to_owned(),
+                    )
+                }
+            }
+        })
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// for up to `grace` (an idle keep-alive connection cannot hold the process longer).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let upkeep = state.clone();
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(LIMITER_UPKEEP);
+        loop {
+            tick.tick().await;
+            upkeep.limiter().forget_idle();
+        }
+    });
+    let app = router(state.clone(), observe_state(&state));
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    let result = match tokio::select! {
+        r = server => Some(r),
+        _ = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(grace).await;
+        } => None,
+    } {
+        Some(Ok(r)) => r,
+        Some(Err(_)) => Ok(()),
+        None => {
+            tracing::warn!(
+                "Requests were still open after the shutdown grace period; exiting anyway."
+            );
+            Ok(())
+        }
+    };
+    upkeep.abort();
+    result
+}
+
+/// The `auth0-custom-domain` header: 3–255 characters and one of HERALD_ALLOWED_CUSTOM_DOMAINS.
+pub fn custom_domain(state: &ApiState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("auth0-custom-domain") else {
+        return Ok(None);
+    };
+    let domain = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("The auth0-custom-domain header is not valid text"))?
+        .trim()
+        .to_ascii_lowercase();
+    if !(3..=255).contains(&domain.len()) {
+        return Err(ApiError::bad_request(
+            "The auth0-custom-domain header must be 3 to 255 characters long",
+        ));
+    }
+    if !state.config().allowed_custom_domains.contains(&domain) {
+        return Err(ApiError::bad_request(format!(
+            "The custom domain {domain} is not configured (HERALD_ALLOWED_CUSTOM_DOMAINS)"
+        )));
+    }
+    Ok(Some(domain))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("Not Found", None)
+}
+
+/// Counts every answer by route template, method and status, with its latency.
+async fn record_request(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    herald_observe::record_http(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}

@@ -1,0 +1,69 @@
+//! [`ApiState`]: what every request handler shares (the store, the producer, the settings it
+//! needs and the rate limiter). Nothing that matters lives only here: users, tokens, tickets and
+//! jobs are in PostgreSQL, so replicas behind a load balancer behave as one (the rate limiter's
+//! buckets are the exception, see `ratelimit`).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use herald_domain::TicketSecret;
+use herald_producer::Producer;
+use herald_store::Store;
+use url::Url;
+
+use crate::ratelimit::TokenLimiter;
+
+/// The API's part of Herald's settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// HERALD_PUBLIC_URL: the base of ticket links.
+    pub public_url: Url,
+    /// HERALD_ALLOWED_CUSTOM_DOMAINS: what an `auth0-custom-domain` header may name.
+    pub allowed_custom_domains: Vec<String>,
+    /// Tickets are derived from it, as the worker's are.
+    pub ticket_secret: TicketSecret,
+    /// HERALD_API_RATE_LIMIT: requests per second per token (and the burst).
+    pub rate_limit: NonZeroU32,
+    /// HERALD_API_MAX_BODY_BYTES: larger bodies get a 413.
+    pub max_body_bytes: usize,
+}
+
+/// Cheap to clone: one `Arc`.
+#[derive(Debug, Clone)]
+pub struct ApiState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    producer: Arc<Producer>,
+    config: ApiConfig,
+    limiter: TokenLimiter,
+}
+
+impl ApiState {
+    pub fn new(store: Store, producer: Arc<Producer>, config: ApiConfig) -> Self {
+        let limiter = TokenLimiter::new(config.rate_limit);
+        ApiState(Arc::new(Inner {
+            store,
+            producer,
+            config,
+            limiter,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn producer(&self) -> &Producer {
+        &self.0.producer
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.0.config
+    }
+
+    pub fn limiter(&self) -> &TokenLimiter {
+        &self.0.limiter
+    }
+}

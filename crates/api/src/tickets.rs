@@ -1,0 +1,343 @@
+//! `POST /tickets/email-verification`, `POST /tickets/password-change` and
+//! `POST /guardian/enrollments/ticket`: tickets issued over HTTP, with no job behind them, in the
+//! same hashed storage and with the same link shapes as the worker's. The body is checked by the
+//! AMQP contract's own rules (it is turned into the job that would issue the same ticket), so a
+//! rule holds the same way on both doors.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use herald_domain::job::WireUser;
+use herald_domain::{EmailJob, EnrollmentFactor, TicketPurpose, WireJob, ticket_base};
+use herald_store::{TicketSpec, UserRecord};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::payload::{FormFields, Payload};
+use crate::state::ApiState;
+use crate::users::no_such_user;
+
+/// An identity of the user, as Auth0 accepts it. Herald's users have one, `auth0`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    user_id: String,
+    provider: String,
+    connection_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailTicket {
+    user_id: String,
+    result_url: Option<String>,
+    client_id: Option<String>,
+    organization_id: Option<String>,
+    ttl_sec: Option<i64>,
+    #[serde(rename = "includeEmailInRedirect")]
+    include_email_in_redirect: Option<bool>,
+    identity: Option<Identity>,
+}
+
+impl FormFields for VerifyEmailTicket {
+    const BOOLEANS: &'static [&'static str] = &["includeEmailInRedirect"];
+    const INTEGERS: &'static [&'static str] = &["ttl_sec"];
+    const OBJECTS: &'static [&'static str] = &["identity"];
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeTicket {
+    user_id: Option<String>,
+    email: Option<String>,
+    connection_id: Option<String>,
+    result_url: Option<String>,
+    client_id: Option<String>,
+    organization_id: Option<String>,
+    ttl_sec: Option<i64>,
+    mark_email_as_verified: Option<bool>,
+    #[serde(rename = "includeEmailInRedirect")]
+    include_email_in_redirect: Option<bool>,
+    identity: Option<Identity>,
+}
+
+impl FormFields for PasswordChangeTicket {
+    const BOOLEANS: &'static [&'static str] = &["includeEmailInRedirect", "mark_email_as_verified"];
+    const INTEGERS: &'static [&'static str] = &["ttl_sec"];
+    const OBJECTS: &'static [&'static str] = &["identity"];
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentTicket {
+    user_id: String,
+    email: Option<String>,
+    send_mail: Option<bool>,
+    email_locale: Option<String>,
+    factor: Option<EnrollmentFactor>,
+    allow_multiple_enrollments: Option<bool>,
+}
+
+impl FormFields for EnrollmentTicket {
+    const BOOLEANS: &'static [&'static str] = &["send_mail", "allow_multiple_enrollments"];
+}
+
+pub async fn email_verification(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    headers: HeaderMap,
+    Payload(body): Payload<VerifyEmailTicket>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(&["create:user_tickets"])?;
+    let custom_domain = crate::custom_domain(&state, &headers)?;
+    let user = user(&state, &body.user_id).await?;
+    check_identity_of(&user, body.identity.as_ref())?;
+    let wire = WireJob {
+        kind: "verification_email".into(),
+        client_id: body.client_id,
+        organization_id: body.organization_id,
+        result_url: body.result_url,
+        ttl_sec: ttl(body.ttl_sec)?,
+        include_email_in_redirect: body.include_email_in_redirect,
+        custom_domain,
+        ..wire_for(&user)?
+    };
+    let url = issue(&state, wire).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "ticket": url }))))
+}
+
+pub async fn password_change(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    headers: HeaderMap,
+    Payload(body): Payload<PasswordChangeTicket>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(&["create:user_tickets"])?;
+    let custom_domain = crate::custom_domain(&state, &headers)?;
+    let user = match (&body.user_id, &body.email, &body.connection_id) {
+        (Some(id), None, None) => user(&state, id).await?,
+        (Some(_), _, _) => {
+            return Err(ApiError::bad_request(
+                "user_id cannot be specified when using email or connection_id",
+            ));
+        }
+        (None, Some(email), Some(connection_id)) => {
+            crate::text::email("email", email)?;
+            let connection = crate::connections::by_id(&state, connection_id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "The connection with id {connection_id} does not exist."
+                    ))
+                })?;
+            state
+                .store()
+                .user_by_connection_email(&connection, email)
+                .await?
+                .ok_or_else(no_such_user)?
+        }
+        (None, Some(_), None) => {
+            return Err(ApiError::bad_request(
+                "connection_id is required when using email",
+            ));
+        }
+        (None, None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "email is required when using connection_id",
+            ));
+        }
+        (None, None, None) => {
+            return Err(ApiError::bad_request(
+                "Give user_id, or email together with connection_id",
+            ));
+        }
+    };
+    check_identity_of(&user, body.identity.as_ref())?;
+    let wire = WireJob {
+        kind: "password_change_email".into(),
+        client_id: body.client_id,
+        organization_id: body.organization_id,
+        result_url: body.result_url,
+        ttl_sec: ttl(body.ttl_sec)?,
+        include_email_in_redirect: body.include_email_in_redirect,
+        mark_email_as_verified: body.mark_email_as_verified,
+        custom_domain,
+        ..wire_for(&user)?
+    };
+    let url = issue(&state, wire).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "ticket": url }))))
+}
+
+pub async fn enrollment(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Principal>,
+    headers: HeaderMap,
+    Payload(body): Payload<EnrollmentTicket>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&["create:guardian_enrollment_tickets"])?;
+    let custom_domain = crate::custom_domain(&state, &headers)?;
+    let user = user(&state, &body.user_id).await?;
+    if let Some(email) = &body.email {
+        crate::text::email("email", email)?;
+    }
+    if let Some(locale) = &body.email_locale {
+        crate::text::check("email_locale", locale, 2, 35)?;
+    }
+    if let Some(factor) = body.factor
+        && !matches!(factor, EnrollmentFactor::Otp | EnrollmentFactor::Email)
+    {
+        return Err(ApiError::invalid_property(
+            format!(
+                "Herald cannot enroll the {} factor yet; use otp or email",
+                factor.as_str()
+            ),
+            "factor",
+        ));
+    }
+    let mut wire = WireJob {
+        kind: "enrollment_email".into(),
+        factor: body.factor,
+        allow_multiple_enrollments: body.allow_multiple_enrollments,
+        email_locale: body.email_locale,
+        custom_domain,
+        ..wire_for(&user)?
+    };
+    if let Some(email) = body.email {
+        wire.user.email = email;
+    }
+    let job = validated(wire).await?;
+    check_registry(&state, &job).await?;
+    let send_mail = body.send_mail.unwrap_or(false);
+    // With send_mail the ticket belongs to the enrollment job, so the worker's email carries
+    // this very ticket (it finds it under the job's id and rebuilds the same link, as long as
+    // serve and worker share HERALD_TICKET_SECRET).
+    if send_mail {
+        crate::jobs::record(&state, &job).await?;
+    }
+    let (ticket_id, url) = issue_for(&state, &job, send_mail).await?;
+    if send_mail {
+        crate::jobs::publish_recorded(&state, &job).await?;
+    }
+    Ok(Json(json!({ "ticket_id": ticket_id, "ticket_url": url })))
+}
+
+/// The user the request names, or Auth0's 404.
+async fn user(state: &ApiState, user_id: &str) -> Result<UserRecord, ApiError> {
+    crate::text::check("user_id", user_id, 1, 255)?;
+    state
+        .store()
+        .get_user(user_id)
+        .await?
+        .ok_or_else(no_such_user)
+}
+
+/// The contract's job for this user, to be completed by the caller.
+pub fn wire_for(user: &UserRecord) -> Result<WireJob, ApiError> {
+    let email = user
+        .email
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("The user does not have an email address."))?;
+    Ok(WireJob {
+        id: format!("job_{}", crate::text::random_id(16)),
+        user: WireUser {
+            user_id: user.user_id.clone(),
+            email,
+            name: user.name.clone(),
+            locale: crate::jobs::user_locale(user),
+        },
+        ..WireJob::default()
+    })
+}
+
+/// The identity a request names must be the user's own.
+pub fn check_identity_of(user: &UserRecord, identity: Option<&Identity>) -> Result<(), ApiError> {
+    let Some(identity) = identity else {
+        return Ok(());
+    };
+    let _ = &identity.connection_id;
+    let (provider, id) = user
+        .user_id
+        .split_once('|')
+        .unwrap_or(("auth0", &user.user_id));
+    if identity.provider != provider || identity.user_id != id {
+        return Err(ApiError::bad_request(
+            "The user exists, but does not contain the given identity.",
+        ));
+    }
+    Ok(())
+}
+
+fn ttl(ttl_sec: Option<i64>) -> Result<Option<u64>, ApiError> {
+    match ttl_sec {
+        None => Ok(None),
+        Some(t) if t < 0 => Err(ApiError::invalid_property(
+            format!("Number is less than minimum value ({t} < 0)"),
+            "ttl_sec",
+        )),
+        Some(t) => Ok(Some(t.unsigned_abs())),
+    }
+}
+
+/// The contract's checks on a job, as a 400 in its words.
+pub async fn validated(wire: WireJob) -> Result<EmailJob, ApiError> {
+    EmailJob::from_wire(wire).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// The job's organization and client exist (Auth0 answers 400 otherwise).
+pub async fn check_registry(state: &ApiState, job: &EmailJob) -> Result<(), ApiError> {
+    if let Some(org) = &job.organization_id
+        && state
+            .store()
+            .get_organization(org.as_str())
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::bad_request("The organization does not exist"));
+    }
+    if let Some(client) = &job.client_id
+        && state.store().get_client(client.as_str()).await?.is_none()
+    {
+        return Err(ApiError::bad_request("The client does not exist"));
+    }
+    Ok(())
+}
+
+/// Checks the job the ticket would come with, stores the ticket and returns its link.
+async fn issue(state: &ApiState, wire: WireJob) -> Result<String, ApiError> {
+    let job = validated(wire).await?;
+    check_registry(state, &job).await?;
+    Ok(issue_for(state, &job, false).await?.1)
+}
+
+/// Stores the ticket `job` would issue (under the job's id when `for_job`, else with no job);
+/// returns its id and link.
+async fn issue_for(
+    state: &ApiState,
+    job: &EmailJob,
+    for_job: bool,
+) -> Result<(String, String), ApiError> {
+    let spec = TicketSpec::for_job(job).ok_or_else(ApiError::internal)?;
+    let config = state.config();
+    let base = ticket_base(
+        job.custom_domain.as_deref(),
+        &config.allowed_custom_domains,
+        &config.public_url,
+    )
+    .map_err(ApiError::bad_request)?;
+    let issued = state
+        .store()
+        .issue_ticket(
+            &spec,
+            &config.ticket_secret,
+            for_job.then(|| job.id.as_str()),
+        )
+        .await?;
+    let purpose: TicketPurpose = spec.purpose;
+    Ok((
+        issued.id.to_string(),
+        purpose.url(&base, &issued.token).to_string(),
+    ))
+}

@@ -1,0 +1,635 @@
+//! The Management API against real services: a `herald serve` built as the binary builds it
+//! (its own database, vhost and SMTP sink), called over HTTP the way Auth0's SDKs call Auth0,
+//! and, where an email is involved, a real worker delivering it.
+
+use std::net::SocketAddr;
+
+use herald_domain::{TicketToken, TokenHash};
+use herald_testkit::env::{TestApi, TestEnv};
+use herald_testkit::http::{Answer, request};
+use serde_json::{Value, json};
+
+const ALL: &str = "read:users create:users update:users delete:users create:user_tickets \
+                   create:guardian_enrollment_tickets";
+
+async fn call(
+    addr: SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Answer {
+    let auth = format!("Bearer {token}");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut headers = vec![("Authorization", auth.as_str())];
+    if !body.is_empty() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    request(addr, method, path, &headers, body.as_bytes()).await
+}
+
+fn assert_error(answer: &Answer, status: u16, message: &str) {
+    assert_eq!(answer.status, status, "{answer:?}");
+    let body = answer.json();
+    assert_eq!(body["statusCode"], status, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(message),
+        "expected {message:?} in {body}"
+    );
+}
+
+async fn create_user(api: &TestApi, token: &str, body: Value) -> Value {
+    let answer = call(api.addr, token, "POST", "/api/v2/users", Some(body)).await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    answer.json()
+}
+
+#[tokio::test]
+async fn tokens_scopes_and_rate_limits_behave_like_auth0s() {
+    let env = TestEnv::new().await.unwrap();
+    let mut settings = env.settings();
+    settings.api_rate_limit = 5;
+    let api = TestApi::start(settings).await;
+
+    let none = request(api.addr, "GET", "/api/v2/users/auth0%7Cx", &[], b"").await;
+    assert_error(&none, 401, "Missing authentication");
+    assert!(
+        none.header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let bad = call(
+        api.addr,
+        "hrld_nope",
+        "GET",
+        "/api/v2/users/auth0%7Cx",
+        None,
+    )
+    .await;
+    assert_error(&bad, 401, "Invalid token");
+
+    let reader = api.token("read:users").await;
+    let forbidden = call(
+        api.addr,
+        &reader,
+        "POST",
+        "/api/v2/users",
+        Some(json!({"connection": "c"})),
+    )
+    .await;
+    assert_error(
+        &forbidden,
+        403,
+        "Insufficient scope, expected any of: create:users",
+    );
+    assert_eq!(forbidden.json()["errorCode"], "insufficient_scope");
+
+    // Every answer carries the limit; the sixth request in a burst of five is refused.
+    let mut remaining = Vec::new();
+    for _ in 0..4 {
+        let a = call(api.addr, &reader, "GET", "/api/v2/users/auth0%7Cx", None).await;
+        assert_eq!(a.header("x-ratelimit-limit"), Some("5"));
+        assert!(
+            a.header("x-ratelimit-reset")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                > 1_700_000_000
+        );
+        remaining.push(a.header("x-ratelimit-remaining").unwrap().to_owned());
+    }
+    assert_eq!(remaining, ["3", "2", "1", "0"]);
+    let limited = call(api.addr, &reader, "GET", "/api/v2/users/auth0%7Cx", None).await;
+    assert_error(&limited, 429, "Global limit has been reached");
+    assert_eq!(limited.json()["errorCode"], "too_many_requests");
+    assert!(limited.header("retry-after").is_some());
+
+    // A revoked token stops working at once.
+    assert!(api.store.revoke_api_token("test").await.unwrap());
+    let revoked = call(api.addr, &reader, "GET", "/api/v2/users/auth0%7Cx", None).await;
+    assert_error(&revoked, 401, "Invalid token");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn users_are_created_read_patched_and_deleted() {
+    let env = TestEnv::new().await.unwrap();
+    let api = TestApi::start(env.settings()).await;
+    let token = api.token(ALL).await;
+
+    let user = create_user(
+        &api,
+        &token,
+        json!({"connection": "Username-Password-Authentication", "email": "ana@example.com",
+               "name": "Ana <b>Lima</b>", "password": "correct horse battery",
+               "user_metadata": {"lang": "ja", "theme": "dark"}}),
+    )
+    .await;
+    let id = user["user_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("auth0|"), "{user}");
+    assert_eq!(user["name"], "Ana <b>Lima</b>");
+    assert!(user.get("password").is_none() && !user.to_string().contains("horse"));
+    assert_eq!(user["identities"][0]["provider"], "auth0");
+    // The password is stored as an argon2id hash only.
+    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE user_id = $1")
+        .bind(&id)
+        .fetch_one(api.store.pool())
+        .await
+        .unwrap();
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+
+    let again = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/users",
+        Some(json!({"connection": "Username-Password-Authentication", "email": "ANA@example.com"})),
+    )
+    .await;
+    assert_error(&again, 409, "already exists");
+
+    // As in Auth0, a new user with an unverified email is sent the verification email.
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM email_jobs WHERE user_id = $1 AND type = 'verification_email'",
+    )
+    .bind(&id)
+    .fetch_one(api.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(queued, 1);
+
+    let path = format!("/api/v2/users/{}", id.replace('|', "%7C"));
+    let got = call(api.addr, &token, "GET", &path, None).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json()["email"], "ana@example.com");
+
+    // Metadata is merged on the first level; null removes a key.
+    let patched = call(
+        api.addr,
+        &token,
+        "PATCH",
+        &path,
+        Some(json!({"user_metadata": {"theme": null, "tz": "UTC"}, "email_verified": true})),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{patched:?}");
+    assert_eq!(
+        patched.json()["user_metadata"],
+        json!({"lang": "ja", "tz": "UTC"})
+    );
+    assert_eq!(patched.json()["email_verified"], true);
+
+    let by_email = call(
+        api.addr,
+        &token,
+        "GET",
+        "/api/v2/users-by-email?email=ana%40example.com&include_fields=true",
+        None,
+    )
+    .await;
+    assert_eq!(by_email.json().as_array().unwrap().len(), 1);
+
+    assert_eq!(
+        call(api.addr, &token, "DELETE", &path, None).await.status,
+        204
+    );
+    let gone = call(api.addr, &token, "GET", &path, None).await;
+    assert_error(&gone, 404, "The user does not exist.");
+    assert_eq!(gone.json()["errorCode"], "inexistent_user");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_in_auth0s_words_and_writes_nothing() {
+    let env = TestEnv::new().await.unwrap();
+    let api = TestApi::start(env.settings()).await;
+    let token = api.token(ALL).await;
+    let auth = format!("Bearer {token}");
+    let post = |body: &'static [u8], content_type: &'static str| {
+        let auth = auth.clone();
+        let addr = api.addr;
+        async move {
+            request(
+                addr,
+                "POST",
+                "/api/v2/users",
+                &[
+                    ("Authorization", auth.as_str()),
+                    ("Content-Type", content_type),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+
+    let unknown = post(br#"{"connection":"c","ttl":1}"#, "application/json").await;
+    assert_error(&unknown, 400, "Additional properties not allowed: ttl");
+    assert_eq!(unknown.json()["errorCode"], "invalid_body");
+    assert_error(
+        &post(b"{\"connection\":", "application/json").await,
+        400,
+        "Invalid JSON",
+    );
+    assert_error(
+        &post(b"[1,2]", "application/json").await,
+        400,
+        "found type array",
+    );
+    assert_error(
+        &post(br#"{"connection":"c","blocked":"yes"}"#, "application/json").await,
+        400,
+        "boolean",
+    );
+    assert_error(
+        &post(b"\xff\xfe", "application/json").await,
+        400,
+        "Invalid JSON",
+    );
+    assert_error(
+        &post(
+            b"connection=c&connection=d",
+            "application/x-www-form-urlencoded",
+        )
+        .await,
+        400,
+        "more than once",
+    );
+    assert_error(
+        &post(b"<xml/>", "text/xml").await,
+        415,
+        "Unsupported Content-Type",
+    );
+    let crlf = post(
+        br#"{"connection":"c","email":"a@example.com","name":"Ana\r\nBcc: x@evil.test"}"#,
+        "application/json",
+    )
+    .await;
+    assert_error(&crlf, 400, "control characters");
+    let long = format!(r#"{{"connection":"c","name":"{}"}}"#, "n".repeat(10_000));
+    let long = request(
+        api.addr,
+        "POST",
+        "/api/v2/users",
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        long.as_bytes(),
+    )
+    .await;
+    assert_error(&long, 400, "too long");
+    let huge = format!(
+        r#"{{"connection":"c","user_metadata":{{"x":"{}"}}}}"#,
+        "x".repeat(100_000)
+    );
+    let huge = request(
+        api.addr,
+        "POST",
+        "/api/v2/users",
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        huge.as_bytes(),
+    )
+    .await;
+    assert_error(&huge, 413, "too large");
+
+    // The form encoding goes through the same schema.
+    let form = post(b"connection=Username-Password-Authentication&email=bo%40example.com&email_verified=true&user_metadata=%7B%22lang%22%3A%22fr%22%7D",
+        "application/x-www-form-urlencoded").await;
+    assert_eq!(form.status, 201, "{form:?}");
+    assert_eq!(form.json()["email_verified"], true);
+    assert_eq!(form.json()["user_metadata"]["lang"], "fr");
+
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(api.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(users, 1, "only the valid request wrote a user");
+    let unmatched = call(api.addr, &token, "GET", "/api/v2/nothing-here", None).await;
+    assert_error(&unmatched, 404, "Not Found");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn tickets_are_issued_hashed_under_the_contracts_rules() {
+    let env = TestEnv::new().await.unwrap();
+    let mut settings = env.settings();
+    settings.allowed_custom_domains = vec!["login.acme.test".into()];
+    let api = TestApi::start(settings).await;
+    let token = api.token(ALL).await;
+    let user = create_user(
+        &api,
+        &token,
+        json!({"connection": "Username-Password-Authentication",
+        "email": "cy@example.com"}),
+    )
+    .await;
+    let id = user["user_id"].as_str().unwrap();
+
+    let made = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/tickets/email-verification",
+        Some(
+            json!({"user_id": id, "ttl_sec": 3600, "result_url": "https://app.test/done",
+                    "includeEmailInRedirect": true}),
+        ),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let link = made.json()["ticket"].as_str().unwrap().to_owned();
+    assert!(
+        link.starts_with("https://id.herald.test/u/email-verification?ticket="),
+        "{link}"
+    );
+    assert!(link.ends_with('#'), "{link}");
+    // Only the hash is stored, with no job behind it.
+    let presented = link.split("ticket=").nth(1).unwrap().trim_end_matches('#');
+    let hash: TokenHash = TicketToken::from_presented(presented).hash();
+    let stored = api
+        .store
+        .ticket_by_hash(&hash)
+        .await
+        .unwrap()
+        .expect("the ticket is stored by its hash");
+    assert_eq!(stored.user_id, id);
+    assert!(stored.job_id.is_none());
+    assert!(!format!("{stored:?}").contains(presented));
+
+    let both = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/tickets/email-verification",
+        Some(json!({"user_id": id, "result_url": "https://app.test/", "client_id": "c1"})),
+    )
+    .await;
+    assert_error(
+        &both,
+        400,
+        "result_url cannot be specified when using client_id",
+    );
+    let negative = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/tickets/email-verification",
+        Some(json!({"user_id": id, "ttl_sec": -1})),
+    )
+    .await;
+    assert_error(&negative, 400, "ttl_sec");
+    let nobody = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/tickets/email-verification",
+        Some(json!({"user_id": "auth0|nobody"})),
+    )
+    .await;
+    assert_error(&nobody, 404, "The user does not exist.");
+    let no_org = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/tickets/email-verification",
+        Some(json!({"user_id": id, "organization_id": "org_missing"})),
+    )
+    .await;
+    assert_error(&no_org, 400, "The organization does not exist");
+
+    // The custom domain header sets the link's host, and only a configured domain may.
+    let auth = format!("Bearer {token}");
+    let body = json!({"user_id": id}).to_string();
+    let custom = request(
+        api.addr,
+        "POST",
+        "/api/v2/tickets/password-change",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("auth0-custom-domain", "login.acme.test"),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(custom.status, 201, "{custom:?}");
+    assert!(
+        custom.json()["ticket"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://login.acme.test/u/reset-password?ticket=")
+    );
+    let other = request(
+        api.addr,
+        "POST",
+        "/api/v2/tickets/password-change",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("auth0-custom-domain", "evil.test"),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    assert_error(&other, 400, "not configured");
+
+    // email + connection_id instead of user_id; not both.
+    let connection = herald_api::connections::id_of("Username-Password-Authentication");
+    let by_email = call(api.addr, &token, "POST", "/api/v2/tickets/password-change",
+        Some(json!({"email": "cy@example.com", "connection_id": connection, "mark_email_as_verified": true}))).await;
+    assert_eq!(by_email.status, 201, "{by_email:?}");
+    let mixed = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/tickets/password-change",
+        Some(json!({"user_id": id, "email": "cy@example.com", "connection_id": connection})),
+    )
+    .await;
+    assert_error(&mixed, 400, "user_id cannot be specified");
+
+    let phone = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/guardian/enrollments/ticket",
+        Some(json!({"user_id": id, "factor": "phone"})),
+    )
+    .await;
+    assert_error(&phone, 400, "cannot enroll the phone factor");
+    let bogus = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/guardian/enrollments/ticket",
+        Some(json!({"user_id": id, "factor": "carrier-pigeon"})),
+    )
+    .await;
+    assert_eq!(bogus.status, 400, "{bogus:?}");
+    let enroll = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/guardian/enrollments/ticket",
+        Some(json!({"user_id": id, "factor": "otp"})),
+    )
+    .await;
+    assert_eq!(enroll.status, 200, "{enroll:?}");
+    assert!(
+        enroll.json()["ticket_url"]
+            .as_str()
+            .unwrap()
+            .contains("/u/mfa-enrollment?ticket=")
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_verification_job_is_published_sent_localized_and_reported_completed() {
+    let env = TestEnv::new().await.unwrap();
+    // serve and worker share HERALD_TICKET_SECRET, as the README requires.
+    let mut settings = env.settings();
+    settings.ticket_secret = Some(
+        herald_domain::TicketSecret::from_bytes(b"api-tests-ticket-secret-0123456789abcdef")
+            .unwrap(),
+    );
+    let api = TestApi::start(settings.clone()).await;
+    let worker = env.spawn_worker(settings).await;
+    let token = api.token(ALL).await;
+    let user = create_user(
+        &api,
+        &token,
+        json!({"connection": "Username-Password-Authentication",
+        "email": "dai@example.com", "name": "Dai", "user_metadata": {"lang": "ja"},
+        "verify_email": false}),
+    )
+    .await;
+    let id = user["user_id"].as_str().unwrap();
+
+    let job = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/jobs/verification-email",
+        Some(json!({"user_id": id})),
+    )
+    .await;
+    assert_eq!(job.status, 201, "{job:?}");
+    let body = job.json();
+    assert_eq!(body["type"], "verification_email");
+    assert_eq!(body["status"], "pending");
+    let job_id = body["id"].as_str().unwrap().to_owned();
+    assert!(job_id.starts_with("job_") && job_id.len() == 20, "{job_id}");
+    assert!(body["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let mail = env.expect_mail(1).await;
+    let parsed = mail[0].parsed();
+    assert_eq!(parsed.to(), ["dai@example.com"]);
+    assert!(
+        parsed.html().unwrap().contains("lang=\"ja\""),
+        "the email is in Japanese"
+    );
+    let link = parsed
+        .text()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.contains("/u/email-verification?ticket="))
+        .expect("the email has the verification link")
+        .to_owned();
+    assert!(link.starts_with("https://id.herald.test/"), "{link}");
+
+    let path = format!("/api/v2/jobs/{job_id}");
+    let mut status = String::new();
+    for _ in 0..100 {
+        status = call(api.addr, &token, "GET", &path, None).await.json()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if status == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "completed");
+    let unknown = call(
+        api.addr,
+        &token,
+        "GET",
+        "/api/v2/jobs/job_0000000000000000",
+        None,
+    )
+    .await;
+    assert_error(&unknown, 404, "Job not found.");
+
+    // An enrollment ticket with send_mail: the email carries the very ticket the API answered.
+    let enroll = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/guardian/enrollments/ticket",
+        Some(
+            json!({"user_id": id, "send_mail": true, "email_locale": "fr",
+                    "email": "dai.alt@example.com"}),
+        ),
+    )
+    .await;
+    assert_eq!(enroll.status, 200, "{enroll:?}");
+    let url = enroll.json()["ticket_url"].as_str().unwrap().to_owned();
+    let mails = env.expect_mail(2).await;
+    let enrollment = mails
+        .iter()
+        .map(|m| m.parsed())
+        .find(|p| p.to() == ["dai.alt@example.com"])
+        .expect("the enrollment email went to the given address");
+    assert!(
+        enrollment.html().unwrap().contains("lang=\"fr\""),
+        "the enrollment email is in French"
+    );
+    assert!(
+        enrollment.text().unwrap().contains(&url),
+        "the email carries {url}"
+    );
+
+    worker.stop().await.unwrap();
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_request_metrics_are_served() {
+    let env = TestEnv::new().await.unwrap();
+    let api = TestApi::start(env.settings()).await;
+    let token = api.token("read:users").await;
+    assert_eq!(
+        request(api.addr, "GET", "/healthz", &[], b"").await.status,
+        200
+    );
+    let ready = request(api.addr, "GET", "/readyz", &[], b"").await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+    let _ = call(
+        api.addr,
+        &token,
+        "GET",
+        "/api/v2/users/auth0%7Cmissing",
+        None,
+    )
+    .await;
+    let metrics = request(api.addr, "GET", "/metrics", &[], b"").await.body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("herald_http_requests_total{")
+                && l.contains("route=\"/api/v2/users/{id}\"")
+                && l.contains("status=\"404\"")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("herald_http_request_duration_seconds_bucket"));
+    api.stop().await;
+}
