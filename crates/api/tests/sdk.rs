@@ -1,0 +1,119 @@
+//! The official Auth0 SDK (auth0-python 6.8, unmodified) drives `herald serve` and a worker: users,
+//! the verification-email job and its status, the three ticket endpoints, and the SDK's error class
+//! for 400, 401, 403, 404, 409 and 429. The emails it causes must arrive, localized.
+//!
+//! The SDK lives in a virtualenv that `scripts/test.sh` (the README's test command) creates and
+//! names in `HERALD_SDK_PYTHON`.
+
+use std::process::Command;
+
+use herald_testkit::env::{TestApi, TestEnv};
+use serde_json::Value;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/auth0_python.py");
+
+fn python() -> String {
+    std::env::var("HERALD_SDK_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "HERALD_SDK_PYTHON is not set: run the tests with scripts/test.sh (the README's test \
+             command), which installs auth0-python into a virtualenv and sets it"
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_sdk_drives_every_endpoint() {
+    let python = python();
+    let env = TestEnv::new().await.unwrap();
+    let mut settings = env.settings();
+    settings.ticket_secret = Some(
+        herald_domain::TicketSecret::from_bytes(b"sdk-tests-ticket-secret-0123456789abcdef")
+            .unwrap(),
+    );
+    settings.api_rate_limit = 20;
+    let api = TestApi::start(settings.clone()).await;
+    let worker = env.spawn_worker(settings).await;
+    let all = api
+        .token(
+            "read:users create:users update:users delete:users create:user_tickets \
+             create:guardian_enrollment_tickets",
+        )
+        .await;
+    let readonly = api.token("read:users").await;
+    let limited = api.token("read:users").await;
+
+    let base = format!("http://{}/api/v2", api.addr);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(SCRIPT)
+            .env("HERALD_API_URL", base)
+            .env("HERALD_API_TOKEN", all)
+            .env("HERALD_API_TOKEN_READONLY", readonly)
+            .env("HERALD_API_TOKEN_LIMITED", limited)
+            .output()
+            .expect("the SDK's python runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+
+    let uid = report["user_id"].as_str().unwrap();
+    assert!(uid.starts_with("auth0|"), "{report}");
+    assert_eq!(report["user_name"], "Kenji");
+    assert_eq!(report["metadata"]["lang"], "ja");
+    assert_eq!(report["metadata"]["plan"], "pro");
+    assert_eq!(report["by_email"][0], uid);
+    assert_eq!(report["job_type"], "verification_email");
+    assert_eq!(report["job_first_status"], "pending");
+    assert_eq!(report["job_status"], "completed");
+    assert!(
+        report["verify_ticket"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://id.herald.test/u/email-verification?ticket=")
+    );
+    assert!(
+        report["reset_ticket"]
+            .as_str()
+            .unwrap()
+            .contains("/u/reset-password?ticket=")
+    );
+    assert_eq!(report["errors"], report["errors_expected"], "{report}");
+
+    // The verification email (Japanese, from user_metadata.lang) and the enrollment email
+    // (French, from email_locale) arrive; the latter carries the ticket the SDK was given.
+    let mails = env.expect_mail(2).await;
+    let parsed: Vec<_> = mails.iter().map(|m| m.parsed()).collect();
+    let verify = parsed
+        .iter()
+        .find(|p| {
+            p.text()
+                .unwrap_or_default()
+                .contains("/u/email-verification?ticket=")
+        })
+        .expect("a verification email");
+    assert!(verify.html().unwrap().contains("lang=\"ja\""));
+    let enroll = parsed
+        .iter()
+        .find(|p| {
+            p.text()
+                .unwrap_or_default()
+                .contains("/u/mfa-enrollment?ticket=")
+        })
+        .expect("an enrollment email");
+    assert!(enroll.html().unwrap().contains("lang=\"fr\""));
+    assert!(
+        enroll
+            .text()
+            .unwrap()
+            .contains(report["enroll_ticket_url"].as_str().unwrap())
+    );
+    worker.stop().await.unwrap();
+    api.stop().await;
+}

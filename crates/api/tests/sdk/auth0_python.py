@@ -1,0 +1,113 @@
+"""Drives herald serve with the unmodified official SDK, auth0-python 6.8, the way a team moving
+off Auth0 would: only the base URL changes. Run by crates/api/tests/sdk.rs, which starts the
+server and a worker, passes the tokens in the environment and checks what arrives by email.
+
+Prints one JSON object: what was created, and the SDK error class seen for each status."""
+
+import json
+import os
+import sys
+import time
+
+from auth0.management import Auth0
+from auth0.management.errors import (
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
+
+BASE = os.environ["HERALD_API_URL"]
+
+
+def client(token):
+    # max_retries=0: the SDK retries 409 and 429 twice by default.
+    return Auth0(base_url=BASE, token=token, max_retries=0)
+
+
+def main():
+    api = client(os.environ["HERALD_API_TOKEN"])
+    out = {"errors": {}}
+
+    user = api.users.create(
+        connection="Username-Password-Authentication",
+        email="kenji@example.com",
+        name="Kenji",
+        user_metadata={"lang": "ja"},
+        password="a long enough password",
+        verify_email=False,
+    )
+    uid = user.user_id
+    out["user_id"] = uid
+    out["user_name"] = api.users.get(uid).name
+    api.users.update(uid, user_metadata={"plan": "pro"})
+    out["metadata"] = api.users.get(uid).user_metadata
+    out["by_email"] = [u.user_id for u in api.users.list_users_by_email(email="kenji@example.com")]
+
+    job = api.jobs.verification_email.create(user_id=uid)
+    out["job_type"] = job.type
+    out["job_first_status"] = job.status
+    status = job.status
+    for _ in range(200):
+        status = api.jobs.get(job.id).status
+        if status == "completed":
+            break
+        time.sleep(0.1)
+    out["job_status"] = status
+
+    out["verify_ticket"] = api.tickets.verify_email(user_id=uid, ttl_sec=3600).ticket
+    out["reset_ticket"] = api.tickets.change_password(
+        user_id=uid, mark_email_as_verified=True
+    ).ticket
+    enrollment = api.guardian.enrollments.create_ticket(
+        user_id=uid, send_mail=True, email_locale="fr"
+    )
+    out["enroll_ticket_url"] = enrollment.ticket_url
+
+    def seen(status, call):
+        try:
+            call()
+            out["errors"][status] = "no error"
+        except Exception as e:  # noqa: BLE001 - the class is the result
+            out["errors"][status] = type(e).__name__
+
+    seen("400", lambda: api.tickets.verify_email(user_id=uid, ttl_sec=-1))
+    seen("401", lambda: client("hrld_not-a-token").users.get(uid))
+    seen("403", lambda: client(os.environ["HERALD_API_TOKEN_READONLY"]).users.delete(uid))
+    seen("404", lambda: api.users.get("auth0|nobody"))
+    seen(
+        "409",
+        lambda: api.users.create(
+            connection="Username-Password-Authentication",
+            email="kenji@example.com",
+            verify_email=False,
+        ),
+    )
+
+    limited = client(os.environ["HERALD_API_TOKEN_LIMITED"])
+
+    def exhaust():
+        for _ in range(100):
+            limited.users.get(uid)
+
+    seen("429", exhaust)
+    expected = {
+        "400": BadRequestError,
+        "401": UnauthorizedError,
+        "403": ForbiddenError,
+        "404": NotFoundError,
+        "409": ConflictError,
+        "429": TooManyRequestsError,
+    }
+    out["errors_expected"] = {k: v.__name__ for k, v in expected.items()}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001 - report, with the body the server answered
+        print(json.dumps({"crash": repr(e), "body": getattr(e, "body", None)}))
+        sys.exit(1)
