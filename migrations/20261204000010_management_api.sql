@@ -40,3 +40,10 @@ CREATE INDEX users_email ON users (lower(email));
 
 -- A ticket created by POST /tickets/* has no job behind it.
 ALTER TABLE tickets ALTER COLUMN job_id DROP NOT NULL;
+
+-- Auth0's organization metadata (string values) and client URL lists, which the Management API
+-- keeps next to Herald's own columns. An organization's `herald_default_locale` and `herald_from`
+-- metadata keys are Herald's `default_locale` and `from_address` columns, not stored here.
+ALTER TABLE organizations ADD COLUMN metadata jsonb NOT NULL DEFAULT '{}'::jsonb;
+ALTER TABLE clients ADD COLUMN callbacks text[] NOT NULL DEFAULT '{}';
+ALTER TABLE clients ADD COLUMN allowed_logout_urls text[] NOT NULL DEFAULT '{}';

@@ -1,7 +1,7 @@
 //! `herald serve`: Herald's Auth0-compatible Management API on axum.
 //!
-//! - `/api/v2/...`: users, tickets (email verification, password change, MFA enrollment) and
-//!   verification-email jobs, called the way Auth0's are (same paths, bodies, scopes, error
+//! - `/api/v2/...`: users, organizations, clients, tickets (email verification, password
+//!   change, MFA enrollment) and verification-email jobs, called the way Auth0's are (same paths, bodies, scopes, error
 //!   bodies and rate-limit headers), so the official SDKs work by changing only the base URL.
 //! - `/healthz`, `/readyz` (database and broker) and `/metrics` (request counts and latency by
 //!   route, method and status), from `herald-observe`.
@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod password;
 pub mod payload;
 pub mod ratelimit;
+pub mod registry;
 pub mod state;
 pub mod text;
 pub mod tickets;
@@ -50,6 +51,21 @@ pub fn router(state: ApiState, observe: ObserveState) -> Router {
             get(users::get).patch(users::update).delete(users::delete),
         )
         .route("/users-by-email", get(users::by_email))
+        .route("/organizations", post(registry::create_org))
+        .route(
+            "/organizations/{id}",
+            get(registry::get_org)
+                .patch(registry::update_org)
+                .delete(registry::delete_org),
+        )
+        .route("/organizations/name/{name}", get(registry::get_org_by_name))
+        .route("/clients", post(registry::create_client))
+        .route(
+            "/clients/{id}",
+            get(registry::get_client)
+                .patch(registry::update_client)
+                .delete(registry::delete_client),
+        )
         .route("/jobs/verification-email", post(jobs::verification_email))
         .route("/jobs/{id}", get(jobs::get))
         .route(

@@ -633,3 +633,187 @@ async fn health_readiness_and_request_metrics_are_served() {
     assert!(metrics.contains("herald_http_request_duration_seconds_bucket"));
     api.stop().await;
 }
+
+#[tokio::test]
+async fn organizations_and_clients_are_the_registrys_own() {
+    let env = TestEnv::new().await.unwrap();
+    let api = TestApi::start(env.settings()).await;
+    let token = api
+        .token(&format!(
+            "{ALL} read:organizations create:organizations update:organizations \
+             delete:organizations read:clients create:clients update:clients delete:clients"
+        ))
+        .await;
+
+    let org = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/organizations",
+        Some(json!({
+        "name": "acme", "display_name": "Acme <Corp>",
+        "branding": {"logo_url": "https://acme.test/logo.png",
+                     "colors": {"primary": "#0059d6", "page_background": "#ffffff"}},
+        "metadata": {"herald_default_locale": "ja", "herald_from": "Acme <no-reply@acme.test>",
+                     "tier": "gold"}})),
+    )
+    .await;
+    assert_eq!(org.status, 201, "{org:?}");
+    let org = org.json();
+    let org_id = org["id"].as_str().unwrap().to_owned();
+    assert!(org_id.starts_with("org_"), "{org}");
+    assert_eq!(org["branding"]["colors"]["primary"], "#0059d6");
+    assert_eq!(
+        org["metadata"],
+        json!({"herald_default_locale": "ja",
+        "herald_from": "Acme <no-reply@acme.test>", "tier": "gold"})
+    );
+    // It is the organization `herald org` manages: Herald's settings are its columns.
+    let stored = api.store.get_organization(&org_id).await.unwrap().unwrap();
+    assert_eq!(stored.default_locale.as_deref(), Some("ja"));
+    assert_eq!(
+        stored.from_address.as_deref(),
+        Some("Acme <no-reply@acme.test>")
+    );
+    assert_eq!(stored.display_name, "Acme <Corp>");
+
+    let again = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/organizations",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    assert_error(&again, 409, "already exists");
+    let bad_colour = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/organizations",
+        Some(json!({"name": "beta", "branding": {"colors": {"primary": "blue"}}})),
+    )
+    .await;
+    assert_error(&bad_colour, 400, "#RRGGBB");
+    let by_name = call(
+        api.addr,
+        &token,
+        "GET",
+        "/api/v2/organizations/name/acme",
+        None,
+    )
+    .await;
+    assert_eq!(by_name.json()["id"], org_id.as_str());
+    let patched = call(api.addr, &token, "PATCH", &format!("/api/v2/organizations/{org_id}"),
+        Some(json!({"display_name": "Acme", "metadata": {"tier": null, "herald_default_locale": "fr"}}))).await;
+    assert_eq!(patched.status, 200, "{patched:?}");
+    assert_eq!(
+        patched.json()["metadata"],
+        json!({"herald_default_locale": "fr",
+        "herald_from": "Acme <no-reply@acme.test>"})
+    );
+
+    let client = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/clients",
+        Some(json!({
+        "name": "Acme App", "callbacks": ["https://app.acme.test/callback"],
+        "initiate_login_uri": "https://app.acme.test/login",
+        "allowed_logout_urls": ["https://app.acme.test/"]})),
+    )
+    .await;
+    assert_eq!(client.status, 201, "{client:?}");
+    let client = client.json();
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(client_id.len(), 32);
+    assert_eq!(
+        client["callbacks"],
+        json!(["https://app.acme.test/callback"])
+    );
+    let stored = api.store.get_client(&client_id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.login_uri.as_deref(),
+        Some("https://app.acme.test/login")
+    );
+    let bad_url = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/clients",
+        Some(json!({"name": "x", "callbacks": ["javascript:alert(1)"]})),
+    )
+    .await;
+    assert_error(&bad_url, 400, "not an absolute http(s) URL");
+
+    // A ticket for that organization and client is accepted now.
+    let user = create_user(
+        &api,
+        &token,
+        json!({"connection": "Username-Password-Authentication",
+        "email": "org@example.com", "verify_email": false}),
+    )
+    .await;
+    let ticket = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/tickets/email-verification",
+        Some(
+            json!({"user_id": user["user_id"], "organization_id": org_id, "client_id": client_id}),
+        ),
+    )
+    .await;
+    assert_eq!(ticket.status, 201, "{ticket:?}");
+
+    assert_eq!(
+        call(
+            api.addr,
+            &token,
+            "DELETE",
+            &format!("/api/v2/clients/{client_id}"),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    assert_error(
+        &call(
+            api.addr,
+            &token,
+            "GET",
+            &format!("/api/v2/clients/{client_id}"),
+            None,
+        )
+        .await,
+        404,
+        "client",
+    );
+    assert_eq!(
+        call(
+            api.addr,
+            &token,
+            "DELETE",
+            &format!("/api/v2/organizations/{org_id}"),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    assert_error(
+        &call(
+            api.addr,
+            &token,
+            "GET",
+            &format!("/api/v2/organizations/{org_id}"),
+            None,
+        )
+        .await,
+        404,
+        "organization",
+    );
+    api.stop().await;
+}

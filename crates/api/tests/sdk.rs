@@ -36,7 +36,8 @@ async fn the_official_python_sdk_drives_every_endpoint() {
     let all = api
         .token(
             "read:users create:users update:users delete:users create:user_tickets \
-             create:guardian_enrollment_tickets",
+             create:guardian_enrollment_tickets read:organizations create:organizations \
+             read:clients create:clients",
         )
         .await;
     let readonly = api.token("read:users").await;
@@ -66,6 +67,8 @@ async fn the_official_python_sdk_drives_every_endpoint() {
     let uid = report["user_id"].as_str().unwrap();
     assert!(uid.starts_with("auth0|"), "{report}");
     assert_eq!(report["user_name"], "Kenji");
+    assert_eq!(report["org_by_name"], report["org_id"]);
+    assert_eq!(report["client_name"], "Kenji App");
     assert_eq!(report["metadata"]["lang"], "ja");
     assert_eq!(report["metadata"]["plan"], "pro");
     assert_eq!(report["by_email"][0], uid);
@@ -99,6 +102,16 @@ async fn the_official_python_sdk_drives_every_endpoint() {
         })
         .expect("a verification email");
     assert!(verify.html().unwrap().contains("lang=\"ja\""));
+    // Branded: the organization's display name and colour from the SDK's call.
+    let html = verify.html().unwrap();
+    assert!(
+        html.contains("Kenji Corp"),
+        "the organization's name is in the email"
+    );
+    assert!(
+        html.to_ascii_lowercase().contains("#aa0000"),
+        "its primary colour is used"
+    );
     let enroll = parsed
         .iter()
         .find(|p| {

@@ -274,6 +274,74 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// The organization called `name` (names are unique).
+    pub async fn organization_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<Organization>, StoreError> {
+        let row = sqlx::query_as::<_, OrganizationRow>(
+            "SELECT id, name, display_name, logo_url, primary_color, page_background, default_locale, from_address \
+             FROM organizations WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(Organization::from))
+    }
+
+    /// The organization's Auth0 metadata (string values), without Herald's own keys.
+    pub async fn organization_metadata(&self, id: &str) -> Result<serde_json::Value, StoreError> {
+        let value: Option<serde_json::Value> =
+            sqlx::query_scalar("SELECT metadata FROM organizations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(value.unwrap_or_else(|| serde_json::json!({})))
+    }
+
+    /// Replaces the organization's Auth0 metadata.
+    pub async fn set_organization_metadata(
+        &self,
+        id: &str,
+        metadata: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE organizations SET metadata = $2, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(metadata)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The client's callback and logout URL lists.
+    pub async fn client_urls(&self, id: &str) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let row: Option<(Vec<String>, Vec<String>)> =
+            sqlx::query_as("SELECT callbacks, allowed_logout_urls FROM clients WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// Replaces the client's callback and logout URL lists.
+    pub async fn set_client_urls(
+        &self,
+        id: &str,
+        callbacks: &[String],
+        allowed_logout_urls: &[String],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE clients SET callbacks = $2, allowed_logout_urls = $3, updated_at = now() \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(callbacks)
+        .bind(allowed_logout_urls)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Creates the client or replaces every field of the one with the same id.
     pub async fn upsert_client(&self, client: &Client) -> Result<(), StoreError> {
         client.validate().map_err(StoreError::Invalid)?;

@@ -31,6 +31,22 @@ def main():
     api = client(os.environ["HERALD_API_TOKEN"])
     out = {"errors": {}}
 
+    org = api.organizations.create(
+        name="kenji-corp",
+        display_name="Kenji Corp",
+        branding={"logo_url": "https://kenji.test/logo.png", "colors": {"primary": "#aa0000", "page_background": "#ffffff"}},
+        metadata={"herald_default_locale": "ja"},
+    )
+    out["org_id"] = org.id
+    out["org_by_name"] = api.organizations.get_by_name("kenji-corp").id
+    app = api.clients.create(
+        name="Kenji App",
+        callbacks=["https://app.kenji.test/callback"],
+        initiate_login_uri="https://app.kenji.test/login",
+    )
+    out["client_id"] = app.client_id
+    out["client_name"] = api.clients.get(app.client_id).name
+
     user = api.users.create(
         connection="Username-Password-Authentication",
         email="kenji@example.com",
@@ -46,7 +62,9 @@ def main():
     out["metadata"] = api.users.get(uid).user_metadata
     out["by_email"] = [u.user_id for u in api.users.list_users_by_email(email="kenji@example.com")]
 
-    job = api.jobs.verification_email.create(user_id=uid)
+    job = api.jobs.verification_email.create(
+        user_id=uid, organization_id=org.id, client_id=app.client_id
+    )
     out["job_type"] = job.type
     out["job_first_status"] = job.status
     status = job.status
