@@ -46,7 +46,26 @@ pub async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
-    let principal = principal(&state, header).await?;
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let principal = match principal(&state, header).await {
+        Ok(p) => p,
+        Err(e) => {
+            // Failed authentications are limited per client address, so tokens cannot be
+            // guessed at full speed.
+            if let Some(ip) = peer
+                && let Err(headers) = state.failed_auth_limiter().check(ip)
+            {
+                let mut response =
+                    axum::response::IntoResponse::into_response(ApiError::too_many_requests());
+                headers.apply(response.headers_mut());
+                return Ok(response);
+            }
+            return Err(e);
+        }
+    };
     let decision = state.limiter().check(principal.token_id);
     request.extensions_mut().insert(principal);
     match decision {

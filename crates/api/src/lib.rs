@@ -126,10 +126,12 @@ pub async fn serve(
         loop {
             tick.tick().await;
             upkeep.limiter().forget_idle();
+            upkeep.failed_auth_limiter().forget_idle();
         }
     });
     let app = router(state.clone(), observe_state(&state));
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stopping_tx.send(());

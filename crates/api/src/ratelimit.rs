@@ -17,21 +17,27 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use uuid::Uuid;
 
-type Limiter =
-    RateLimiter<Uuid, DefaultKeyedStateStore<Uuid>, DefaultClock, StateInformationMiddleware>;
+type Limiter<K> =
+    RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
-/// The limiter: `per_second` requests a second per token, in bursts of as many.
+/// The limiter: `per_second` requests a second per key (a token's id, or a client address for
+/// failed authentications), in bursts of as many.
 #[derive(Clone)]
-pub struct TokenLimiter {
-    limiter: Arc<Limiter>,
+pub struct KeyedLimiter<K: std::hash::Hash + Eq + Clone> {
+    limiter: Arc<Limiter<K>>,
     clock: DefaultClock,
     limit: u32,
     per_request: Duration,
 }
 
-impl std::fmt::Debug for TokenLimiter {
+/// Requests per API token.
+pub type TokenLimiter = KeyedLimiter<Uuid>;
+/// Failed authentications per client address.
+pub type AddressLimiter = KeyedLimiter<std::net::IpAddr>;
+
+impl<K: std::hash::Hash + Eq + Clone> std::fmt::Debug for KeyedLimiter<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenLimiter")
+        f.debug_struct("KeyedLimiter")
             .field("limit", &self.limit)
             .finish()
     }
@@ -59,10 +65,10 @@ impl LimitHeaders {
     }
 }
 
-impl TokenLimiter {
+impl<K: std::hash::Hash + Eq + Clone> KeyedLimiter<K> {
     pub fn new(per_second: NonZeroU32) -> Self {
         let quota = Quota::per_second(per_second);
-        TokenLimiter {
+        KeyedLimiter {
             limiter: Arc::new(
                 RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
             ),
@@ -72,10 +78,10 @@ impl TokenLimiter {
         }
     }
 
-    /// Takes one request from `token`'s bucket: `Ok` with the headers when it may go on, `Err`
+    /// Takes one request from `key`'s bucket: `Ok` with the headers when it may go on, `Err`
     /// with the headers of a 429 when it may not.
-    pub fn check(&self, token: Uuid) -> Result<LimitHeaders, LimitHeaders> {
-        match self.limiter.check_key(&token) {
+    pub fn check(&self, key: K) -> Result<LimitHeaders, LimitHeaders> {
+        match self.limiter.check_key(&key) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 let refill = self.per_request * (self.limit - remaining.min(self.limit));
@@ -117,7 +123,7 @@ mod tests {
 
     #[test]
     fn a_token_gets_its_burst_then_a_refusal_with_headers() {
-        let limiter = TokenLimiter::new(NonZeroU32::new(3).unwrap());
+        let limiter: TokenLimiter = KeyedLimiter::new(NonZeroU32::new(3).unwrap());
         let token = Uuid::new_v4();
         let remaining: Vec<u32> = (0..3)
             .map(|_| limiter.check(token).unwrap().remaining)

@@ -11,7 +11,10 @@ use herald_producer::Producer;
 use herald_store::Store;
 use url::Url;
 
-use crate::ratelimit::TokenLimiter;
+use crate::ratelimit::{AddressLimiter, TokenLimiter};
+
+/// Failed authentications allowed per client address and second (and the burst).
+const FAILED_AUTH_PER_SECOND: NonZeroU32 = NonZeroU32::new(10).expect("not zero");
 
 /// The API's part of Herald's settings.
 #[derive(Debug, Clone)]
@@ -38,6 +41,7 @@ struct Inner {
     producer: Arc<Producer>,
     config: ApiConfig,
     limiter: TokenLimiter,
+    failed_auth: AddressLimiter,
 }
 
 impl ApiState {
@@ -48,6 +52,7 @@ impl ApiState {
             producer,
             config,
             limiter,
+            failed_auth: AddressLimiter::new(FAILED_AUTH_PER_SECOND),
         }))
     }
 
@@ -65,5 +70,10 @@ impl ApiState {
 
     pub fn limiter(&self) -> &TokenLimiter {
         &self.0.limiter
+    }
+
+    /// Failed authentications per client address (10 a second).
+    pub fn failed_auth_limiter(&self) -> &AddressLimiter {
+        &self.0.failed_auth
     }
 }

@@ -108,7 +108,31 @@ async fn tokens_scopes_and_rate_limits_behave_like_auth0s() {
     assert_eq!(limited.json()["errorCode"], "too_many_requests");
     assert!(limited.header("retry-after").is_some());
 
-    // A revoked token stops working at once.
+    // Guessing tokens is limited per client address: 10 a second, then 429.
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        let guess = format!("hrld_guess{i}");
+        statuses.push(
+            call(api.addr, &guess, "GET", "/api/v2/users/auth0%7Cx", None)
+                .await
+                .status,
+        );
+    }
+    // Two failures above already counted; the bucket refills at 10 a second meanwhile.
+    let first_refusal = statuses.iter().position(|s| *s == 429).expect("a refusal");
+    assert!((8..=10).contains(&first_refusal), "{statuses:?}");
+    assert!(
+        statuses[..first_refusal].iter().all(|s| *s == 401),
+        "{statuses:?}"
+    );
+    let refused = statuses[first_refusal..]
+        .iter()
+        .filter(|s| **s == 429)
+        .count();
+    assert!(refused * 2 > statuses.len() - first_refusal, "{statuses:?}");
+
+    // A revoked token stops working at once (after the address's bucket has refilled).
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     assert!(api.store.revoke_api_token("test").await.unwrap());
     let revoked = call(api.addr, &reader, "GET", "/api/v2/users/auth0%7Cx", None).await;
     assert_error(&revoked, 401, "Invalid token");
