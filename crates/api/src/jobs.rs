@@ -4,7 +4,7 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use herald_domain::{EmailJob, WireJob};
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::payload::{FormFields, Payload};
 use crate::state::ApiState;
+use crate::text::PathParam;
 use crate::text::timestamp;
 use crate::tickets::{Identity, check_registry, validated, wire_for};
 use herald_store::UserRecord;
@@ -89,7 +90,7 @@ pub async fn verification_email(
 pub async fn get(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&["create:users", "read:users"])?;
     crate::text::path_id("id", &id)?;

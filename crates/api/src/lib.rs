@@ -75,6 +75,7 @@ pub fn router(state: ApiState, observe: ObserveState) -> Router {
         .route("/tickets/password-change", post(tickets::password_change))
         .route("/guardian/enrollments/ticket", post(tickets::enrollment))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -182,6 +183,14 @@ pub fn custom_domain(state: &ApiState, headers: &HeaderMap) -> Result<Option<Str
 
 async fn not_found() -> ApiError {
     ApiError::not_found("Not Found", None)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "Method Not Allowed",
+        None,
+    )
 }
 
 /// Counts every answer by route template, method and status, with its latency.

@@ -8,7 +8,7 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use herald_store::{Branding, Client, Organization, StoreError};
 use serde::Deserialize;
@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::payload::{FormFields, Payload};
 use crate::state::ApiState;
 use crate::text;
+use crate::text::PathParam;
 
 const LOCALE_KEY: &str = "herald_default_locale";
 const FROM_KEY: &str = "herald_from";
@@ -218,7 +219,7 @@ pub async fn create_org(
 pub async fn get_org(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&["read:organizations"])?;
     text::path_id("id", &id)?;
@@ -233,7 +234,7 @@ pub async fn get_org(
 pub async fn get_org_by_name(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&["read:organizations"])?;
     text::path_id("name", &name)?;
@@ -248,7 +249,7 @@ pub async fn get_org_by_name(
 pub async fn update_org(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     Payload(body): Payload<OrgBody>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&["update:organizations"])?;
@@ -278,7 +279,7 @@ pub async fn update_org(
 pub async fn delete_org(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<StatusCode, ApiError> {
     caller.require(&["delete:organizations"])?;
     text::path_id("id", &id)?;
@@ -377,7 +378,7 @@ pub async fn create_client(
 pub async fn get_client(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&["read:clients"])?;
     text::path_id("id", &id)?;
@@ -388,7 +389,7 @@ pub async fn get_client(
 pub async fn update_client(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     Payload(body): Payload<ClientBody>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&["update:clients"])?;
@@ -411,7 +412,7 @@ pub async fn update_client(
 pub async fn delete_client(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<StatusCode, ApiError> {
     caller.require(&["delete:clients"])?;
     text::path_id("id", &id)?;

@@ -1,6 +1,8 @@
 //! Small checks on the strings callers send (length, no control characters, email syntax, path
 //! ids), ids Herald makes up, and Auth0's timestamp format.
 
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use time::OffsetDateTime;
@@ -53,6 +55,22 @@ pub fn path_id(field: &str, value: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// One path parameter as text. A path that does not decode (bad percent-encoding, invalid UTF-8)
+/// is a 400 in Auth0's words, not axum's plain-text rejection.
+#[derive(Debug, Clone)]
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| PathParam(value))
+            .map_err(|e| ApiError::invalid_uri(e.body_text()))
+    }
 }
 
 /// `n` random letters and digits.

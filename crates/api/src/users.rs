@@ -4,7 +4,7 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use herald_store::{NewUser, UserPatch, UserRecord};
@@ -15,6 +15,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::payload::{FormFields, Payload};
 use crate::state::ApiState;
+use crate::text::PathParam;
 use crate::text::{self, timestamp};
 
 /// The connection users get when a request names none (Auth0's default database connection).
@@ -185,7 +186,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     query: Result<Query<Fields>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&["read:users"])?;
@@ -202,7 +203,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     Payload(body): Payload<UpdateUser>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&["update:users"])?;
@@ -247,7 +248,7 @@ pub async fn update(
 pub async fn delete(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<StatusCode, ApiError> {
     caller.require(&["delete:users"])?;
     text::path_id("id", &id)?;

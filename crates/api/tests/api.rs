@@ -338,6 +338,18 @@ async fn bad_input_gets_a_4xx_in_auth0s_words_and_writes_nothing() {
     assert_eq!(users, 1, "only the valid request wrote a user");
     let unmatched = call(api.addr, &token, "GET", "/api/v2/nothing-here", None).await;
     assert_error(&unmatched, 404, "Not Found");
+    let wrong_method = call(
+        api.addr,
+        &token,
+        "PUT",
+        "/api/v2/users/auth0%7Cx",
+        Some(json!({})),
+    )
+    .await;
+    assert_error(&wrong_method, 405, "Method Not Allowed");
+    let bad_path = call(api.addr, &token, "GET", "/api/v2/users/%FF%FE", None).await;
+    assert_error(&bad_path, 400, "Path validation error");
+    assert_eq!(bad_path.json()["errorCode"], "invalid_uri");
     api.stop().await;
 }
 
