@@ -94,6 +94,12 @@ async fn principal(state: &ApiState, header: Option<String>) -> Result<Principal
         })
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::unauthorized("Bad HTTP authentication header format"))?;
+    if crate::jwt::looks_like_jwt(presented) {
+        return match state.jwt() {
+            Some(verifier) => verifier.verify(presented),
+            None => Err(ApiError::unauthorized("Invalid token")),
+        };
+    }
     let token = ApiToken::from_presented(presented);
     let record = state
         .store()

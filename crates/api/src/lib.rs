@@ -14,6 +14,7 @@ pub mod auth;
 pub mod connections;
 pub mod error;
 pub mod jobs;
+pub mod jwt;
 pub mod password;
 pub mod payload;
 pub mod ratelimit;

@@ -29,6 +29,8 @@ pub struct ApiConfig {
     pub rate_limit: NonZeroU32,
     /// HERALD_API_MAX_BODY_BYTES: larger bodies get a 413.
     pub max_body_bytes: usize,
+    /// HERALD_JWT_*: JWT access tokens are accepted when set.
+    pub jwt: Option<crate::jwt::JwtConfig>,
 }
 
 /// Cheap to clone: one `Arc`.
@@ -42,18 +44,28 @@ struct Inner {
     config: ApiConfig,
     limiter: TokenLimiter,
     failed_auth: AddressLimiter,
+    jwt: Option<crate::jwt::JwtVerifier>,
 }
 
 impl ApiState {
-    pub fn new(store: Store, producer: Arc<Producer>, config: ApiConfig) -> Self {
+    /// # Errors
+    /// When the JWT configuration cannot be used (a sentence naming the setting).
+    pub fn new(store: Store, producer: Arc<Producer>, config: ApiConfig) -> Result<Self, String> {
+        let jwt = config
+            .jwt
+            .as_ref()
+            .map(crate::jwt::JwtVerifier::new)
+            .transpose()
+            .map_err(|e| format!("HERALD_JWT_HS256_SECRET: {e}"))?;
         let limiter = TokenLimiter::new(config.rate_limit);
-        ApiState(Arc::new(Inner {
+        Ok(ApiState(Arc::new(Inner {
             store,
             producer,
             config,
             limiter,
             failed_auth: AddressLimiter::new(FAILED_AUTH_PER_SECOND),
-        }))
+            jwt,
+        })))
     }
 
     pub fn store(&self) -> &Store {
@@ -70,6 +82,11 @@ impl ApiState {
 
     pub fn limiter(&self) -> &TokenLimiter {
         &self.0.limiter
+    }
+
+    /// The JWT checker, when JWT access tokens are configured.
+    pub fn jwt(&self) -> Option<&crate::jwt::JwtVerifier> {
+        self.0.jwt.as_ref()
     }
 
     /// Failed authentications per client address (10 a second).

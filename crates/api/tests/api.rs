@@ -853,3 +853,91 @@ async fn organizations_and_clients_are_the_registrys_own() {
     );
     api.stop().await;
 }
+
+#[tokio::test]
+async fn jwt_access_tokens_are_checked_for_signature_issuer_audience_and_time() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    const SECRET: &[u8] = b"jwt-tests-shared-secret-0123456789abcdef";
+    let env = TestEnv::new().await.unwrap();
+    let mut settings = env.settings();
+    settings.jwt_hs256_secret = Some(String::from_utf8(SECRET.to_vec()).unwrap().into());
+    settings.jwt_issuer = Some("https://idp.test/".into());
+    settings.jwt_audience = Some("https://herald.test/api/v2/".into());
+    let api = TestApi::start(settings).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let sign = |claims: Value, key: &[u8]| {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(key).unwrap(),
+        )
+        .unwrap()
+    };
+    let good = json!({"iss": "https://idp.test/", "aud": "https://herald.test/api/v2/",
+        "sub": "svc|1", "exp": now + 600, "nbf": now - 10, "scope": "read:users create:users"});
+    let path = "/api/v2/users/auth0%7Cnobody";
+
+    // A valid token: scopes from `scope`, or from Auth0's `permissions` array.
+    let ok = call(api.addr, &sign(good.clone(), SECRET), "GET", path, None).await;
+    assert_error(&ok, 404, "The user does not exist.");
+    let mut by_permissions = good.clone();
+    by_permissions["scope"] = json!("");
+    by_permissions["permissions"] = json!(["read:users"]);
+    assert_eq!(
+        call(api.addr, &sign(by_permissions, SECRET), "GET", path, None)
+            .await
+            .status,
+        404
+    );
+    let mut narrow = good.clone();
+    narrow["scope"] = json!("create:users");
+    assert_error(
+        &call(api.addr, &sign(narrow, SECRET), "GET", path, None).await,
+        403,
+        "read:users",
+    );
+
+    let mut wrong_aud = good.clone();
+    wrong_aud["aud"] = json!("https://other.test/");
+    let mut wrong_iss = good.clone();
+    wrong_iss["iss"] = json!("https://evil.test/");
+    let mut expired = good.clone();
+    expired["exp"] = json!(now - 3600);
+    let mut early = good.clone();
+    early["nbf"] = json!(now + 3600);
+    let mut no_exp = good.clone();
+    no_exp.as_object_mut().unwrap().remove("exp");
+    for (claims, key, why) in [
+        (wrong_aud, SECRET, "Bad audience"),
+        (wrong_iss, SECRET, "Bad issuer"),
+        (expired, SECRET, "Expired token"),
+        (early, SECRET, "not yet valid"),
+        (no_exp, SECRET, "Invalid token"),
+        (
+            good.clone(),
+            b"another-secret-of-enough-length-000000".as_slice(),
+            "Invalid signature",
+        ),
+    ] {
+        let answer = call(api.addr, &sign(claims, key), "GET", path, None).await;
+        assert_error(&answer, 401, why);
+        assert!(answer.header("www-authenticate").is_some());
+    }
+    // `alg: none` is refused whatever it claims.
+    let unsigned = format!(
+        "{}.{}.",
+        base64_url(br#"{"alg":"none","typ":"JWT"}"#),
+        base64_url(good.to_string().as_bytes())
+    );
+    assert_error(
+        &call(api.addr, &unsigned, "GET", path, None).await,
+        401,
+        "Invalid token",
+    );
+    api.stop().await;
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

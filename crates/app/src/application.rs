@@ -47,6 +47,15 @@ pub enum BuildError {
     },
 }
 
+/// Why the Management API could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiBuildError {
+    #[error("HERALD_AMQP_URL: connecting the API's producer to RabbitMQ")]
+    Broker(#[source] ProduceError),
+    #[error("{0}")]
+    Jwt(String),
+}
+
 /// Connects to PostgreSQL (creating the database if needed) and applies the migrations.
 pub async fn store(settings: &Settings) -> Result<Store, BuildError> {
     let store = Store::connect(settings.database_url.expose_secret())
@@ -169,8 +178,8 @@ impl Application {
 
     /// The Management API's state on these parts: the store, a producer of its own (connected
     /// now), and the API settings. `herald_api::serve` serves it.
-    pub async fn api(&self) -> Result<herald_api::ApiState, ProduceError> {
-        let producer = std::sync::Arc::new(self.producer().await?);
+    pub async fn api(&self) -> Result<herald_api::ApiState, ApiBuildError> {
+        let producer = std::sync::Arc::new(self.producer().await.map_err(ApiBuildError::Broker)?);
         let s = &self.settings;
         let config = herald_api::ApiConfig {
             public_url: s.public_url.clone(),
@@ -179,12 +188,16 @@ impl Application {
             rate_limit: std::num::NonZeroU32::new(s.api_rate_limit)
                 .unwrap_or(std::num::NonZeroU32::MIN),
             max_body_bytes: s.api_max_body_bytes,
+            jwt: match (&s.jwt_hs256_secret, &s.jwt_issuer, &s.jwt_audience) {
+                (Some(secret), Some(issuer), Some(audience)) => Some(herald_api::jwt::JwtConfig {
+                    issuer: issuer.clone(),
+                    audience: audience.clone(),
+                    hs256_secret: secret.expose_secret().as_bytes().to_vec(),
+                }),
+                _ => None,
+            },
         };
-        Ok(herald_api::ApiState::new(
-            self.store.clone(),
-            producer,
-            config,
-        ))
+        herald_api::ApiState::new(self.store.clone(), producer, config).map_err(ApiBuildError::Jwt)
     }
 
     /// A worker on these parts (not yet consuming: call [`Worker::run`], or

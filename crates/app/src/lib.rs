@@ -14,5 +14,5 @@
 mod application;
 pub mod settings;
 
-pub use application::{Application, BuildError, mailer, renderer, store};
+pub use application::{ApiBuildError, Application, BuildError, mailer, renderer, store};
 pub use settings::{Settings, SettingsError};

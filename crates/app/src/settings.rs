@@ -83,6 +83,11 @@ pub struct Settings {
     pub api_rate_limit: u32,
     /// HERALD_API_MAX_BODY_BYTES: larger request bodies get a 413.
     pub api_max_body_bytes: usize,
+    /// HERALD_JWT_HS256_SECRET: accept HS256 JWT access tokens signed with it (32+ bytes).
+    pub jwt_hs256_secret: Option<SecretString>,
+    /// HERALD_JWT_ISSUER and HERALD_JWT_AUDIENCE: what an accepted JWT's `iss` and `aud` say.
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
     pub templates_dir: Option<PathBuf>,
     pub locales_dir: Option<PathBuf>,
 }
@@ -333,6 +338,33 @@ impl Settings {
             10_485_760,
         )?;
 
+        let jwt_hs256_secret = get("HERALD_JWT_HS256_SECRET").filter(|v| !v.is_empty());
+        if let Some(secret) = &jwt_hs256_secret
+            && secret.len() < 32
+        {
+            return Err(bad(
+                "HERALD_JWT_HS256_SECRET",
+                format!("must be at least 32 bytes long (got {})", secret.len()),
+            ));
+        }
+        let jwt_issuer = get("HERALD_JWT_ISSUER").filter(|v| !v.trim().is_empty());
+        let jwt_audience = get("HERALD_JWT_AUDIENCE").filter(|v| !v.trim().is_empty());
+        if jwt_hs256_secret.is_some() {
+            if jwt_issuer.is_none() {
+                return Err(bad(
+                    "HERALD_JWT_ISSUER",
+                    "must be set when HERALD_JWT_HS256_SECRET is (the `iss` accepted JWTs carry)",
+                ));
+            }
+            if jwt_audience.is_none() {
+                return Err(bad(
+                    "HERALD_JWT_AUDIENCE",
+                    "must be set when HERALD_JWT_HS256_SECRET is (the `aud` accepted JWTs carry, e.g. https://herald.example.com/api/v2/)",
+                ));
+            }
+        }
+        let jwt_hs256_secret = jwt_hs256_secret.map(SecretString::from);
+
         let dir = |var: &'static str| -> Result<Option<PathBuf>, SettingsError> {
             match get(var) {
                 None => Ok(None),
@@ -386,6 +418,9 @@ impl Settings {
             http_addr,
             api_rate_limit,
             api_max_body_bytes,
+            jwt_hs256_secret,
+            jwt_issuer,
+            jwt_audience,
             templates_dir,
             locales_dir,
         };
@@ -763,6 +798,31 @@ mod tests {
             assert_eq!(err.var, var);
             assert!(err.to_string().starts_with(var), "{err}");
         }
+    }
+
+    #[test]
+    fn a_jwt_secret_needs_an_issuer_and_an_audience() {
+        let secret = (
+            "HERALD_JWT_HS256_SECRET",
+            "0123456789abcdef0123456789abcdef",
+        );
+        assert_eq!(load(&[secret]).unwrap_err().var, "HERALD_JWT_ISSUER");
+        assert_eq!(
+            load(&[secret, ("HERALD_JWT_ISSUER", "https://idp.test/")])
+                .unwrap_err()
+                .var,
+            "HERALD_JWT_AUDIENCE"
+        );
+        let short = load(&[("HERALD_JWT_HS256_SECRET", "short")]).unwrap_err();
+        assert_eq!(short.var, "HERALD_JWT_HS256_SECRET");
+        let s = load(&[
+            secret,
+            ("HERALD_JWT_ISSUER", "https://idp.test/"),
+            ("HERALD_JWT_AUDIENCE", "https://herald.test/api/v2/"),
+        ])
+        .unwrap();
+        assert!(s.jwt_hs256_secret.is_some());
+        assert!(!format!("{s:?}").contains("0123456789abcdef0123"));
     }
 
     #[test]

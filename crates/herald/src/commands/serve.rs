@@ -18,10 +18,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
              get a different link from the one the API returned."
         );
     }
-    let state = app
-        .api()
-        .await
-        .context("HERALD_AMQP_URL: connecting the API's producer to RabbitMQ")?;
+    let state = app.api().await?;
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .with_context(|| {
