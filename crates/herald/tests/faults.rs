@@ -104,6 +104,9 @@ async fn a_sigkilled_worker_loses_nothing_and_duplicates_at_most_its_prefetch() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sigkilled_workers_prefetch_is_delivered_by_the_survivor_within_seconds() {
     init_logs();
+    // Two worker processes and 1,200 jobs load both cores: not alongside the tests that stop
+    // private brokers and databases and time their recovery.
+    let _serial = PRIVATE_SERVICES.lock().await;
     let env = TestEnv::new().await.unwrap();
     env.sink.set_faults(FaultPlan::delay_all(ms(40)));
     let n = 1_200 * scale();
@@ -198,6 +201,8 @@ async fn a_sigkilled_workers_prefetch_is_delivered_by_the_survivor_within_second
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connection_blips_dead_letter_nothing_and_the_workers_consume_again_at_once() {
     init_logs();
+    // As heavy as the SIGKILL test above: serialized with the private-service tests too.
+    let _serial = PRIVATE_SERVICES.lock().await;
     let env = TestEnv::new().await.unwrap();
     env.sink.set_faults(FaultPlan::delay_all(ms(40)));
     let n = 1_200 * scale();
