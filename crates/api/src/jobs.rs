@@ -66,16 +66,10 @@ pub async fn verification_email(
         custom_domain,
         ..wire_for(&user)?
     };
-    let job = validated(wire).await?;
+    let job = validated(wire)?;
     check_registry(&state, &job).await?;
-    record(&state, &job).await?;
+    let created = timestamp(record(&state, &job).await?);
     publish_recorded(&state, &job).await?;
-    let created = state
-        .store()
-        .job(job.id.as_str())
-        .await?
-        .map(|j| timestamp(j.created_at))
-        .unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -118,15 +112,14 @@ pub async fn send_verification(state: &ApiState, user: &UserRecord) -> Result<()
         kind: "verification_email".into(),
         ..wire_for(user)?
     };
-    let job = validated(wire).await?;
+    let job = validated(wire)?;
     record(state, &job).await?;
     publish_recorded(state, &job).await
 }
 
-/// Records the job as `queued` in the ledger.
-pub async fn record(state: &ApiState, job: &EmailJob) -> Result<(), ApiError> {
-    state.store().record_queued_job(job).await?;
-    Ok(())
+/// Records the job as `queued` in the ledger; returns when it was recorded.
+pub async fn record(state: &ApiState, job: &EmailJob) -> Result<time::OffsetDateTime, ApiError> {
+    Ok(state.store().record_queued_job(job).await?)
 }
 
 /// Publishes a recorded job and waits for the broker's confirm. If the broker does not

@@ -51,6 +51,8 @@ pub struct UpdateUser {
     connection: Option<String>,
     email: Option<String>,
     email_verified: Option<bool>,
+    /// Accepted as the SDKs send it; a PATCH sends no verification email (README).
+    #[allow(dead_code)]
     verify_email: Option<bool>,
     password: Option<String>,
     name: Option<String>,
@@ -233,7 +235,6 @@ pub async fn update(
         connection: body.connection,
         password_hash,
     };
-    let _ = body.verify_email;
     match state.store().update_user(&id, &patch).await {
         Ok(Some(user)) => Ok(Json(user_json(&user))),
         Ok(None) => Err(no_such_user()),

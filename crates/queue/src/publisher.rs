@@ -297,18 +297,10 @@ impl Publisher {
     ) -> Result<Duration, PublishError> {
         let topology = &self.inner.topology;
         let (queue, delay) = topology.retry_delay_for_attempt(failed_attempts);
-        let mut headers = copied_headers(props);
-        headers.insert(
-            headers::ATTEMPT.into(),
-            AMQPValue::LongInt(clamp_i32(failed_attempts)),
-        );
+        let mut headers = requeue_headers(props, original_routing_key, failed_attempts);
         headers.insert(
             headers::LAST_ERROR.into(),
             long_string(&truncate(last_error)),
-        );
-        headers.insert(
-            headers::ROUTING_KEY.into(),
-            long_string(original_routing_key),
         );
         let props = props.clone().with_headers(headers).with_delivery_mode(2);
         let exchange = topology.retry_exchange.clone();
@@ -340,15 +332,7 @@ impl Publisher {
     ) -> Result<(), PublishError> {
         let topology = &self.inner.topology;
         let queue = topology.defer_queue();
-        let mut headers = copied_headers(props);
-        headers.insert(
-            headers::ATTEMPT.into(),
-            AMQPValue::LongInt(clamp_i32(failed_attempts)),
-        );
-        headers.insert(
-            headers::ROUTING_KEY.into(),
-            long_string(original_routing_key),
-        );
+        let headers = requeue_headers(props, original_routing_key, failed_attempts);
         let ttl_ms = u64::try_from(wait.as_millis())
             .unwrap_or(u64::MAX)
             .clamp(1, u64::from(u32::MAX));
@@ -497,6 +481,25 @@ fn short(value: &str, what: &str) -> Result<ShortString, PublishError> {
             ),
         )))
     })
+}
+
+/// The headers of a copy that comes back to the work queue later (a retry or a deferral): the
+/// original's, plus the attempts made so far and the routing key it was first published with.
+fn requeue_headers(
+    props: &BasicProperties,
+    original_routing_key: &str,
+    failed_attempts: u32,
+) -> lapin::types::FieldTable {
+    let mut headers = copied_headers(props);
+    headers.insert(
+        headers::ATTEMPT.into(),
+        AMQPValue::LongInt(clamp_i32(failed_attempts)),
+    );
+    headers.insert(
+        headers::ROUTING_KEY.into(),
+        long_string(original_routing_key),
+    );
+    headers
 }
 
 fn clamp_i32(n: u32) -> i32 {

@@ -479,13 +479,19 @@ impl Store {
 
     /// Records a job the Management API is about to publish, as `queued`, so that `GET
     /// /jobs/{id}` knows it before a worker takes it. The worker's `begin_attempt` then finds the
-    /// same payload (digest) under the id and carries on. Does nothing if the id is known.
-    pub async fn record_queued_job(&self, job: &herald_domain::EmailJob) -> Result<(), StoreError> {
+    /// same payload (digest) under the id and carries on. Returns the job's `created_at` (the
+    /// existing row's, unchanged, if the id is known).
+    pub async fn record_queued_job(
+        &self,
+        job: &herald_domain::EmailJob,
+    ) -> Result<OffsetDateTime, StoreError> {
         let payload = to_json(&job.to_wire())?;
-        sqlx::query(
-            "INSERT INTO email_jobs (id, type, status, recipient, user_id, organization_id, \
-             client_id, payload) VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7) \
-             ON CONFLICT (id) DO NOTHING",
+        let created_at = sqlx::query_scalar(
+            "WITH new AS (INSERT INTO email_jobs (id, type, status, recipient, user_id, \
+             organization_id, client_id, payload) VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO NOTHING RETURNING created_at) \
+             SELECT created_at FROM new UNION ALL \
+             SELECT created_at FROM email_jobs WHERE id = $1 LIMIT 1",
         )
         .bind(job.id.as_str())
         .bind(job.kind().type_name())
@@ -494,9 +500,9 @@ impl Store {
         .bind(job.organization_id.as_ref().map(|o| o.as_str()))
         .bind(job.client_id.as_ref().map(|c| c.as_str()))
         .bind(payload)
-        .execute(self.pool())
+        .fetch_one(self.pool())
         .await?;
-        Ok(())
+        Ok(created_at)
     }
 
     /// Removes a job recorded by [`Store::record_queued_job`] whose publish failed, with its

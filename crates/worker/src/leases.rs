@@ -55,11 +55,6 @@ impl HeldLeases {
             job_id: job_id.to_owned(),
         }
     }
-
-    /// How many jobs this process holds a lease on now.
-    pub fn count(&self) -> usize {
-        lock(&self.held).len()
-    }
 }
 
 /// A registered lease; dropping it stops its renewal.

@@ -8,9 +8,10 @@
 //! together, so the round trips and commits per job fall as the load rises. At most
 //! [`BATCHES_IN_FLIGHT`] batches run at a time, leaving the rest of the pool to other queries.
 
+use std::sync::Arc;
+
 use herald_domain::TicketSecret;
 use herald_store::{BeginOutcome, BeginRequest, Lease, SentRequest, Store, StoreError};
-use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// How many batch statements may run at once.

@@ -63,11 +63,6 @@ impl Pipeline {
         }
     }
 
-    /// The leases this worker process holds (renewed while it works on their jobs).
-    pub fn leases(&self) -> &HeldLeases {
-        &self.leases
-    }
-
     pub async fn handle(&self, msg: Incoming<'_>) -> Outcome {
         self.handle_typed(msg).await.0
     }
