@@ -5,12 +5,13 @@ use std::path::PathBuf;
 
 use herald_domain::{Locale, TemplateName};
 
-/// One of the three parts of an email.
+/// One of the three parts of an email, or the From line a Liquid template may set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Part {
     Subject,
     Html,
     Text,
+    From,
 }
 
 impl fmt::Display for Part {
@@ -19,6 +20,7 @@ impl fmt::Display for Part {
             Part::Subject => "subject",
             Part::Html => "HTML body",
             Part::Text => "text body",
+            Part::From => "from address",
         })
     }
 }
@@ -122,4 +124,19 @@ pub enum RenderError {
     },
     #[error("no locale is loaded")]
     NoLocale,
+    /// A Liquid template does not parse (`locale: None`) or does not render.
+    #[error("the {part} of the {template} template{} is refused: {message}", in_locale(.locale))]
+    Liquid {
+        template: TemplateName,
+        part: Part,
+        locale: Option<Locale>,
+        message: String,
+    },
+}
+
+fn in_locale(locale: &Option<Locale>) -> String {
+    locale
+        .as_ref()
+        .map(|l| format!(" (rendered in {l})"))
+        .unwrap_or_default()
 }

@@ -1,4 +1,4 @@
-//! Herald's email rendering: handlebars templates and fluent messages turn a template, a locale
+//! Herald's email rendering: handlebars templates (and a tenant's Liquid ones) and fluent messages turn a template, a locale
 //! and an [`EmailContext`] into a [`RenderedEmail`] (a one-line subject, an HTML body with inlined
 //! CSS, and a text body).
 //!
@@ -10,12 +10,18 @@
 mod context;
 mod error;
 mod i18n;
+mod liquid_email;
 mod renderer;
 mod skeleton;
 mod sources;
 #[cfg(test)]
 mod tests;
+mod text_part;
 
 pub use context::{ApplicationView, Brand, EmailContext, OrganizationView, UserView};
 pub use error::{LoadError, Part, RenderError};
+pub use liquid_email::{
+    LiquidEmail, LiquidExtras, LiquidSources, MAX_LIQUID_BYTES, ResultUrlApplication, UserProfile,
+    render_result_url,
+};
 pub use renderer::{CheckedOverride, Rendered, RenderedEmail, Renderer, TemplateSources};

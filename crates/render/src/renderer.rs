@@ -218,6 +218,25 @@ impl Renderer {
         Ok(renderer)
     }
 
+    /// The locale used when a requested one matches none of the loaded ones.
+    pub(crate) fn default_locale(&self) -> &Locale {
+        &self.default_locale
+    }
+
+    /// Inlines the CSS of an HTML document rendered from a tenant's template.
+    pub(crate) fn inline_css(
+        &self,
+        template: TemplateName,
+        locale: &Locale,
+        html: &str,
+    ) -> Result<String, RenderError> {
+        self.inliner.inline(html).map_err(|e| RenderError::Css {
+            template,
+            locale: locale.clone(),
+            source: Box::new(e),
+        })
+    }
+
     /// The loaded locales, sorted by tag; pass them to [`herald_domain::negotiate`].
     pub fn available_locales(&self) -> &[Locale] {
         self.catalog.locales()
@@ -667,7 +686,7 @@ pub(crate) fn single_line(raw: &str) -> String {
 }
 
 /// Strips trailing spaces, keeps at most one blank line in a row, and ends with one newline.
-fn tidy_text(raw: &str) -> String {
+pub(crate) fn tidy_text(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut pending_blank = false;
     for line in raw.lines() {
