@@ -66,8 +66,9 @@ pub async fn verification_email(
         custom_domain,
         ..wire_for(&user)?
     };
-    let job = validated(wire)?;
+    let mut job = validated(wire)?;
     check_registry(&state, &job).await?;
+    crate::tickets::with_template_defaults(&state, &mut job).await?;
     let created = timestamp(record(&state, &job).await?);
     publish_recorded(&state, &job).await?;
     Ok((
@@ -93,17 +94,35 @@ pub async fn get(
         .job(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("Job not found.", None))?;
-    let status = match job.status.as_str() {
-        "sent" => "completed",
-        "dead" => "failed",
-        _ => "pending",
+    // Auth0's statuses, plus Herald's `skipped`: the tenant disabled the job's template.
+    let (status, details) = match job.status.as_str() {
+        "sent" => ("completed", None),
+        "dead" => (
+            "failed",
+            Some(format!(
+                "dead-lettered: {}",
+                job.dead_reason.as_deref().unwrap_or("unknown")
+            )),
+        ),
+        "skipped" => (
+            "skipped",
+            Some(format!(
+                "not sent: the {} email template is disabled (enabled: false)",
+                template_of(&job.kind)
+            )),
+        ),
+        _ => ("pending", None),
     };
-    Ok(Json(json!({
+    let mut body = json!({
         "type": job.kind,
         "status": status,
         "created_at": timestamp(job.created_at),
         "id": job.id,
-    })))
+    });
+    if let Some(details) = details {
+        body["status_details"] = Value::String(details);
+    }
+    Ok(Json(body))
 }
 
 /// Enqueues the verification email a newly created user gets (as Auth0 sends one).
@@ -112,7 +131,8 @@ pub async fn send_verification(state: &ApiState, user: &UserRecord) -> Result<()
         kind: "verification_email".into(),
         ..wire_for(user)?
     };
-    let job = validated(wire)?;
+    let mut job = validated(wire)?;
+    crate::tickets::with_template_defaults(state, &mut job).await?;
     record(state, &job).await?;
     publish_recorded(state, &job).await
 }
@@ -133,4 +153,9 @@ pub async fn publish_recorded(state: &ApiState, job: &EmailJob) -> Result<(), Ap
         return Err(ApiError::unavailable("message broker"));
     }
     Ok(())
+}
+
+/// The template name of a ledger job's type (`verification_email` → `verify_email`).
+fn template_of(kind: &str) -> &'static str {
+    herald_domain::JobKind::from_type_name(kind).map_or("", |k| k.template().as_str())
 }

@@ -1,7 +1,7 @@
 //! `herald serve`: Herald's Auth0-compatible Management API on axum.
 //!
 //! - `/api/v2/...`: users, organizations, clients, tickets (email verification, password
-//!   change, MFA enrollment) and verification-email jobs, called the way Auth0's are (same paths, bodies, scopes, error
+//!   change, MFA enrollment), verification-email jobs and email templates, called the way Auth0's are (same paths, bodies, scopes, error
 //!   bodies and rate-limit headers), so the official SDKs work by changing only the base URL.
 //! - `/healthz`, `/readyz` (database and broker) and `/metrics` (request counts and latency by
 //!   route, method and status), from `herald-observe`.
@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod connections;
+pub mod email_templates;
 pub mod error;
 pub mod jobs;
 pub mod jwt;
@@ -75,6 +76,13 @@ pub fn router(state: ApiState, observe: ObserveState) -> Router {
         )
         .route("/tickets/password-change", post(tickets::password_change))
         .route("/guardian/enrollments/ticket", post(tickets::enrollment))
+        .route("/email-templates", post(email_templates::create))
+        .route(
+            "/email-templates/{name}",
+            get(email_templates::get)
+                .patch(email_templates::update)
+                .put(email_templates::replace),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(

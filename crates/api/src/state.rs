@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use herald_domain::TicketSecret;
 use herald_producer::Producer;
+use herald_render::Renderer;
 use herald_store::Store;
 use url::Url;
 
@@ -41,6 +42,8 @@ pub struct ApiState(Arc<Inner>);
 struct Inner {
     store: Store,
     producer: Arc<Producer>,
+    /// Checks email templates before they are saved.
+    renderer: Arc<Renderer>,
     config: ApiConfig,
     limiter: TokenLimiter,
     failed_auth: AddressLimiter,
@@ -50,7 +53,12 @@ struct Inner {
 impl ApiState {
     /// # Errors
     /// When the JWT configuration cannot be used (a sentence naming the setting).
-    pub fn new(store: Store, producer: Arc<Producer>, config: ApiConfig) -> Result<Self, String> {
+    pub fn new(
+        store: Store,
+        producer: Arc<Producer>,
+        renderer: Arc<Renderer>,
+        config: ApiConfig,
+    ) -> Result<Self, String> {
         let jwt = config
             .jwt
             .as_ref()
@@ -61,6 +69,7 @@ impl ApiState {
         Ok(ApiState(Arc::new(Inner {
             store,
             producer,
+            renderer,
             config,
             limiter,
             failed_auth: AddressLimiter::new(FAILED_AUTH_PER_SECOND),
@@ -74,6 +83,10 @@ impl ApiState {
 
     pub fn producer(&self) -> &Producer {
         &self.0.producer
+    }
+
+    pub fn renderer(&self) -> &Renderer {
+        &self.0.renderer
     }
 
     pub fn config(&self) -> &ApiConfig {

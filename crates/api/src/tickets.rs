@@ -210,8 +210,9 @@ pub async fn enrollment(
     if let Some(email) = body.email {
         wire.user.email = email;
     }
-    let job = validated(wire)?;
+    let mut job = validated(wire)?;
     check_registry(&state, &job).await?;
+    with_template_defaults(&state, &mut job).await?;
     let send_mail = body.send_mail.unwrap_or(false);
     // With send_mail the ticket belongs to the enrollment job, so the worker's email carries
     // this very ticket (it finds it under the job's id and rebuilds the same link, as long as
@@ -306,10 +307,19 @@ pub async fn check_registry(state: &ApiState, job: &EmailJob) -> Result<(), ApiE
     Ok(())
 }
 
+/// Fills the ticket fields the request left out with the defaults of the tenant's email
+/// template of the job's kind (`resultUrl`, `urlLifetimeInSeconds`, `includeEmailInRedirect`).
+pub async fn with_template_defaults(state: &ApiState, job: &mut EmailJob) -> Result<(), ApiError> {
+    let defaults = crate::email_templates::ticket_defaults(state, job).await?;
+    job.apply_ticket_defaults(&defaults);
+    Ok(())
+}
+
 /// Checks the job the ticket would come with, stores the ticket and returns its link.
 async fn issue(state: &ApiState, wire: WireJob) -> Result<String, ApiError> {
-    let job = validated(wire)?;
+    let mut job = validated(wire)?;
     check_registry(state, &job).await?;
+    with_template_defaults(state, &mut job).await?;
     Ok(issue_for(state, &job, false).await?.1)
 }
 

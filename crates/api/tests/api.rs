@@ -42,6 +42,16 @@ fn assert_error(answer: &Answer, status: u16, message: &str) {
     );
 }
 
+/// Settings for a `serve` and a `worker` that share HERALD_TICKET_SECRET, as the README requires.
+fn shared_secret(env: &TestEnv) -> herald_app::Settings {
+    let mut settings = env.settings();
+    settings.ticket_secret = Some(
+        herald_domain::TicketSecret::from_bytes(b"api-tests-ticket-secret-0123456789abcdef")
+            .unwrap(),
+    );
+    settings
+}
+
 async fn create_user(api: &TestApi, token: &str, body: Value) -> Value {
     let answer = call(api.addr, token, "POST", "/api/v2/users", Some(body)).await;
     assert_eq!(answer.status, 201, "{answer:?}");
@@ -532,11 +542,7 @@ async fn tickets_are_issued_hashed_under_the_contracts_rules() {
 async fn a_verification_job_is_published_sent_localized_and_reported_completed() {
     let env = TestEnv::new().await.unwrap();
     // serve and worker share HERALD_TICKET_SECRET, as the README requires.
-    let mut settings = env.settings();
-    settings.ticket_secret = Some(
-        herald_domain::TicketSecret::from_bytes(b"api-tests-ticket-secret-0123456789abcdef")
-            .unwrap(),
-    );
+    let settings = shared_secret(&env);
     let api = TestApi::start(settings.clone()).await;
     let worker = env.spawn_worker(settings).await;
     let token = api.token(ALL).await;
@@ -940,4 +946,318 @@ async fn jwt_access_tokens_are_checked_for_signature_issuer_audience_and_time() 
 fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A Liquid `verify_email` template in the style of Auth0's documentation.
+const LIQUID_VERIFY: &str = r#"<html><body>
+{% assign language = user.user_metadata.lang | slice: 0,2 %}
+<h1>{% if language == 'ja' %}確認してください{% else %}Please verify{% endif %}, {{ user.name | escape }}</h1>
+<p>Welcome to {{ application.name | default: friendly_name }}.</p>
+<a href="{{ url }}">Verify</a></body></html>"#;
+
+/// The ticket behind a link the API or an email gave.
+async fn ticket_of(api: &TestApi, link: &str) -> herald_store::StoredTicket {
+    let presented = link
+        .split("ticket=")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')')
+        .trim_end_matches('#');
+    let hash: TokenHash = TicketToken::from_presented(presented).hash();
+    api.store
+        .ticket_by_hash(&hash)
+        .await
+        .unwrap()
+        .expect("the ticket is stored")
+}
+
+#[tokio::test]
+async fn email_templates_are_checked_saved_and_used_for_emails_and_tickets() {
+    let env = TestEnv::new().await.unwrap();
+    let mut settings = shared_secret(&env);
+    // The worker sees template changes at once (no registry cache).
+    settings.registry_cache_ttl = std::time::Duration::ZERO;
+    let api = TestApi::start(settings.clone()).await;
+    let worker = env.spawn_worker(settings).await;
+    let token = api
+        .token(&format!(
+            "{ALL} read:email_templates create:email_templates update:email_templates"
+        ))
+        .await;
+    let path = "/api/v2/email-templates/verify_email";
+
+    assert_error(
+        &call(api.addr, &token, "GET", path, None).await,
+        404,
+        "Template not found.",
+    );
+    assert_error(
+        &call(
+            api.addr,
+            &token,
+            "GET",
+            "/api/v2/email-templates/blocked_account",
+            None,
+        )
+        .await,
+        400,
+        "Herald does not send the blocked_account email",
+    );
+    assert_error(
+        &call(
+            api.addr,
+            &token,
+            "GET",
+            "/api/v2/email-templates/nope",
+            None,
+        )
+        .await,
+        400,
+        "Value must be one of",
+    );
+    // A template that does not compile is refused with what is wrong, and nothing is saved.
+    let broken = json!({"template": "verify_email", "syntax": "liquid", "enabled": true,
+                        "body": "<p>{% if user.name %}unclosed</p>", "from": "", "subject": ""});
+    let answer = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/email-templates",
+        Some(broken),
+    )
+    .await;
+    assert_error(&answer, 400, "verify_email template");
+    assert_eq!(call(api.addr, &token, "GET", path, None).await.status, 404);
+    assert_error(
+        &call(
+            api.addr,
+            &token,
+            "POST",
+            "/api/v2/email-templates",
+            Some(json!({"template": "verify_email"})),
+        )
+        .await,
+        400,
+        "Missing required property: body",
+    );
+    assert_error(
+        &call(
+            api.addr,
+            &token,
+            "POST",
+            "/api/v2/email-templates",
+            Some(
+                json!({"template": "verify_email", "syntax": "liquid", "enabled": true,
+                        "body": "<p>{{ url }}</p>", "from": "not a mailbox {{ url }}"}),
+            ),
+        )
+        .await,
+        400,
+        "from",
+    );
+
+    let created = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/email-templates",
+        Some(json!({
+            "template": "verify_email", "syntax": "liquid", "enabled": true,
+            "body": LIQUID_VERIFY,
+            "from": "{{ application.name | default: 'Acme' }} <no-reply@acme.example>",
+            "subject": "Confirm {{ user.email }}",
+            "resultUrl": "https://app.example/verified",
+            "urlLifetimeInSeconds": 3600,
+            "includeEmailInRedirect": false,
+        })),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{created:?}");
+    let body = created.json();
+    assert_eq!(body["template"], "verify_email");
+    assert_eq!(body["syntax"], "liquid");
+    assert_eq!(body["urlLifetimeInSeconds"], 3600);
+    assert_eq!(body["includeEmailInRedirect"], false);
+    assert_eq!(body["body"], LIQUID_VERIFY);
+    let again = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/email-templates",
+        Some(
+            json!({"template": "verify_email", "syntax": "liquid", "enabled": true,
+                    "body": "<p>{{ url }}</p>"}),
+        ),
+    )
+    .await;
+    assert_error(&again, 409, "Template verify_email already exists.");
+
+    let patched = call(
+        api.addr,
+        &token,
+        "PATCH",
+        path,
+        Some(json!({"subject": "Please confirm, {{ user.given_name | default: 'friend' }}"})),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{patched:?}");
+    assert_eq!(
+        patched.json()["body"],
+        LIQUID_VERIFY,
+        "a PATCH keeps the rest"
+    );
+    assert_error(
+        &call(
+            api.addr,
+            &token,
+            "PATCH",
+            path,
+            Some(json!({"template": "reset_email"})),
+        )
+        .await,
+        400,
+        "must be verify_email",
+    );
+    assert_error(
+        &call(
+            api.addr,
+            &token,
+            "PUT",
+            "/api/v2/email-templates/reset_email",
+            Some(
+                json!({"template": "reset_email", "syntax": "liquid", "enabled": true,
+                        "body": "<p>{{ url }}</p>"}),
+            ),
+        )
+        .await,
+        404,
+        "Template not found.",
+    );
+    let reader = api.token("read:users").await;
+    assert_error(
+        &call(api.addr, &reader, "GET", path, None).await,
+        403,
+        "read:email_templates",
+    );
+
+    // The template's ticket defaults apply where the request leaves them out.
+    let user = create_user(
+        &api,
+        &token,
+        json!({"connection": "Username-Password-Authentication", "email": "kei@example.com",
+               "name": "Kei <b>", "given_name": "Kei", "user_metadata": {"lang": "ja-JP"},
+               "verify_email": false}),
+    )
+    .await;
+    let id = user["user_id"].as_str().unwrap();
+    let ticket = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/tickets/email-verification",
+        Some(json!({"user_id": id})),
+    )
+    .await;
+    assert_eq!(ticket.status, 201, "{ticket:?}");
+    let stored = ticket_of(&api, ticket.json()["ticket"].as_str().unwrap()).await;
+    assert_eq!(
+        stored.result_url.as_deref(),
+        Some("https://app.example/verified")
+    );
+    assert!(!stored.include_email_in_redirect);
+    assert_eq!(
+        (stored.expires_at - stored.created_at).whole_seconds(),
+        3600
+    );
+    let explicit = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/tickets/email-verification",
+        Some(
+            json!({"user_id": id, "ttl_sec": 120, "includeEmailInRedirect": true,
+                    "result_url": "https://other.example/"}),
+        ),
+    )
+    .await;
+    let stored = ticket_of(&api, explicit.json()["ticket"].as_str().unwrap()).await;
+    assert_eq!(stored.result_url.as_deref(), Some("https://other.example/"));
+    assert!(stored.include_email_in_redirect);
+    assert_eq!((stored.expires_at - stored.created_at).whole_seconds(), 120);
+
+    // A job's email is the Liquid template, in its From, subject and body.
+    let job = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/jobs/verification-email",
+        Some(json!({"user_id": id})),
+    )
+    .await;
+    assert_eq!(job.status, 201, "{job:?}");
+    let mail = env.expect_mail(1).await;
+    let parsed = mail[0].parsed();
+    assert_eq!(parsed.subject().as_deref(), Some("Please confirm, Kei"));
+    let from = &parsed.from_mailboxes()[0];
+    assert_eq!(
+        (from.name.as_deref(), from.address.as_str()),
+        (Some("Acme"), "no-reply@acme.example")
+    );
+    let html = parsed.html().unwrap();
+    assert!(html.contains("確認してください, Kei &lt;b&gt;"), "{html}");
+    let text = parsed.text().unwrap();
+    assert!(
+        text.contains("Verify (https://id.herald.test/u/email-verification?ticket="),
+        "{text}"
+    );
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("ticket="))
+        .unwrap();
+    let stored = ticket_of(&api, link).await;
+    assert_eq!(
+        stored.result_url.as_deref(),
+        Some("https://app.example/verified")
+    );
+
+    // Disabled: the job is recorded as skipped, reported so, and nothing is sent.
+    let off = call(
+        api.addr,
+        &token,
+        "PATCH",
+        path,
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(off.json()["enabled"], false, "{off:?}");
+    let job = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/jobs/verification-email",
+        Some(json!({"user_id": id})),
+    )
+    .await;
+    let job_id = job.json()["id"].as_str().unwrap().to_owned();
+    env.wait_status(&job_id, "skipped").await;
+    let status = call(
+        api.addr,
+        &token,
+        "GET",
+        &format!("/api/v2/jobs/{job_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status.json()["status"], "skipped", "{status:?}");
+    assert!(
+        status.json()["status_details"]
+            .as_str()
+            .unwrap()
+            .contains("verify_email email template is disabled")
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(env.sink.messages().len(), 1, "nothing more was sent");
+
+    worker.stop().await.unwrap();
+    api.stop().await;
 }

@@ -197,7 +197,13 @@ impl Application {
                 _ => None,
             },
         };
-        herald_api::ApiState::new(self.store.clone(), producer, config).map_err(ApiBuildError::Jwt)
+        herald_api::ApiState::new(
+            self.store.clone(),
+            producer,
+            Arc::clone(&self.renderer),
+            config,
+        )
+        .map_err(ApiBuildError::Jwt)
     }
 
     /// A worker on these parts (not yet consuming: call [`Worker::run`], or
@@ -255,6 +261,8 @@ pub fn worker_config(s: &Settings, ticket_secret: TicketSecret) -> WorkerConfig 
         default_locale: s.default_locale.clone(),
         default_from: s.from.clone(),
         friendly_name: s.friendly_name.clone(),
+        support_email: s.support_email.clone(),
+        support_url: s.support_url.clone(),
         message_id_domain: s.message_id_domain(),
         ticket_secret,
         lease: s.lease,

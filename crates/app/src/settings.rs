@@ -61,6 +61,10 @@ pub struct Settings {
     pub allowed_custom_domains: Vec<String>,
     pub from: lettre::message::Mailbox,
     pub friendly_name: String,
+    /// HERALD_SUPPORT_EMAIL and HERALD_SUPPORT_URL: Auth0's `support_email` and `support_url`
+    /// in Liquid email templates.
+    pub support_email: Option<String>,
+    pub support_url: Option<String>,
     pub ticket_secret: Option<TicketSecret>,
     pub max_attempts: u32,
     pub retry_delays: Vec<Duration>,
@@ -217,6 +221,29 @@ impl Settings {
             return Err(bad(
                 "HERALD_FRIENDLY_NAME",
                 "must not contain control characters",
+            ));
+        }
+
+        let support_email = get("HERALD_SUPPORT_EMAIL")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        if let Some(email) = &support_email
+            && herald_domain::EmailAddress::parse(email).is_err()
+        {
+            return Err(bad(
+                "HERALD_SUPPORT_EMAIL",
+                "must be an email address such as support@acme.com",
+            ));
+        }
+        let support_url = get("HERALD_SUPPORT_URL")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        if let Some(u) = &support_url
+            && !Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(bad(
+                "HERALD_SUPPORT_URL",
+                "must be an http(s) URL such as https://acme.com/support",
             ));
         }
 
@@ -403,6 +430,8 @@ impl Settings {
             allowed_custom_domains,
             from,
             friendly_name,
+            support_email,
+            support_url,
             ticket_secret,
             max_attempts,
             retry_delays,

@@ -217,11 +217,42 @@ pub struct User {
 }
 
 /// How the job's ticket behaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Equality compares the values, not whether they were given ([`Unset`]).
+#[derive(Debug, Clone, Eq)]
 pub struct TicketOptions {
     pub result_url: Option<Url>,
     pub ttl_sec: u64,
     pub include_email_in_redirect: bool,
+    /// Which of these the job left out, so that they hold Herald's defaults and a tenant's
+    /// email template may set them ([`EmailJob::apply_ticket_defaults`]).
+    pub unset: Unset,
+}
+
+impl PartialEq for TicketOptions {
+    fn eq(&self, other: &Self) -> bool {
+        self.result_url == other.result_url
+            && self.ttl_sec == other.ttl_sec
+            && self.include_email_in_redirect == other.include_email_in_redirect
+    }
+}
+
+/// The ticket fields a job left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Unset {
+    pub result_url: bool,
+    pub ttl_sec: bool,
+    pub include_email_in_redirect: bool,
+}
+
+/// Ticket defaults from a tenant's email template (Auth0's `resultUrl`,
+/// `urlLifetimeInSeconds` and `includeEmailInRedirect`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TicketDefaults {
+    pub result_url: Option<Url>,
+    /// `None` or 0 keeps Herald's default lifetime.
+    pub ttl_sec: Option<u64>,
+    pub include_email_in_redirect: Option<bool>,
 }
 
 /// The kind-specific part of a job.
@@ -374,6 +405,11 @@ impl EmailJob {
             Some(t) => t,
         };
         let ticket = TicketOptions {
+            unset: Unset {
+                result_url: result_url.is_none(),
+                ttl_sec: matches!(wire.ttl_sec, None | Some(0)),
+                include_email_in_redirect: wire.include_email_in_redirect.is_none(),
+            },
             result_url,
             ttl_sec,
             include_email_in_redirect: wire.include_email_in_redirect.unwrap_or(false),
@@ -431,6 +467,36 @@ impl EmailJob {
         }
     }
 
+    /// Fills the ticket fields the job left out with a tenant template's defaults. A result URL
+    /// given this way is not held to the rule that forbids a job's own `result_url` beside
+    /// `client_id` or `organization_id`: it is the tenant's choice, not the caller's.
+    pub fn apply_ticket_defaults(&mut self, defaults: &TicketDefaults) {
+        let ticket = match &mut self.spec {
+            JobSpec::Verification { ticket }
+            | JobSpec::Enrollment { ticket, .. }
+            | JobSpec::PasswordChange { ticket, .. } => ticket,
+            JobSpec::Welcome => return,
+        };
+        if ticket.unset.result_url
+            && let Some(url) = &defaults.result_url
+        {
+            ticket.result_url = Some(url.clone());
+            ticket.unset.result_url = false;
+        }
+        if ticket.unset.ttl_sec
+            && let Some(ttl) = defaults.ttl_sec.filter(|t| *t > 0)
+        {
+            ticket.ttl_sec = ttl.min(MAX_TTL_SEC);
+            ticket.unset.ttl_sec = false;
+        }
+        if ticket.unset.include_email_in_redirect
+            && let Some(include) = defaults.include_email_in_redirect
+        {
+            ticket.include_email_in_redirect = include;
+            ticket.unset.include_email_in_redirect = false;
+        }
+    }
+
     /// The ticket settings, for kinds that issue a ticket.
     pub fn ticket(&self) -> Option<&TicketOptions> {
         match &self.spec {
@@ -481,8 +547,21 @@ impl EmailJob {
         wire
     }
 
+    /// The body a producer publishes: the wire form without the ticket fields the job left
+    /// out, so that the worker can still fill them from the tenant's email template.
+    /// `parse(to_json())` gives back an equal job with the same [`Unset`] fields. (The ledger
+    /// keeps [`EmailJob::to_wire`], with Herald's defaults written in.)
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.to_wire()).expect("a WireJob always serializes")
+        let mut wire = self.to_wire();
+        if let Some(ticket) = self.ticket() {
+            if ticket.unset.ttl_sec {
+                wire.ttl_sec = None;
+            }
+            if ticket.unset.include_email_in_redirect {
+                wire.include_email_in_redirect = None;
+            }
+        }
+        serde_json::to_vec(&wire).expect("a WireJob always serializes")
     }
 
     /// Starts a job of `kind` for a user; `build()` applies the same rules as [`EmailJob::parse`].
@@ -891,8 +970,57 @@ mod tests {
             .build()
             .unwrap();
         let again = EmailJob::parse(&job.to_json(), LIMIT).unwrap();
+        assert_eq!(
+            again.ticket().map(|t| t.unset),
+            job.ticket().map(|t| t.unset)
+        );
         assert_eq!(again, job);
         assert_eq!(EmailJob::peek_id(&job.to_json()).unwrap().as_str(), "job-1");
+    }
+
+    #[test]
+    fn template_defaults_fill_only_what_the_job_left_out() {
+        let defaults = TicketDefaults {
+            result_url: Some(Url::parse("https://tenant.example/done").unwrap()),
+            ttl_sec: Some(600),
+            include_email_in_redirect: Some(true),
+        };
+        let mut bare = EmailJob::builder(JobKind::PasswordChange, "u1", "a@example.com")
+            .build()
+            .unwrap();
+        bare.apply_ticket_defaults(&defaults);
+        let t = bare.ticket().unwrap();
+        assert_eq!(
+            (
+                t.result_url.as_ref().map(Url::as_str),
+                t.ttl_sec,
+                t.include_email_in_redirect
+            ),
+            (Some("https://tenant.example/done"), 600, true)
+        );
+        assert_eq!(t.unset, Unset::default(), "nothing is left to fill");
+
+        let mut given = EmailJob::builder(JobKind::PasswordChange, "u1", "a@example.com")
+            .result_url("https://mine.example/")
+            .ttl_sec(60)
+            .include_email_in_redirect(false)
+            .build()
+            .unwrap();
+        let before = given.clone();
+        given.apply_ticket_defaults(&defaults);
+        assert_eq!(given.ticket().unwrap(), before.ticket().unwrap());
+        assert_eq!(given.ticket().unwrap().ttl_sec, 60);
+
+        // A lifetime of 0 keeps Herald's default, as a job's own 0 does.
+        let mut zero = EmailJob::builder(JobKind::Verification, "u1", "a@example.com")
+            .build()
+            .unwrap();
+        zero.apply_ticket_defaults(&TicketDefaults {
+            ttl_sec: Some(0),
+            ..TicketDefaults::default()
+        });
+        assert_eq!(zero.ticket().unwrap().ttl_sec, DEFAULT_TTL_SEC);
+        assert!(zero.ticket().unwrap().unset.ttl_sec);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub use eml::eml_file_stem;
 pub use ids::{ClientId, EmailAddress, IdError, JobId, OrganizationId, UserId};
 pub use job::{
     DEFAULT_TTL_SEC, EmailJob, EmailJobBuilder, EnrollmentFactor, JobError, JobSpec, MAX_TTL_SEC,
-    TicketOptions, User, WireJob,
+    TicketDefaults, TicketOptions, Unset, User, WireJob,
 };
 pub use kind::{JobKind, TemplateName};
 pub use locale::{Locale, negotiate};

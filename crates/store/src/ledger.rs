@@ -30,6 +30,8 @@ pub enum JobStatus {
     Sent,
     Retrying,
     Dead,
+    /// Not sent: the template of its kind is disabled (`enabled: false`).
+    Skipped,
 }
 
 impl JobStatus {
@@ -40,6 +42,7 @@ impl JobStatus {
             JobStatus::Sent => "sent",
             JobStatus::Retrying => "retrying",
             JobStatus::Dead => "dead",
+            JobStatus::Skipped => "skipped",
         }
     }
 
@@ -50,6 +53,7 @@ impl JobStatus {
             JobStatus::Sent,
             JobStatus::Retrying,
             JobStatus::Dead,
+            JobStatus::Skipped,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -728,6 +732,47 @@ impl Store {
         insert_event(&mut tx, job_id, attempt, "deferred", Some(detail)).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Records a job that is not sent because its template is disabled: status `skipped`, with
+    /// a `skipped` event saying why. A job already taken further (sending, sent, dead) or
+    /// recorded under this id with another payload is left as it is; returns whether the job
+    /// was recorded skipped.
+    pub async fn mark_skipped(
+        &self,
+        record: &JobRecord<'_>,
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let attempts: Option<i32> = sqlx::query_scalar(
+            "INSERT INTO email_jobs AS j (id, type, status, recipient, user_id, organization_id, \
+             client_id, locale, message_id, payload) \
+             VALUES ($1, $2, 'skipped', $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (id) DO UPDATE SET status = 'skipped', locale = EXCLUDED.locale, \
+                 message_id = EXCLUDED.message_id, updated_at = now() \
+             WHERE j.status IN ('queued', 'retrying', 'skipped') \
+               AND j.payload_digest IS NOT DISTINCT FROM herald_payload_digest(EXCLUDED.payload) \
+             RETURNING attempts",
+        )
+        .bind(record.id)
+        .bind(record.kind)
+        .bind(record.recipient)
+        .bind(record.user_id)
+        .bind(record.organization_id)
+        .bind(record.client_id)
+        .bind(record.locale)
+        .bind(record.message_id)
+        .bind(record.payload)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(attempts) = attempts else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let attempts = u32::try_from(attempts).unwrap_or(0);
+        insert_event(&mut tx, record.id, attempts, "skipped", Some(detail)).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Reopens a dead job so that a replayed copy of its message is attempted again: status

@@ -1,5 +1,5 @@
 //! Herald's PostgreSQL store: the connection pool and migrations, the registry of organizations,
-//! clients and template overrides, and the job ledger and tickets.
+//! clients, template overrides and tenant email templates, and the job ledger and tickets.
 //!
 //! Queries are runtime-checked (`sqlx::query_as::<_, Row>`) and covered by integration tests against
 //! a real PostgreSQL, so the build needs neither `DATABASE_URL` nor `.sqlx` offline data.
@@ -8,6 +8,7 @@ pub mod api_tokens;
 pub mod batch;
 pub mod db;
 pub mod dead_letters;
+pub mod email_templates;
 pub mod error;
 pub mod ledger;
 pub mod queue_age;
@@ -17,6 +18,7 @@ pub mod users;
 pub use api_tokens::ApiTokenRecord;
 pub use batch::{BeginRequest, SentRequest};
 pub use db::Store;
+pub use email_templates::{EmailTemplate, StoredEmailTemplate, TemplateSyntax};
 pub use error::StoreError;
 pub use ledger::{
     BeginOutcome, IssuedTicket, JobEvent, JobRecord, JobStatus, Lease, LedgerJob, StoredTicket,

@@ -716,7 +716,8 @@ fn check_locale(field: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_mailbox(field: &str, value: &str) -> Result<(), String> {
+/// A From mailbox (`Acme <no-reply@acme.example>` or a bare address), or why not, naming `field`.
+pub fn check_mailbox(field: &str, value: &str) -> Result<(), String> {
     check_text(field, value, MAX_TEXT_LEN + 254)?;
     email_address::EmailAddress::parse_with_options(value, email_address::Options::default())
         .map_err(|e| {

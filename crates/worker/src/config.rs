@@ -28,6 +28,9 @@ pub struct WorkerConfig {
     pub default_from: Mailbox,
     /// Shown as the sender brand when a job has no organization.
     pub friendly_name: String,
+    /// Auth0's `support_email` and `support_url`, for Liquid email templates.
+    pub support_email: Option<String>,
+    pub support_url: Option<String>,
     /// Right-hand side of `Message-ID: <{job id}@{domain}>`.
     pub message_id_domain: String,
     pub ticket_secret: TicketSecret,

@@ -445,7 +445,7 @@ async fn process(
         let (outcome, kind) = pipeline.handle_typed(incoming).await;
         let routing_key = original_routing_key(&delivery);
         let copied = match &outcome {
-            Outcome::Sent { .. } | Outcome::Duplicate => Ok(()),
+            Outcome::Sent { .. } | Outcome::Duplicate | Outcome::Skipped => Ok(()),
             Outcome::Retry { attempt, error } => publisher
                 .publish_retry(&delivery.data, &delivery.properties, &routing_key, *attempt, error)
                 .await

@@ -23,7 +23,7 @@ pub const SEND_DURATION_SECONDS: &str = "herald_send_duration_seconds";
 /// Rendering one email (templates, fluent, CSS inlining).
 pub const RENDER_DURATION_SECONDS: &str = "herald_render_duration_seconds";
 /// Emails whose template override failed to render and that got the built-in template instead,
-/// by `template`, `scope` (organization, client) and `scope_id`.
+/// by `template`, `scope` (organization, client, or tenant for `/email-templates`) and `scope_id`.
 pub const TEMPLATE_OVERRIDE_FAILURES_TOTAL: &str = "herald_template_override_failures_total";
 /// Tickets created, by `purpose`.
 pub const TICKETS_ISSUED_TOTAL: &str = "herald_tickets_issued_total";
@@ -96,7 +96,7 @@ pub fn describe() {
     describe_counter!(
         TEMPLATE_OVERRIDE_FAILURES_TOTAL,
         "Emails whose template override failed to render and were sent with the built-in \
-         template instead, by template, scope (organization, client) and scope_id."
+         template instead, by template, scope (organization, client, tenant) and scope_id."
     );
     describe_counter!(
         TICKETS_ISSUED_TOTAL,
@@ -143,6 +143,7 @@ pub fn outcome_label(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Sent { .. } => "sent",
         Outcome::Duplicate => "duplicate",
+        Outcome::Skipped => "skipped",
         Outcome::Retry { .. } => "retry",
         Outcome::Defer { .. } => "deferred",
         Outcome::DeadLetter { .. } => "dead",
@@ -166,7 +167,7 @@ pub fn record_outcome(outcome: &Outcome, kind: &'static str, copied: bool) {
         Outcome::DeadLetter { reason, .. } => {
             counter!(DEAD_LETTERS_TOTAL, "reason" => *reason).increment(1);
         }
-        Outcome::Duplicate | Outcome::Retry { .. } | Outcome::Defer { .. } => {}
+        Outcome::Duplicate | Outcome::Skipped | Outcome::Retry { .. } | Outcome::Defer { .. } => {}
     }
 }
 
@@ -185,6 +186,17 @@ pub fn record_ledger_batch(statement: &'static str, jobs: usize) {
 }
 
 /// One email that fell back to the built-in `template` because the override of `scope` failed.
+/// A tenant-wide template (`/email-templates`) that failed to render: `scope="tenant"`.
+pub fn record_tenant_template_failure(template: TemplateName) {
+    counter!(
+        TEMPLATE_OVERRIDE_FAILURES_TOTAL,
+        "template" => template.as_str(),
+        "scope" => "tenant",
+        "scope_id" => ""
+    )
+    .increment(1);
+}
+
 pub fn record_override_failure(template: TemplateName, scope: &OverrideScope) {
     let (kind, id) = match scope {
         OverrideScope::Organization(id) => ("organization", id),
@@ -251,6 +263,7 @@ mod tests {
         let labels: Vec<_> = [
             Outcome::Sent { attempt: 1 },
             Outcome::Duplicate,
+            Outcome::Skipped,
             Outcome::Retry {
                 attempt: 1,
                 error: String::new(),
@@ -268,6 +281,9 @@ mod tests {
         .iter()
         .map(outcome_label)
         .collect();
-        assert_eq!(labels, ["sent", "duplicate", "retry", "deferred", "dead"]);
+        assert_eq!(
+            labels,
+            ["sent", "duplicate", "skipped", "retry", "deferred", "dead"]
+        );
     }
 }

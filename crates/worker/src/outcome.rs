@@ -91,6 +91,9 @@ pub enum Outcome {
     Sent { attempt: u32 },
     /// A duplicate delivery of a finished job: ack, send nothing.
     Duplicate,
+    /// Not sent because the tenant disabled the template of its kind (`enabled: false`);
+    /// recorded as skipped: ack.
+    Skipped,
     /// Failed transiently: copy to the retry queue for `attempt`, then ack.
     Retry { attempt: u32, error: String },
     /// Another delivery of the job holds its lease: park a copy on the defer queue for `wait`

@@ -6,12 +6,14 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use herald_domain::{EmailJob, JobError, TemplateName, TraceParent, negotiate, ticket_base};
-use herald_render::Renderer;
+use herald_domain::{
+    EmailJob, JobError, JobKind, TemplateName, TraceParent, Unset, negotiate, ticket_base,
+};
+use herald_render::{LiquidExtras, Renderer, UserProfile};
 use herald_smtp::{Delivered, Mailer};
 use herald_store::{
-    BeginOutcome, BeginRequest, Client, JobRecord, Organization, SentRequest, Store, StoreError,
-    TicketSpec,
+    BeginOutcome, BeginRequest, Client, EmailTemplate, JobRecord, Organization, SentRequest, Store,
+    StoreError, TemplateSyntax, TicketSpec,
 };
 use time::OffsetDateTime;
 use tracing::{Instrument, info, warn};
@@ -103,6 +105,7 @@ impl Pipeline {
             base,
             locale,
             message_id,
+            tenant,
             ..
         } = &prepared;
 
@@ -119,7 +122,34 @@ impl Pipeline {
             message_id,
             payload: &payload,
         };
-        let ticket_spec = TicketSpec::for_job(job);
+        if let Some(t) = tenant
+            && !t.enabled
+        {
+            return self.skip(job, &record, header_attempt).await;
+        }
+        // The tenant template's ticket defaults fill what the job left out. The ledger keeps
+        // the job as it arrived (`payload`), so a template edited between two deliveries of one
+        // job is not mistaken for a different job under the same id.
+        let with_defaults;
+        let ticket_job = match tenant {
+            Some(t) if job.ticket().is_some_and(|o| o.unset != Unset::default()) => {
+                match self.store.ticket_defaults(t, client.as_ref()).await {
+                    Ok(defaults) => {
+                        let mut j = job.clone();
+                        j.apply_ticket_defaults(&defaults);
+                        with_defaults = j;
+                        &with_defaults
+                    }
+                    Err(e) => {
+                        return self
+                            .fail(job, &Failure::Store(e), header_attempt, None)
+                            .await;
+                    }
+                }
+            }
+            _ => job,
+        };
+        let ticket_spec = TicketSpec::for_job(ticket_job);
         let begun = self
             .begin_attempt(&record, ticket_spec.as_ref(), header_attempt)
             .await;
@@ -326,10 +356,15 @@ impl Pipeline {
             self.renderer.available_locales(),
             &self.config.default_locale,
         );
+        let tenant = self
+            .registry
+            .email_template(&self.store, job.kind().template())
+            .await?;
         Ok(Prepared {
             organization,
             client,
             base,
+            tenant,
             locale,
             message_id: message_id(&job.id, &self.config.message_id_domain),
         })
@@ -368,23 +403,41 @@ impl Pipeline {
             &self.config.friendly_name,
         );
         let started = Instant::now();
-        let rendered = crate::render_step::render_email(
-            &self.store,
-            &self.renderer,
-            template,
-            locale,
-            &ctx,
-            stored.as_ref(),
-        )
-        .await;
+        let rendered = match (stored.as_ref(), prepared.tenant.as_deref()) {
+            // An organization's or client's override ranks above the tenant's template.
+            (None, Some(tenant))
+                if tenant.body.is_some() || tenant.subject.is_some() || tenant.from.is_some() =>
+            {
+                let extras = self.liquid_extras(job, prepared, tenant).await?;
+                crate::render_step::render_tenant(
+                    &self.renderer,
+                    template,
+                    locale,
+                    &ctx,
+                    tenant,
+                    &extras,
+                )
+            }
+            _ => crate::render_step::render_email(
+                &self.store,
+                &self.renderer,
+                template,
+                locale,
+                &ctx,
+                stored.as_ref(),
+            )
+            .await
+            .map(|email| (email, None)),
+        };
         crate::metrics::record_render(started.elapsed());
-        let rendered = rendered?;
+        let (rendered, tenant_from) = rendered?;
         let from = organization
             .and_then(|o| o.from_address.as_deref())
+            .or(tenant_from.as_deref())
             .and_then(|a| match a.parse() {
                 Ok(mailbox) => Some(mailbox),
                 Err(e) => {
-                    warn!(error = %e, "The organization's from address does not parse; using the default.");
+                    warn!(error = %e, "The organization's or template's from address does not parse; using the default.");
                     None
                 }
             })
@@ -411,6 +464,64 @@ impl Pipeline {
             Ok(result) => Ok(result?),
             Err(_) => Err(Failure::SendTimeout(self.config.send_timeout)),
         }
+    }
+
+    /// Auth0's variables a tenant template may use beyond the email context. The user's
+    /// profile comes from the user registry (when the user was created through the Management
+    /// API); the client's callbacks and the organization's metadata are read only when the
+    /// template mentions them.
+    async fn liquid_extras(
+        &self,
+        job: &EmailJob,
+        prepared: &Prepared,
+        tenant: &EmailTemplate,
+    ) -> Result<LiquidExtras, Failure> {
+        if tenant.syntax != TemplateSyntax::Liquid {
+            return Ok(LiquidExtras::default());
+        }
+        let mentions = |word: &str| {
+            [&tenant.body, &tenant.subject, &tenant.from]
+                .into_iter()
+                .flatten()
+                .any(|s| s.contains(word))
+        };
+        let profile = self.store.get_user(job.user.user_id.as_str()).await?;
+        let callback_domain = match &prepared.client {
+            Some(c) if mentions("callback_domain") => self
+                .store
+                .client_urls(&c.id)
+                .await?
+                .0
+                .first()
+                .and_then(|u| url::Url::parse(u).ok())
+                .map(|u| u.origin().ascii_serialization()),
+            _ => None,
+        };
+        let organization_metadata = match &prepared.organization {
+            Some(o) if mentions("metadata") => Some(self.store.organization_metadata(&o.id).await?),
+            _ => None,
+        };
+        Ok(LiquidExtras {
+            connection: profile
+                .as_ref()
+                .filter(|_| job.kind() != JobKind::Enrollment)
+                .map(|p| p.connection.clone()),
+            user: profile.map(|p| UserProfile {
+                email_verified: p.email_verified,
+                given_name: p.given_name,
+                family_name: p.family_name,
+                nickname: p.nickname,
+                picture: p.picture,
+                user_metadata: p.user_metadata,
+                app_metadata: p.app_metadata,
+            }),
+            client_id: prepared.client.as_ref().map(|c| c.id.clone()),
+            callback_domain,
+            organization_metadata,
+            support_email: self.config.support_email.clone(),
+            support_url: self.config.support_url.clone(),
+            custom_domain: job.custom_domain.clone(),
+        })
     }
 
     /// Decides what a failure leads to and records it in the ledger (best effort: the AMQP copy,
@@ -462,6 +573,27 @@ impl Pipeline {
     /// The broker confirmed the job's dead-letter copy: record it, so that a redelivery is a
     /// duplicate rather than a dead letter to file again. Best effort: a miss costs at most a
     /// second copy of the dead letter.
+    /// Records a job whose template the tenant disabled as skipped and acks it unsent.
+    async fn skip(&self, job: &EmailJob, record: &JobRecord<'_>, attempt: u32) -> Outcome {
+        let detail = format!(
+            "not sent: the tenant's {} template is disabled (enabled: false)",
+            job.kind().template()
+        );
+        match self.store.mark_skipped(record, &detail).await {
+            Ok(true) => {
+                info!("Skipped the job: its template is disabled.");
+                Outcome::Skipped
+            }
+            Ok(false) => {
+                info!(
+                    "Ignored a delivery of a job already taken further (its template is now disabled)."
+                );
+                Outcome::Duplicate
+            }
+            Err(e) => self.fail(job, &Failure::Store(e), attempt, None).await,
+        }
+    }
+
     pub async fn record_dead_lettered(&self, body: &[u8], reason: &str) {
         let Some(id) = EmailJob::peek_id(body) else {
             return;
@@ -532,6 +664,8 @@ struct Prepared {
     organization: Option<Organization>,
     client: Option<Client>,
     base: url::Url,
+    /// The tenant's template of the job's kind (`/email-templates`), if one was created.
+    tenant: Option<Arc<EmailTemplate>>,
     locale: herald_domain::Locale,
     message_id: String,
 }

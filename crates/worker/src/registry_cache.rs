@@ -1,19 +1,21 @@
-//! A short-lived, per-process cache of registry lookups (organizations, clients and template
-//! overrides), so the hot path does not ask PostgreSQL the same three questions for every job.
+//! A short-lived, per-process cache of registry lookups (organizations, clients, template
+//! overrides and the tenant's email templates), so the hot path does not ask PostgreSQL the same
+//! questions for every job.
 //!
 //! Entries live for `HERALD_REGISTRY_CACHE_TTL` (5 s by default; 0 turns the cache off), so a
-//! change made with `herald org`, `herald client` or `herald template` reaches a running worker
+//! change made with `herald org`, `herald client`, `herald template` or the Management API reaches
+//! a running worker
 //! within that time. Misses, including "no such organization", are cached too, so an organization
 //! created after a job that named it failed is seen after the same delay. The ledger and tickets
 //! are never cached.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use herald_domain::TemplateName;
-use herald_store::{Client, Organization, Store, StoreError, TemplateOverride};
+use herald_store::{Client, EmailTemplate, Organization, Store, StoreError, TemplateOverride};
 
 /// Beyond this many entries a map is emptied before inserting (a crude bound for registries with
 /// very many organizations; the entries come back on the next lookups).
@@ -25,6 +27,7 @@ pub struct RegistryCache {
     organizations: TtlMap<String, Option<Organization>>,
     clients: TtlMap<String, Option<Client>>,
     overrides: TtlMap<OverrideKey, Option<TemplateOverride>>,
+    email_templates: TtlMap<TemplateName, Option<Arc<EmailTemplate>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -42,6 +45,7 @@ impl RegistryCache {
             organizations: TtlMap::default(),
             clients: TtlMap::default(),
             overrides: TtlMap::default(),
+            email_templates: TtlMap::default(),
         }
     }
 
@@ -89,6 +93,25 @@ impl RegistryCache {
             .resolve_template_override(template, organization_id, client_id, locale)
             .await?;
         self.overrides.put(key, found.clone(), self.ttl);
+        Ok(found)
+    }
+}
+
+impl RegistryCache {
+    /// The tenant's template of `template` (`/email-templates`), if one was created.
+    pub async fn email_template(
+        &self,
+        store: &Store,
+        template: TemplateName,
+    ) -> Result<Option<Arc<EmailTemplate>>, StoreError> {
+        if let Some(hit) = self.email_templates.get(&template, self.ttl) {
+            return Ok(hit);
+        }
+        let found = store
+            .email_template(template)
+            .await?
+            .map(|stored| Arc::new(stored.template));
+        self.email_templates.put(template, found.clone(), self.ttl);
         Ok(found)
     }
 }

@@ -1,11 +1,15 @@
 //! The render step of a job: its organization's or client's override when that renders, else the
+//! tenant's template (`/email-templates`, Liquid or handlebars) when that renders, else the
 //! built-in template. A broken override never withholds an email; its failure is counted
 //! (`herald_template_override_failures_total`), logged with the override's scope and recorded on
 //! its row, where `herald template list` shows it.
 
 use herald_domain::{Locale, TemplateName};
-use herald_render::{EmailContext, RenderError, RenderedEmail, Renderer};
-use herald_store::{Store, TemplateOverride};
+use herald_render::{
+    EmailContext, LiquidExtras, LiquidSources, RenderError, RenderedEmail, Renderer,
+    TemplateSources,
+};
+use herald_store::{EmailTemplate, Store, TemplateOverride, TemplateSyntax};
 use tracing::warn;
 
 /// Renders the email of `template` in `locale`, with `stored` (the override the registry picked)
@@ -34,4 +38,57 @@ pub async fn render_email(
         }
     }
     Ok(rendered.email)
+}
+
+/// Renders the email with the tenant's template `tenant`, falling back to the built-in template
+/// when it does not render (counted as `scope="tenant"` in
+/// `herald_template_override_failures_total` and logged). Also returns the template's From line
+/// when it sets one (rendered, for Liquid).
+pub fn render_tenant(
+    renderer: &Renderer,
+    template: TemplateName,
+    locale: &Locale,
+    ctx: &EmailContext,
+    tenant: &EmailTemplate,
+    extras: &LiquidExtras,
+) -> Result<(RenderedEmail, Option<String>), RenderError> {
+    let attempt = match tenant.syntax {
+        TemplateSyntax::Liquid => renderer
+            .render_liquid(
+                template,
+                locale,
+                ctx,
+                extras,
+                &LiquidSources {
+                    subject: tenant.subject.clone(),
+                    body: tenant.body.clone(),
+                    from: tenant.from.clone(),
+                },
+            )
+            .map(|out| (out.email, out.from)),
+        TemplateSyntax::Handlebars => {
+            let sources = TemplateSources {
+                subject: tenant.subject.clone(),
+                html: tenant.body.clone(),
+                text: None,
+            };
+            let sources = (sources.subject.is_some() || sources.html.is_some()).then_some(sources);
+            renderer
+                .render(template, locale, ctx, sources.as_ref())
+                .map(|email| (email, tenant.from.clone()))
+        }
+    };
+    match attempt {
+        Ok(rendered) => Ok(rendered),
+        Err(failure) => {
+            crate::metrics::record_tenant_template_failure(template);
+            warn!(
+                %template,
+                scope = "tenant",
+                error = %failure,
+                "The tenant's email template does not render; sent the built-in template instead."
+            );
+            Ok((renderer.render(template, locale, ctx, None)?, None))
+        }
+    }
 }
