@@ -66,9 +66,9 @@ pub async fn verification_email(
         custom_domain,
         ..wire_for(&user)?
     };
-    let mut job = validated(wire)?;
+    // The worker fills the ticket fields the job leaves out from the tenant's template.
+    let job = validated(wire)?;
     check_registry(&state, &job).await?;
-    crate::tickets::with_template_defaults(&state, &mut job).await?;
     let created = timestamp(record(&state, &job).await?);
     publish_recorded(&state, &job).await?;
     Ok((
@@ -131,8 +131,7 @@ pub async fn send_verification(state: &ApiState, user: &UserRecord) -> Result<()
         kind: "verification_email".into(),
         ..wire_for(user)?
     };
-    let mut job = validated(wire)?;
-    crate::tickets::with_template_defaults(state, &mut job).await?;
+    let job = validated(wire)?;
     record(state, &job).await?;
     publish_recorded(state, &job).await
 }

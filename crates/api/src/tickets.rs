@@ -210,9 +210,12 @@ pub async fn enrollment(
     if let Some(email) = body.email {
         wire.user.email = email;
     }
-    let mut job = validated(wire)?;
+    let job = validated(wire)?;
     check_registry(&state, &job).await?;
-    with_template_defaults(&state, &mut job).await?;
+    // The ticket takes the template's defaults; the published job stays as the caller gave it
+    // (a defaulted result URL is no part of the contract's job).
+    let mut ticket_job = job.clone();
+    with_template_defaults(&state, &mut ticket_job).await?;
     let send_mail = body.send_mail.unwrap_or(false);
     // With send_mail the ticket belongs to the enrollment job, so the worker's email carries
     // this very ticket (it finds it under the job's id and rebuilds the same link, as long as
@@ -220,7 +223,7 @@ pub async fn enrollment(
     if send_mail {
         crate::jobs::record(&state, &job).await?;
     }
-    let (ticket_id, url) = issue_for(&state, &job, send_mail).await?;
+    let (ticket_id, url) = issue_for(&state, &ticket_job, send_mail).await?;
     if send_mail {
         crate::jobs::publish_recorded(&state, &job).await?;
     }

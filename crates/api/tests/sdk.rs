@@ -1,6 +1,8 @@
 //! The official Auth0 SDK (auth0-python 6.8, unmodified) drives `herald serve` and a worker: users,
-//! the verification-email job and its status, the three ticket endpoints, and the SDK's error class
-//! for 400, 401, 403, 404, 409 and 429. The emails it causes must arrive, localized.
+//! organizations, clients, a Liquid `verify_email` template, the verification-email job and its
+//! status, the three ticket endpoints, and the SDK's error class for 400, 401, 403, 404, 409 and
+//! 429. The emails it causes must arrive, localized and branded, the first one from the Liquid
+//! template, as the issue's "done when" has it.
 //!
 //! The SDK lives in a virtualenv that `scripts/test.sh` (the README's test command) creates and
 //! names in `HERALD_SDK_PYTHON`.
@@ -37,7 +39,8 @@ async fn the_official_python_sdk_drives_every_endpoint() {
         .token(
             "read:users create:users update:users delete:users create:user_tickets \
              create:guardian_enrollment_tickets read:organizations create:organizations \
-             read:clients create:clients",
+             read:clients create:clients read:email_templates create:email_templates \
+             update:email_templates",
         )
         .await;
     let readonly = api.token("read:users").await;
@@ -93,6 +96,14 @@ async fn the_official_python_sdk_drives_every_endpoint() {
     // (French, from email_locale) arrive; the latter carries the ticket the SDK was given.
     let mails = env.expect_mail(2).await;
     let parsed: Vec<_> = mails.iter().map(|m| m.parsed()).collect();
+    assert_eq!(report["template_created"], "verify_email");
+    assert_eq!(
+        report["template"],
+        serde_json::json!({"syntax": "liquid", "enabled": true, "url_lifetime_in_seconds": 86400.0,
+                           "include_email_in_redirect": false,
+                           "result_url": "https://app.kenji.test/verified"}),
+        "{report}"
+    );
     let verify = parsed
         .iter()
         .find(|p| {
@@ -101,7 +112,48 @@ async fn the_official_python_sdk_drives_every_endpoint() {
                 .contains("/u/email-verification?ticket=")
         })
         .expect("a verification email");
+    // The Liquid template is used: its subject, From and Japanese branch.
+    assert_eq!(
+        verify.subject().as_deref(),
+        Some("Kenji App: メールアドレスの確認")
+    );
+    assert_eq!(
+        verify.from_mailboxes()[0].name.as_deref(),
+        Some("Kenji App")
+    );
+    assert!(
+        verify
+            .html()
+            .unwrap()
+            .contains("Kenji さん、Kenji App へようこそ。"),
+        "{:?}",
+        verify.html()
+    );
     assert!(verify.html().unwrap().contains("lang=\"ja\""));
+    // Its ticket took the template's defaults.
+    let link = verify
+        .text()
+        .unwrap()
+        .split(['(', ')', ' ', '\n'])
+        .find(|w| w.contains("ticket="))
+        .unwrap()
+        .to_owned();
+    let presented = link.split("ticket=").nth(1).unwrap().trim_end_matches('#');
+    let ticket = api
+        .store
+        .ticket_by_hash(&herald_domain::TicketToken::from_presented(presented).hash())
+        .await
+        .unwrap()
+        .expect("the email's ticket is stored");
+    assert_eq!(
+        ticket.result_url.as_deref(),
+        Some("https://app.kenji.test/verified")
+    );
+    assert!(!ticket.include_email_in_redirect);
+    assert_eq!(
+        (ticket.expires_at - ticket.created_at).whole_seconds(),
+        86_400
+    );
     // Branded: the organization's display name and colour from the SDK's call.
     let html = verify.html().unwrap();
     assert!(

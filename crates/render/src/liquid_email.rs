@@ -414,7 +414,13 @@ struct LaxObject {
     present: bool,
 }
 
-static NIL: Lax = Lax::Scalar(Value::Nil);
+/// What a missing key or a `null` reads as: `nil` that also answers `nil` for any key of its
+/// own, so that `organization.branding.colors.primary` without an organization prints nothing,
+/// as in LiquidJS.
+static NIL: Lax = Lax::Object(LaxObject {
+    map: BTreeMap::new(),
+    present: false,
+});
 
 impl Lax {
     fn absent() -> Self {
@@ -426,7 +432,7 @@ impl Lax {
 
     fn from_json(json: &Json, escaped: bool) -> Self {
         match json {
-            Json::Null => Lax::Scalar(Value::Nil),
+            Json::Null => Lax::absent(),
             Json::Bool(b) => Lax::Scalar(Value::scalar(*b)),
             Json::Number(n) => Lax::Scalar(match (n.as_i64(), n.as_f64()) {
                 (Some(i), _) => Value::scalar(i),
@@ -857,6 +863,34 @@ mod tests {
         assert!(out.email.html.contains("Please verify your email."));
         assert!(
             out.email.html.contains("Hello . Welcome to  from Herald."),
+            "{}",
+            out.email.html
+        );
+    }
+
+    #[test]
+    fn lookups_through_nil_are_nil_at_any_depth() {
+        let r = renderer();
+        let template = TemplateName::VerifyEmail;
+        let ctx = EmailContext::minimal_sample(template);
+        let body = "<p>[{{ organization.branding.colors.primary }}][{{ user.name.first }}]\
+                    [{% if organization.branding %}x{% endif %}]\
+                    [{{ user.missing.deeper | default: 'd' }}][{% if user.name == nil %}nil{% endif %}]</p>";
+        let s = LiquidSources {
+            body: Some(body.into()),
+            ..LiquidSources::default()
+        };
+        let out = r
+            .render_liquid(
+                template,
+                &Locale::english(),
+                &ctx,
+                &LiquidExtras::default(),
+                &s,
+            )
+            .unwrap();
+        assert!(
+            out.email.html.contains("[][][][d][nil]"),
             "{}",
             out.email.html
         );

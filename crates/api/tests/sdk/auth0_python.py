@@ -21,6 +21,22 @@ from auth0.management.errors import (
 
 BASE = os.environ["HERALD_API_URL"]
 
+# A verify_email template as a team would paste it from Auth0: Liquid, branching on the user's
+# language the way Auth0's documentation does, branded with the organization's variables.
+VERIFY_BODY = """<html lang="{{ request_language }}"><head><style>
+  .button { color: #ffffff; padding: 12px 20px; text-decoration: none; }
+</style></head><body>
+{% assign language = user.user_metadata.lang | slice: 0,2 %}
+<h1 style="color: {{ organization.branding.colors.primary }}">{{ organization.display_name }}</h1>
+{% if language == 'ja' %}
+<p>{{ user.name | escape }} さん、{{ application.name }} へようこそ。メールアドレスを確認してください。</p>
+{% else %}
+<p>Hello {{ user.name | escape }}, welcome to {{ application.name }}. Please verify your email.</p>
+{% endif %}
+<p><a class="button" style="background: {{ organization.branding.colors.primary }}" href="{{ url }}">Verify</a></p>
+<p>{{ friendly_name }}</p>
+</body></html>"""
+
 
 def client(token):
     # max_retries=0: the SDK retries 409 and 429 twice by default.
@@ -46,6 +62,27 @@ def main():
     )
     out["client_id"] = app.client_id
     out["client_name"] = api.clients.get(app.client_id).name
+
+    template = api.email_templates.create(
+        template="verify_email",
+        syntax="liquid",
+        enabled=True,
+        body=VERIFY_BODY,
+        from_="{{ application.name }} <no-reply@kenji.test>",
+        subject="{% if user.user_metadata.lang == 'ja' %}{{ application.name }}: メールアドレスの確認{% else %}Verify your email{% endif %}",
+        result_url="https://app.kenji.test/verified",
+        url_lifetime_in_seconds=86400,
+    )
+    out["template_created"] = template.template
+    api.email_templates.update("verify_email", include_email_in_redirect=False)
+    got = api.email_templates.get("verify_email")
+    out["template"] = {
+        "syntax": got.syntax,
+        "enabled": got.enabled,
+        "url_lifetime_in_seconds": got.url_lifetime_in_seconds,
+        "include_email_in_redirect": got.include_email_in_redirect,
+        "result_url": got.result_url,
+    }
 
     user = api.users.create(
         connection="Username-Password-Authentication",
@@ -104,6 +141,27 @@ def main():
         ),
     )
 
+    seen(
+        "409 template",
+        lambda: api.email_templates.create(
+            template="verify_email", syntax="liquid", enabled=True, body="<p>{{ url }}</p>"
+        ),
+    )
+    seen(
+        "400 template",
+        lambda: api.email_templates.set(
+            "reset_email", template="reset_email", syntax="liquid", enabled=True,
+            body="<p>{% if url %}unclosed</p>",
+        ),
+    )
+    seen(
+        "404 template",
+        lambda: api.email_templates.set(
+            "reset_email", template="reset_email", syntax="liquid", enabled=True,
+            body="<p>{{ url }}</p>",
+        ),
+    )
+
     limited = client(os.environ["HERALD_API_TOKEN_LIMITED"])
 
     def exhaust():
@@ -117,6 +175,9 @@ def main():
         "403": ForbiddenError,
         "404": NotFoundError,
         "409": ConflictError,
+        "409 template": ConflictError,
+        "400 template": BadRequestError,
+        "404 template": NotFoundError,
         "429": TooManyRequestsError,
     }
     out["errors_expected"] = {k: v.__name__ for k, v in expected.items()}
