@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use herald_domain::{TicketToken, TokenHash};
-use herald_testkit::env::{TestApi, TestEnv};
+use herald_testkit::env::{TestApi, TestEnv, TestWorker};
 use herald_testkit::http::{Answer, request};
 use serde_json::{Value, json};
 
@@ -50,6 +50,26 @@ fn shared_secret(env: &TestEnv) -> herald_app::Settings {
             .unwrap(),
     );
     settings
+}
+
+/// A `serve` and a `worker` sharing HERALD_TICKET_SECRET, and a token with every scope.
+async fn serve_and_work(env: &TestEnv) -> (TestApi, TestWorker, String) {
+    let settings = shared_secret(env);
+    let api = TestApi::start(settings.clone()).await;
+    let worker = env.spawn_worker(settings).await;
+    let token = api.token(ALL).await;
+    (api, worker, token)
+}
+
+/// How many verification emails the ledger holds for the user.
+async fn verification_jobs(api: &TestApi, user_id: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM email_jobs WHERE user_id = $1 AND type = 'verification_email'",
+    )
+    .bind(user_id)
+    .fetch_one(api.store.pool())
+    .await
+    .unwrap()
 }
 
 async fn create_user(api: &TestApi, token: &str, body: Value) -> Value {
@@ -187,14 +207,7 @@ async fn users_are_created_read_patched_and_deleted() {
     assert_error(&again, 409, "already exists");
 
     // As in Auth0, a new user with an unverified email is sent the verification email.
-    let queued: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM email_jobs WHERE user_id = $1 AND type = 'verification_email'",
-    )
-    .bind(&id)
-    .fetch_one(api.store.pool())
-    .await
-    .unwrap();
-    assert_eq!(queued, 1);
+    assert_eq!(verification_jobs(&api, &id).await, 1);
 
     let path = format!("/api/v2/users/{}", id.replace('|', "%7C"));
     let got = call(api.addr, &token, "GET", &path, None).await;
@@ -234,6 +247,80 @@ async fn users_are_created_read_patched_and_deleted() {
     let gone = call(api.addr, &token, "GET", &path, None).await;
     assert_error(&gone, 404, "The user does not exist.");
     assert_eq!(gone.json()["errorCode"], "inexistent_user");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_patch_with_verify_email_sends_the_verification_email_to_the_new_address_only() {
+    let env = TestEnv::new().await.unwrap();
+    let (api, worker, token) = serve_and_work(&env).await;
+    // A verified user: creating it sends nothing.
+    let user = create_user(
+        &api,
+        &token,
+        json!({"connection": "Username-Password-Authentication", "email": "eve@example.com",
+               "email_verified": true}),
+    )
+    .await;
+    let id = user["user_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v2/users/{}", id.replace('|', "%7C"));
+
+    // No email: a new address with verify_email false or absent, the same address (in another
+    // case) or another field with verify_email true. The address stays verified meanwhile.
+    for body in [
+        json!({"email": "eve.two@example.com", "verify_email": false}),
+        json!({"email": "eve.three@example.com"}),
+        json!({"email": "EVE.three@example.com", "verify_email": true}),
+        json!({"name": "Eve", "verify_email": true}),
+    ] {
+        let answer = call(api.addr, &token, "PATCH", &path, Some(body.clone())).await;
+        assert_eq!(answer.status, 200, "{body}: {answer:?}");
+        assert_eq!(answer.json()["email_verified"], true, "{body}");
+    }
+    assert_eq!(
+        verification_jobs(&api, &id).await,
+        0,
+        "no verification email was enqueued"
+    );
+
+    // A new address to be verified: unverified (whatever email_verified says), and the email
+    // goes to it.
+    let changed = call(
+        api.addr,
+        &token,
+        "PATCH",
+        &path,
+        Some(json!({"email": "eve.new@example.com", "verify_email": true,
+                    "email_verified": true})),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert_eq!(changed.json()["email"], "eve.new@example.com");
+    assert_eq!(changed.json()["email_verified"], false);
+    assert_eq!(verification_jobs(&api, &id).await, 1);
+    let mails = env.expect_mail(1).await;
+    let parsed = mails[0].parsed();
+    assert_eq!(parsed.to(), ["eve.new@example.com"]);
+    assert!(
+        parsed
+            .text()
+            .unwrap()
+            .contains("/u/email-verification?ticket="),
+        "the email has the verification link"
+    );
+    let job_id: String = sqlx::query_scalar("SELECT id FROM email_jobs WHERE user_id = $1")
+        .bind(&id)
+        .fetch_one(api.store.pool())
+        .await
+        .unwrap();
+    env.wait_status(&job_id, "sent").await;
+    assert_eq!(
+        env.sink.count(),
+        1,
+        "only the one verification email was sent"
+    );
+
+    worker.stop().await.unwrap();
     api.stop().await;
 }
 
@@ -541,11 +628,7 @@ async fn tickets_are_issued_hashed_under_the_contracts_rules() {
 #[tokio::test]
 async fn a_verification_job_is_published_sent_localized_and_reported_completed() {
     let env = TestEnv::new().await.unwrap();
-    // serve and worker share HERALD_TICKET_SECRET, as the README requires.
-    let settings = shared_secret(&env);
-    let api = TestApi::start(settings.clone()).await;
-    let worker = env.spawn_worker(settings).await;
-    let token = api.token(ALL).await;
+    let (api, worker, token) = serve_and_work(&env).await;
     let user = create_user(
         &api,
         &token,
