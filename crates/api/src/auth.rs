@@ -1,7 +1,8 @@
 //! Who is calling: the `Authorization: Bearer` token of every `/api/v2` request, resolved to a
-//! [`Principal`] (an active opaque token of `herald token create`), and the scope checks the
-//! handlers make. A missing or bad token is a 401 with Auth0's body and a `WWW-Authenticate`
-//! challenge; a missing scope is a 403 naming the scopes that would do.
+//! [`Principal`] (an active opaque token of `herald token create`, or a JWT access token, see
+//! `jwt`), and the scope checks the handlers make. A missing or bad token is a 401 with Auth0's
+//! body and a `WWW-Authenticate` challenge; a missing scope is a 403 naming the scopes that
+//! would do.
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -96,7 +97,7 @@ async fn principal(state: &ApiState, header: Option<String>) -> Result<Principal
         .ok_or_else(|| ApiError::unauthorized("Bad HTTP authentication header format"))?;
     if crate::jwt::looks_like_jwt(presented) {
         return match state.jwt() {
-            Some(verifier) => verifier.verify(presented),
+            Some(verifier) => verifier.verify(presented).await,
             None => Err(ApiError::unauthorized("Invalid token")),
         };
     }

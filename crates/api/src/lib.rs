@@ -15,6 +15,7 @@ pub mod connections;
 pub mod email_templates;
 pub mod error;
 pub mod jobs;
+pub mod jwks;
 pub mod jwt;
 pub mod password;
 pub mod payload;

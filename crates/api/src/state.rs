@@ -63,8 +63,7 @@ impl ApiState {
             .jwt
             .as_ref()
             .map(crate::jwt::JwtVerifier::new)
-            .transpose()
-            .map_err(|e| format!("HERALD_JWT_HS256_SECRET: {e}"))?;
+            .transpose()?;
         let limiter = TokenLimiter::new(config.rate_limit);
         Ok(ApiState(Arc::new(Inner {
             store,

@@ -51,8 +51,8 @@ pub struct UpdateUser {
     connection: Option<String>,
     email: Option<String>,
     email_verified: Option<bool>,
-    /// Accepted as the SDKs send it; a PATCH sends no verification email (README).
-    #[allow(dead_code)]
+    /// With `true` and a new `email`: the user's email becomes unverified and the verification
+    /// email goes to the new address, as in Auth0. Otherwise a PATCH sends no email.
     verify_email: Option<bool>,
     password: Option<String>,
     name: Option<String>,
@@ -217,13 +217,34 @@ pub async fn update(
         Some(password) => Some(crate::password::hash(password).await?),
         None => None,
     };
+    let email = body
+        .email
+        .as_deref()
+        .map(|e| text::email("email", e))
+        .transpose()?;
+    // Auth0: verify_email "overrides the behaviour of email_verified", so a changed address
+    // that is to be verified is unverified until the new link is used.
+    let verify_new_email = match &email {
+        Some(new) if body.verify_email == Some(true) => {
+            let current = state
+                .store()
+                .get_user(&id)
+                .await?
+                .ok_or_else(no_such_user)?;
+            // A change of case only is the same mailbox (addresses are unique regardless of case).
+            !current
+                .email
+                .is_some_and(|old| old.eq_ignore_ascii_case(new))
+        }
+        _ => false,
+    };
     let patch = UserPatch {
-        email: body
-            .email
-            .as_deref()
-            .map(|e| text::email("email", e))
-            .transpose()?,
-        email_verified: body.email_verified,
+        email,
+        email_verified: if verify_new_email {
+            Some(false)
+        } else {
+            body.email_verified
+        },
         name: optional("name", body.name, 300)?,
         given_name: optional("given_name", body.given_name, 150)?,
         family_name: optional("family_name", body.family_name, 150)?,
@@ -236,7 +257,15 @@ pub async fn update(
         password_hash,
     };
     match state.store().update_user(&id, &patch).await {
-        Ok(Some(user)) => Ok(Json(user_json(&user))),
+        Ok(Some(user)) => {
+            // As for a new user: the change is made either way, and a verification email that
+            // could not be enqueued can be asked for again (POST /jobs/verification-email).
+            if verify_new_email && let Err(e) = crate::jobs::send_verification(&state, &user).await
+            {
+                tracing::warn!(error = %e.message, user_id = %user.user_id, "Could not enqueue the verification email for a changed address.");
+            }
+            Ok(Json(user_json(&user)))
+        }
         Ok(None) => Err(no_such_user()),
         Err(e) if e.is_unique_violation() => Err(ApiError::conflict(
             "The specified new email already exists",

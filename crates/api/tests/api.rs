@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use herald_domain::{TicketToken, TokenHash};
-use herald_testkit::env::{TestApi, TestEnv};
+use herald_testkit::env::{TestApi, TestEnv, TestWorker};
 use herald_testkit::http::{Answer, request};
 use serde_json::{Value, json};
 
@@ -50,6 +50,26 @@ fn shared_secret(env: &TestEnv) -> herald_app::Settings {
             .unwrap(),
     );
     settings
+}
+
+/// A `serve` and a `worker` sharing HERALD_TICKET_SECRET, and a token with every scope.
+async fn serve_and_work(env: &TestEnv) -> (TestApi, TestWorker, String) {
+    let settings = shared_secret(env);
+    let api = TestApi::start(settings.clone()).await;
+    let worker = env.spawn_worker(settings).await;
+    let token = api.token(ALL).await;
+    (api, worker, token)
+}
+
+/// How many verification emails the ledger holds for the user.
+async fn verification_jobs(api: &TestApi, user_id: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM email_jobs WHERE user_id = $1 AND type = 'verification_email'",
+    )
+    .bind(user_id)
+    .fetch_one(api.store.pool())
+    .await
+    .unwrap()
 }
 
 async fn create_user(api: &TestApi, token: &str, body: Value) -> Value {
@@ -187,14 +207,7 @@ async fn users_are_created_read_patched_and_deleted() {
     assert_error(&again, 409, "already exists");
 
     // As in Auth0, a new user with an unverified email is sent the verification email.
-    let queued: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM email_jobs WHERE user_id = $1 AND type = 'verification_email'",
-    )
-    .bind(&id)
-    .fetch_one(api.store.pool())
-    .await
-    .unwrap();
-    assert_eq!(queued, 1);
+    assert_eq!(verification_jobs(&api, &id).await, 1);
 
     let path = format!("/api/v2/users/{}", id.replace('|', "%7C"));
     let got = call(api.addr, &token, "GET", &path, None).await;
@@ -234,6 +247,80 @@ async fn users_are_created_read_patched_and_deleted() {
     let gone = call(api.addr, &token, "GET", &path, None).await;
     assert_error(&gone, 404, "The user does not exist.");
     assert_eq!(gone.json()["errorCode"], "inexistent_user");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_patch_with_verify_email_sends_the_verification_email_to_the_new_address_only() {
+    let env = TestEnv::new().await.unwrap();
+    let (api, worker, token) = serve_and_work(&env).await;
+    // A verified user: creating it sends nothing.
+    let user = create_user(
+        &api,
+        &token,
+        json!({"connection": "Username-Password-Authentication", "email": "eve@example.com",
+               "email_verified": true}),
+    )
+    .await;
+    let id = user["user_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v2/users/{}", id.replace('|', "%7C"));
+
+    // No email: a new address with verify_email false or absent, the same address (in another
+    // case) or another field with verify_email true. The address stays verified meanwhile.
+    for body in [
+        json!({"email": "eve.two@example.com", "verify_email": false}),
+        json!({"email": "eve.three@example.com"}),
+        json!({"email": "EVE.three@example.com", "verify_email": true}),
+        json!({"name": "Eve", "verify_email": true}),
+    ] {
+        let answer = call(api.addr, &token, "PATCH", &path, Some(body.clone())).await;
+        assert_eq!(answer.status, 200, "{body}: {answer:?}");
+        assert_eq!(answer.json()["email_verified"], true, "{body}");
+    }
+    assert_eq!(
+        verification_jobs(&api, &id).await,
+        0,
+        "no verification email was enqueued"
+    );
+
+    // A new address to be verified: unverified (whatever email_verified says), and the email
+    // goes to it.
+    let changed = call(
+        api.addr,
+        &token,
+        "PATCH",
+        &path,
+        Some(json!({"email": "eve.new@example.com", "verify_email": true,
+                    "email_verified": true})),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert_eq!(changed.json()["email"], "eve.new@example.com");
+    assert_eq!(changed.json()["email_verified"], false);
+    assert_eq!(verification_jobs(&api, &id).await, 1);
+    let mails = env.expect_mail(1).await;
+    let parsed = mails[0].parsed();
+    assert_eq!(parsed.to(), ["eve.new@example.com"]);
+    assert!(
+        parsed
+            .text()
+            .unwrap()
+            .contains("/u/email-verification?ticket="),
+        "the email has the verification link"
+    );
+    let job_id: String = sqlx::query_scalar("SELECT id FROM email_jobs WHERE user_id = $1")
+        .bind(&id)
+        .fetch_one(api.store.pool())
+        .await
+        .unwrap();
+    env.wait_status(&job_id, "sent").await;
+    assert_eq!(
+        env.sink.count(),
+        1,
+        "only the one verification email was sent"
+    );
+
+    worker.stop().await.unwrap();
     api.stop().await;
 }
 
@@ -541,11 +628,7 @@ async fn tickets_are_issued_hashed_under_the_contracts_rules() {
 #[tokio::test]
 async fn a_verification_job_is_published_sent_localized_and_reported_completed() {
     let env = TestEnv::new().await.unwrap();
-    // serve and worker share HERALD_TICKET_SECRET, as the README requires.
-    let settings = shared_secret(&env);
-    let api = TestApi::start(settings.clone()).await;
-    let worker = env.spawn_worker(settings).await;
-    let token = api.token(ALL).await;
+    let (api, worker, token) = serve_and_work(&env).await;
     let user = create_user(
         &api,
         &token,
@@ -941,6 +1024,322 @@ async fn jwt_access_tokens_are_checked_for_signature_issuer_audience_and_time() 
         "Invalid token",
     );
     api.stop().await;
+}
+
+/// An RSA key pair of a test identity provider, made for the test (no key is checked in).
+struct RsaSigner {
+    kid: String,
+    key: jsonwebtoken::EncodingKey,
+    /// The public key as its JWKS entry.
+    jwk: Value,
+    /// The public key's PKCS#1 DER and PEM, for the algorithm-confusion attempts.
+    public_der: Vec<u8>,
+    public_pem: String,
+}
+
+impl RsaSigner {
+    fn generate(kid: &str) -> RsaSigner {
+        use rsa::Generate;
+        use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey};
+        let private = rsa::PrivateKey::generate();
+        let key =
+            jsonwebtoken::EncodingKey::from_rsa_der(private.to_pkcs1_der().unwrap().as_bytes());
+        let mut jwk =
+            jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::RS256)
+                .unwrap();
+        jwk.common.key_id = Some(kid.to_owned());
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        let public = private.to_public_key();
+        RsaSigner {
+            kid: kid.to_owned(),
+            key,
+            jwk: serde_json::to_value(&jwk).unwrap(),
+            public_der: public.to_pkcs1_der().unwrap().as_bytes().to_vec(),
+            public_pem: public
+                .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+                .unwrap()
+                .to_string(),
+        }
+    }
+
+    /// An RS256 token with this key, under `kid`.
+    fn sign_as(&self, kid: &str, claims: &Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.key).unwrap()
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        self.sign_as(&self.kid, claims)
+    }
+}
+
+/// The two key pairs the JWKS tests share (generating one takes a moment).
+fn rsa_signers() -> &'static [RsaSigner; 2] {
+    static SIGNERS: std::sync::OnceLock<[RsaSigner; 2]> = std::sync::OnceLock::new();
+    SIGNERS.get_or_init(|| [RsaSigner::generate("key-a"), RsaSigner::generate("key-b")])
+}
+
+/// A test identity provider's JWKS endpoint on a loopback port: serves the keys it is given
+/// (or a 500 when given none) and counts the fetches.
+struct JwksServer {
+    url: url::Url,
+    keys: std::sync::Arc<std::sync::Mutex<Option<Vec<Value>>>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl JwksServer {
+    async fn start(keys: Option<Vec<Value>>) -> JwksServer {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let keys = Arc::new(std::sync::Mutex::new(keys));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (served, counted) = (Arc::clone(&keys), Arc::clone(&fetches));
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let (served, counted) = (Arc::clone(&served), Arc::clone(&counted));
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let keys = served.lock().unwrap().clone();
+                    keys.map(|keys| axum::Json(json!({ "keys": keys })))
+                        .ok_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        JwksServer {
+            url: format!("http://{addr}/.well-known/jwks.json")
+                .parse()
+                .unwrap(),
+            keys,
+            fetches,
+        }
+    }
+
+    fn serve(&self, keys: Option<Vec<Value>>) {
+        *self.keys.lock().unwrap() = keys;
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+const ISSUER: &str = "https://idp.test/";
+const AUDIENCE: &str = "https://herald.test/api/v2/";
+
+/// Claims Herald accepts: this issuer and audience, valid now, with `extra` added.
+fn claims(extra: Value) -> Value {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "svc|rs",
+        "iat": now, "nbf": now - 10, "exp": now + 600});
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    claims
+}
+
+fn assert_unauthorized(answer: &Answer, message: &str) {
+    assert_error(answer, 401, message);
+    assert!(
+        answer
+            .header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Bearer")),
+        "{answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn rs256_tokens_are_checked_against_the_jwks_and_a_rotated_key_is_fetched() {
+    const SECRET: &[u8] = b"jwt-tests-shared-secret-0123456789abcdef";
+    let [a, b] = rsa_signers();
+    let idp = JwksServer::start(Some(vec![a.jwk.clone()])).await;
+    let env = TestEnv::new().await.unwrap();
+    let mut settings = env.settings();
+    // Both key kinds at once; the issuer and audience apply to both.
+    settings.jwt_jwks_url = Some(idp.url.clone());
+    settings.jwt_hs256_secret = Some(String::from_utf8(SECRET.to_vec()).unwrap().into());
+    settings.jwt_issuer = Some(ISSUER.into());
+    settings.jwt_audience = Some(AUDIENCE.into());
+    let api = TestApi::start(settings).await;
+    assert_eq!(idp.fetches(), 1, "the keys are fetched at startup");
+    let path = "/api/v2/users/auth0%7Cnobody";
+    let addr = api.addr;
+    let get = |token: String| async move { call(addr, &token, "GET", path, None).await };
+
+    // Valid tokens: scopes from Auth0's `permissions` array, or from `scope`.
+    let by_permissions = a.sign(&claims(json!({"permissions": ["read:users"]})));
+    assert_error(&get(by_permissions).await, 404, "The user does not exist.");
+    let by_scope = a.sign(&claims(json!({"scope": "openid read:users"})));
+    assert_error(&get(by_scope).await, 404, "The user does not exist.");
+    let hs256 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims(json!({"scope": "read:users"})),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET).unwrap(),
+    )
+    .unwrap();
+    assert_error(&get(hs256).await, 404, "The user does not exist.");
+    let narrow = a.sign(&claims(json!({"permissions": ["create:users"]})));
+    assert_error(
+        &get(narrow).await,
+        403,
+        "Insufficient scope, expected any of: read:users",
+    );
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let scoped = |extra: Value| {
+        let mut c = claims(json!({"permissions": ["read:users"]}));
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    for (token, why) in [
+        (
+            a.sign(&scoped(json!({"aud": "https://other.test/"}))),
+            "Bad audience",
+        ),
+        (
+            a.sign(&scoped(json!({"iss": "https://evil.test/"}))),
+            "Bad issuer",
+        ),
+        (
+            a.sign(&scoped(json!({"exp": now - 3600, "nbf": now - 7200}))),
+            "Expired token",
+        ),
+        (
+            a.sign(&scoped(json!({"nbf": now + 3600}))),
+            "Token not yet valid",
+        ),
+        // Signed with a key the IdP does not publish, under a kid it does.
+        (b.sign_as(&a.kid, &scoped(json!({}))), "Invalid signature"),
+    ] {
+        assert_unauthorized(&get(token).await, why);
+    }
+    // Algorithm confusion: HS256 "signed" with the RSA public key, under its kid, and `none`.
+    for public in [a.public_der.as_slice(), a.public_pem.as_bytes()] {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(a.kid.clone());
+        let forged = jsonwebtoken::encode(
+            &header,
+            &scoped(json!({})),
+            &jsonwebtoken::EncodingKey::from_secret(public).unwrap(),
+        )
+        .unwrap();
+        assert_unauthorized(&get(forged).await, "Invalid signature");
+    }
+    let unsigned = format!(
+        "{}.{}.",
+        base64_url(format!(r#"{{"alg":"none","kid":"{}"}}"#, a.kid).as_bytes()),
+        base64_url(scoped(json!({})).to_string().as_bytes())
+    );
+    assert_unauthorized(&get(unsigned).await, "Invalid token");
+    assert_eq!(idp.fetches(), 1, "a known kid needs no fetch");
+    // Failed authentications are limited to 10 a second per address: let the bucket refill.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+
+    // Rotation: the IdP now signs with key B and publishes only it. The first token under the
+    // new kid makes Herald fetch the set again; key A, gone from it, is no longer accepted.
+    idp.serve(Some(vec![b.jwk.clone()]));
+    let rotated = b.sign(&scoped(json!({})));
+    assert_error(&get(rotated).await, 404, "The user does not exist.");
+    assert_eq!(idp.fetches(), 2);
+    assert_unauthorized(&get(a.sign(&scoped(json!({})))).await, "Invalid token");
+
+    // Unknown kids are refused, and fetch the set at most once a minute: no fetch now.
+    for kid in ["nope-1", "nope-2", "nope-3"] {
+        assert_unauthorized(
+            &get(b.sign_as(kid, &scoped(json!({})))).await,
+            "Invalid token",
+        );
+    }
+    assert_eq!(idp.fetches(), 2, "unknown kids do not hammer the IdP");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_refuses_jwts_with_a_401_and_opaque_tokens_keep_working() {
+    let [a, _] = rsa_signers();
+    // A loopback port nothing listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let env = TestEnv::new().await.unwrap();
+    let mut settings = env.settings();
+    settings.jwt_jwks_url = Some(format!("http://{closed}/jwks.json").parse().unwrap());
+    settings.jwt_issuer = Some(ISSUER.into());
+    settings.jwt_audience = Some(AUDIENCE.into());
+    // The API starts although the keys cannot be fetched.
+    let api = TestApi::start(settings).await;
+    let path = "/api/v2/users/auth0%7Cnobody";
+
+    let token = a.sign(&claims(json!({"permissions": ["read:users"]})));
+    for _ in 0..2 {
+        let refused = call(api.addr, &token, "GET", path, None).await;
+        assert_unauthorized(&refused, "the signing keys could not be fetched");
+    }
+    // With no HS256 secret, an HS256 token is refused whatever key made it.
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims(json!({"permissions": ["read:users"]})),
+        &jsonwebtoken::EncodingKey::from_secret(&a.public_der).unwrap(),
+    )
+    .unwrap();
+    assert_unauthorized(
+        &call(api.addr, &forged, "GET", path, None).await,
+        "Invalid token",
+    );
+
+    let opaque = api.token("read:users").await;
+    assert_error(
+        &call(api.addr, &opaque, "GET", path, None).await,
+        404,
+        "The user does not exist.",
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn an_old_key_set_is_fetched_again_and_kept_while_the_idp_fails() {
+    use herald_api::jwks::{Jwks, KeyError, Refetch};
+    let [a, b] = rsa_signers();
+    let idp = JwksServer::start(Some(vec![a.jwk.clone()])).await;
+    // Every set counts as old, and nothing limits the fetches.
+    let no_limits = Refetch {
+        min_interval: std::time::Duration::ZERO,
+        max_age: std::time::Duration::ZERO,
+    };
+    let jwks = Jwks::new(idp.url.clone(), no_limits);
+    jwks.prefetch().await;
+    assert_eq!(idp.fetches(), 1);
+    assert!(jwks.key(&a.kid).await.is_ok());
+    assert_eq!(idp.fetches(), 2, "an old set is fetched again");
+
+    // The IdP drops key A (revoked): once the set is fetched again, A is refused.
+    idp.serve(Some(vec![b.jwk.clone()]));
+    assert_eq!(jwks.key(&a.kid).await.unwrap_err(), KeyError::UnknownKid);
+    // The IdP fails: the keys fetched before stay in use.
+    idp.serve(None);
+    assert!(jwks.key(&b.kid).await.is_ok());
+    assert_eq!(idp.fetches(), 4);
+}
+
+#[tokio::test]
+async fn with_no_key_set_yet_a_key_is_unavailable_and_fetches_wait_a_minute() {
+    use herald_api::jwks::{Jwks, KeyError, Refetch};
+    let idp = JwksServer::start(None).await;
+    let jwks = Jwks::new(idp.url.clone(), Refetch::default());
+    jwks.prefetch().await;
+    for _ in 0..3 {
+        assert_eq!(jwks.key("key-a").await.unwrap_err(), KeyError::Unavailable);
+    }
+    // The startup fetch, then one for the first request; the others wait a minute.
+    assert_eq!(idp.fetches(), 2);
 }
 
 fn base64_url(bytes: &[u8]) -> String {

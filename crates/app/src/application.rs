@@ -188,22 +188,36 @@ impl Application {
             rate_limit: std::num::NonZeroU32::new(s.api_rate_limit)
                 .unwrap_or(std::num::NonZeroU32::MIN),
             max_body_bytes: s.api_max_body_bytes,
-            jwt: match (&s.jwt_hs256_secret, &s.jwt_issuer, &s.jwt_audience) {
-                (Some(secret), Some(issuer), Some(audience)) => Some(herald_api::jwt::JwtConfig {
-                    issuer: issuer.clone(),
-                    audience: audience.clone(),
-                    hs256_secret: secret.expose_secret().as_bytes().to_vec(),
-                }),
+            jwt: match (&s.jwt_issuer, &s.jwt_audience) {
+                (Some(issuer), Some(audience))
+                    if s.jwt_hs256_secret.is_some() || s.jwt_jwks_url.is_some() =>
+                {
+                    Some(herald_api::jwt::JwtConfig {
+                        issuer: issuer.clone(),
+                        audience: audience.clone(),
+                        hs256_secret: s
+                            .jwt_hs256_secret
+                            .as_ref()
+                            .map(|secret| secret.expose_secret().as_bytes().to_vec()),
+                        jwks_url: s.jwt_jwks_url.clone(),
+                    })
+                }
                 _ => None,
             },
         };
-        herald_api::ApiState::new(
+        let state = herald_api::ApiState::new(
             self.store.clone(),
             producer,
             Arc::clone(&self.renderer),
             config,
         )
-        .map_err(ApiBuildError::Jwt)
+        .map_err(ApiBuildError::Jwt)?;
+        // The identity provider's keys, fetched once now (at most FETCH_TIMEOUT); when it cannot
+        // be reached the API starts anyway, and JWTs are refused until a later fetch succeeds.
+        if let Some(jwt) = state.jwt() {
+            jwt.prefetch().await;
+        }
+        Ok(state)
     }
 
     /// A worker on these parts (not yet consuming: call [`Worker::run`], or

@@ -89,7 +89,11 @@ pub struct Settings {
     pub api_max_body_bytes: usize,
     /// HERALD_JWT_HS256_SECRET: accept HS256 JWT access tokens signed with it (32+ bytes).
     pub jwt_hs256_secret: Option<SecretString>,
-    /// HERALD_JWT_ISSUER and HERALD_JWT_AUDIENCE: what an accepted JWT's `iss` and `aud` say.
+    /// HERALD_JWT_JWKS_URL: accept RS256 JWT access tokens signed with a key of this JSON Web
+    /// Key Set (https://, or http:// to this machine only).
+    pub jwt_jwks_url: Option<Url>,
+    /// HERALD_JWT_ISSUER and HERALD_JWT_AUDIENCE: what an accepted JWT's `iss` and `aud` say
+    /// (whichever key signed it).
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
     pub templates_dir: Option<PathBuf>,
@@ -374,21 +378,34 @@ impl Settings {
                 format!("must be at least 32 bytes long (got {})", secret.len()),
             ));
         }
+        let jwt_jwks_url = get("HERALD_JWT_JWKS_URL")
+            .map(|raw| jwks_url(&raw))
+            .transpose()?;
         let jwt_issuer = get("HERALD_JWT_ISSUER").filter(|v| !v.trim().is_empty());
         let jwt_audience = get("HERALD_JWT_AUDIENCE").filter(|v| !v.trim().is_empty());
-        if jwt_hs256_secret.is_some() {
+        if jwt_hs256_secret.is_some() || jwt_jwks_url.is_some() {
             if jwt_issuer.is_none() {
                 return Err(bad(
                     "HERALD_JWT_ISSUER",
-                    "must be set when HERALD_JWT_HS256_SECRET is (the `iss` accepted JWTs carry)",
+                    "must be set when HERALD_JWT_HS256_SECRET or HERALD_JWT_JWKS_URL is (the `iss` accepted JWTs carry, e.g. https://your-tenant.eu.auth0.com/)",
                 ));
             }
             if jwt_audience.is_none() {
                 return Err(bad(
                     "HERALD_JWT_AUDIENCE",
-                    "must be set when HERALD_JWT_HS256_SECRET is (the `aud` accepted JWTs carry, e.g. https://herald.example.com/api/v2/)",
+                    "must be set when HERALD_JWT_HS256_SECRET or HERALD_JWT_JWKS_URL is (the `aud` accepted JWTs carry, e.g. https://herald.example.com/api/v2/)",
                 ));
             }
+        } else if jwt_issuer.is_some() || jwt_audience.is_some() {
+            let var = if jwt_issuer.is_some() {
+                "HERALD_JWT_ISSUER"
+            } else {
+                "HERALD_JWT_AUDIENCE"
+            };
+            return Err(bad(
+                var,
+                "is set, but neither HERALD_JWT_JWKS_URL nor HERALD_JWT_HS256_SECRET is, so no JWT would be accepted: set one of them, or unset this",
+            ));
         }
         let jwt_hs256_secret = jwt_hs256_secret.map(SecretString::from);
 
@@ -448,6 +465,7 @@ impl Settings {
             api_rate_limit,
             api_max_body_bytes,
             jwt_hs256_secret,
+            jwt_jwks_url,
             jwt_issuer,
             jwt_audience,
             templates_dir,
@@ -651,6 +669,39 @@ fn duration(
         })
 }
 
+/// HERALD_JWT_JWKS_URL: an https:// URL, or http:// to this machine (a sidecar, a test). Keys
+/// fetched over plain http from another machine could be swapped on the way, and whoever swaps
+/// them can sign any token.
+fn jwks_url(raw: &str) -> Result<Url, SettingsError> {
+    const VAR: &str = "HERALD_JWT_JWKS_URL";
+    const EXAMPLE: &str = "such as https://your-tenant.eu.auth0.com/.well-known/jwks.json";
+    let url = Url::parse(raw).map_err(|_| {
+        bad(
+            VAR,
+            format!("must be an https:// URL {EXAMPLE} (got {raw:?})"),
+        )
+    })?;
+    let Some(host) = url.host() else {
+        return Err(bad(VAR, format!("must name a host, {EXAMPLE}")));
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_local_host(&host) => Ok(url),
+        "http" => Err(bad(
+            VAR,
+            format!(
+                "must be an https:// URL: the signing keys decide who may call the API, and over \
+                 plain http:// anyone on the way to {host} could replace them (http:// is only \
+                 accepted for this machine, such as http://127.0.0.1:8081/jwks.json)"
+            ),
+        )),
+        other => Err(bad(
+            VAR,
+            format!("must be an https:// URL {EXAMPLE} (got a {other}: URL)"),
+        )),
+    }
+}
+
 /// HERALD_AMQP_URL: one `amqp://` URL with a host, or the nodes of one cluster as several such
 /// URLs separated by commas, differing only in host and port (the rules
 /// `herald_queue::connect::parse_urls` enforces, which also refuses `amqps://`: this build has
@@ -852,6 +903,71 @@ mod tests {
         .unwrap();
         assert!(s.jwt_hs256_secret.is_some());
         assert!(!format!("{s:?}").contains("0123456789abcdef0123"));
+    }
+
+    #[test]
+    fn a_jwks_url_is_https_or_plain_http_to_this_machine() {
+        let claims = [
+            ("HERALD_JWT_ISSUER", "https://idp.test/"),
+            ("HERALD_JWT_AUDIENCE", "https://herald.test/api/v2/"),
+        ];
+        let with = |url: &'static str| {
+            let mut vars = vec![("HERALD_JWT_JWKS_URL", url)];
+            vars.extend(claims);
+            load(&vars)
+        };
+        for ok in [
+            "https://tenant.eu.auth0.com/.well-known/jwks.json",
+            "http://127.0.0.1:8081/jwks.json",
+            "http://[::1]:8081/jwks.json",
+            "http://localhost/jwks.json",
+        ] {
+            let s = with(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(s.jwt_jwks_url.unwrap().as_str(), ok);
+        }
+        for (bad_url, says) in [
+            ("http://idp.example.com/.well-known/jwks.json", "https://"),
+            (
+                "http://10.0.0.5/jwks.json",
+                "only accepted for this machine",
+            ),
+            ("ftp://idp.example.com/jwks.json", "got a ftp: URL"),
+            ("not a url", "must be an https:// URL"),
+        ] {
+            let err = with(bad_url).unwrap_err();
+            assert_eq!(err.var, "HERALD_JWT_JWKS_URL", "{bad_url}");
+            let text = err.to_string();
+            assert!(
+                text.starts_with("HERALD_JWT_JWKS_URL must") && text.contains(says),
+                "{bad_url}: {text}"
+            );
+        }
+        // It needs the claims every JWT is checked against, as the HS256 secret does.
+        let alone = [("HERALD_JWT_JWKS_URL", "https://idp.test/jwks.json")];
+        assert_eq!(load(&alone).unwrap_err().var, "HERALD_JWT_ISSUER");
+        let mut no_audience = alone.to_vec();
+        no_audience.push(claims[0]);
+        assert_eq!(load(&no_audience).unwrap_err().var, "HERALD_JWT_AUDIENCE");
+        // Both key kinds at once.
+        let mut both = vec![
+            ("HERALD_JWT_JWKS_URL", "https://idp.test/jwks.json"),
+            (
+                "HERALD_JWT_HS256_SECRET",
+                "0123456789abcdef0123456789abcdef",
+            ),
+        ];
+        both.extend(claims);
+        let s = load(&both).unwrap();
+        assert!(s.jwt_jwks_url.is_some() && s.jwt_hs256_secret.is_some());
+    }
+
+    #[test]
+    fn an_issuer_without_a_key_is_refused_rather_than_ignored() {
+        let err = load(&[("HERALD_JWT_ISSUER", "https://idp.test/")]).unwrap_err();
+        assert_eq!(err.var, "HERALD_JWT_ISSUER");
+        assert!(err.to_string().contains("HERALD_JWT_JWKS_URL"), "{err}");
+        let err = load(&[("HERALD_JWT_AUDIENCE", "https://herald.test/api/v2/")]).unwrap_err();
+        assert_eq!(err.var, "HERALD_JWT_AUDIENCE");
     }
 
     #[test]
