@@ -287,7 +287,7 @@ const WHITE: Rgb = [0xff, 0xff, 0xff];
 const INK: Rgb = [0x11, 0x18, 0x27];
 
 /// Parses exactly `#RRGGBB` (surrounding space allowed); anything else is refused.
-fn hex_color(s: &str) -> Option<Rgb> {
+pub(crate) fn hex_color(s: &str) -> Option<Rgb> {
     let hex = s.trim().strip_prefix('#')?;
     if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
@@ -296,7 +296,7 @@ fn hex_color(s: &str) -> Option<Rgb> {
     Some([channel(0)?, channel(2)?, channel(4)?])
 }
 
-fn css_hex([r, g, b]: Rgb) -> String {
+pub(crate) fn css_hex([r, g, b]: Rgb) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 
@@ -320,7 +320,7 @@ fn contrast(a: Rgb, b: Rgb) -> f64 {
 }
 
 /// An absolute http(s) URL with no whitespace or control characters.
-fn is_http_url(s: &str) -> bool {
+pub(crate) fn is_http_url(s: &str) -> bool {
     let scheme = s.get(..8).unwrap_or(s).to_ascii_lowercase();
     let rest = if scheme.starts_with("https://") {
         s.get(8..)

@@ -26,7 +26,8 @@ use liquid_core::runtime::Runtime;
 use liquid_core::{Filter, FilterReflection, ParseFilter};
 use serde_json::{Map, Value as Json};
 
-use crate::context::EmailContext;
+use crate::Brand;
+use crate::context::{EmailContext, css_hex, hex_color, is_http_url};
 use crate::error::{Part, RenderError};
 use crate::renderer::{RenderedEmail, Renderer, single_line};
 use crate::text_part::html_to_text;
@@ -367,11 +368,25 @@ fn globals(ctx: &EmailContext, extras: &LiquidExtras, locale: &Locale, escaped: 
                 .clone()
                 .unwrap_or_else(|| Json::Object(Map::new())),
         );
+        // As in Herald's own templates: colours only as `#rrggbb` (else the neutral ones) and
+        // the logo only as an http(s) URL, whatever the organization's record holds.
+        let color = |c: &str, neutral: &str| {
+            Json::String(hex_color(c).map_or_else(|| neutral.to_owned(), css_hex))
+        };
         let mut colors = Map::new();
-        colors.insert("primary".into(), s(&ctx.brand.primary_color));
-        colors.insert("page_background".into(), s(&ctx.brand.page_background));
+        colors.insert(
+            "primary".into(),
+            color(&ctx.brand.primary_color, Brand::NEUTRAL_PRIMARY_COLOR),
+        );
+        colors.insert(
+            "page_background".into(),
+            color(&ctx.brand.page_background, Brand::NEUTRAL_PAGE_BACKGROUND),
+        );
         let mut branding = Map::new();
-        branding.insert("logo_url".into(), opt(ctx.brand.logo_url.as_deref()));
+        branding.insert(
+            "logo_url".into(),
+            opt(ctx.brand.logo_url.as_deref().filter(|u| is_http_url(u))),
+        );
         branding.insert("colors".into(), Json::Object(colors));
         org.insert("branding".into(), Json::Object(branding));
         org
@@ -917,6 +932,39 @@ mod tests {
             .unwrap();
         assert!(
             out.email.html.contains("[][][][d][nil]"),
+            "{}",
+            out.email.html
+        );
+    }
+
+    #[test]
+    fn brand_values_reach_templates_only_in_safe_shapes() {
+        let r = renderer();
+        let template = TemplateName::VerifyEmail;
+        let mut ctx = EmailContext::sample(template);
+        ctx.brand.primary_color = "red;background:url(https://evil.example/x)".into();
+        ctx.brand.page_background = "#ABCDEF".into();
+        ctx.brand.logo_url = Some("javascript:alert(1)".into());
+        let s = LiquidSources {
+            body: Some(
+                "<p>[{{ organization.branding.colors.primary }}][{{ organization.branding.colors.page_background }}][{{ organization.branding.logo_url }}]</p>"
+                    .into(),
+            ),
+            ..LiquidSources::default()
+        };
+        let out = r
+            .render_liquid(
+                template,
+                &Locale::english(),
+                &ctx,
+                &LiquidExtras::default(),
+                &s,
+            )
+            .unwrap();
+        assert!(
+            out.email
+                .html
+                .contains(&format!("[{}][#abcdef][]", Brand::NEUTRAL_PRIMARY_COLOR)),
             "{}",
             out.email.html
         );

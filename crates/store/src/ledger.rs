@@ -735,9 +735,9 @@ impl Store {
     }
 
     /// Records a job that is not sent because its template is disabled: status `skipped`, with
-    /// a `skipped` event saying why. A job already taken further (sending, sent, dead) or
-    /// recorded under this id with another payload is left as it is; returns whether the job
-    /// was recorded skipped.
+    /// a `skipped` event saying why. A job already taken further (sent, dead, or being sent
+    /// under a live lease) or recorded under this id with another payload is left as it is;
+    /// returns whether the job was recorded skipped.
     pub async fn mark_skipped(
         &self,
         record: &JobRecord<'_>,
@@ -750,7 +750,8 @@ impl Store {
              VALUES ($1, $2, 'skipped', $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (id) DO UPDATE SET status = 'skipped', locale = EXCLUDED.locale, \
                  message_id = EXCLUDED.message_id, updated_at = now() \
-             WHERE j.status IN ('queued', 'retrying', 'skipped') \
+             WHERE (j.status IN ('queued', 'retrying', 'skipped') \
+                    OR (j.status = 'sending' AND j.lease_until <= now())) \
                AND j.payload_digest IS NOT DISTINCT FROM herald_payload_digest(EXCLUDED.payload) \
              RETURNING attempts",
         )
