@@ -557,3 +557,26 @@ async fn reopening_for_replay_only_touches_dead_jobs_and_records_the_replay() {
     assert!(!store.reopen_for_replay("j1").await.unwrap());
     assert_eq!(store.job("j1").await.unwrap().unwrap().status, "sent");
 }
+
+#[tokio::test]
+async fn template_list_shows_the_tenant_templates_below_the_overrides() {
+    let env = TestEnv::new().await.unwrap();
+    let empty = ok(&env, &["template", "list"]).await;
+    assert!(empty.contains("No template overrides"), "{empty}");
+    env.db
+        .store
+        .create_email_template(&herald_store::EmailTemplate {
+            body: Some("<p>{{ url }}</p>".into()),
+            ..herald_store::EmailTemplate::new(herald_domain::TemplateName::VerifyEmail)
+        })
+        .await
+        .unwrap();
+    let listed = ok(&env, &["template", "list"]).await;
+    let line = listed
+        .lines()
+        .find(|l| l.contains("verify_email"))
+        .unwrap_or_else(|| panic!("no tenant template line in {listed}"));
+    assert!(line.starts_with("tenant (liquid)"), "{line}");
+    assert!(line.contains("html"), "{line}");
+    assert!(line.contains("DISABLED (jobs skipped)"), "{line}");
+}

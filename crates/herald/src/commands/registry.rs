@@ -202,7 +202,12 @@ pub async fn template(settings: &Settings, cmd: TemplateCommand) -> anyhow::Resu
                 (None, None) => None,
             };
             let list = store.list_template_overrides(filter.as_ref()).await?;
-            if list.is_empty() {
+            // The tenant-wide templates of the Management API rank below every override.
+            let tenant = match filter {
+                None => store.email_templates().await?,
+                Some(_) => Vec::new(),
+            };
+            if list.is_empty() && tenant.is_empty() {
                 println!("No template overrides: every email uses the built-in templates.");
             }
             for o in list {
@@ -221,6 +226,33 @@ pub async fn template(settings: &Settings, cmd: TemplateCommand) -> anyhow::Resu
                     o.locale.as_deref().unwrap_or("*"),
                     parts.join("+"),
                     health(&o.health)
+                );
+            }
+            for t in tenant {
+                let t = t.template;
+                let parts: Vec<&str> = [
+                    t.subject.as_ref().map(|_| "subject"),
+                    t.body.as_ref().map(|_| "html"),
+                    t.from.as_ref().map(|_| "from"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                println!(
+                    "{:<28} {:<18} {:<8} {:<16} {}",
+                    format!("tenant ({})", t.syntax),
+                    t.template,
+                    "*",
+                    if parts.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        parts.join("+")
+                    },
+                    if t.enabled {
+                        "enabled"
+                    } else {
+                        "DISABLED (jobs skipped)"
+                    }
                 );
             }
         }
