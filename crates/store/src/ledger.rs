@@ -267,7 +267,7 @@ pub struct StoredTicket {
     pub used_at: Option<OffsetDateTime>,
 }
 
-const TICKET_COLUMNS: &str = "id, job_id, token_hash, purpose, user_id, email, client_id, \
+pub(crate) const TICKET_COLUMNS: &str = "id, job_id, token_hash, purpose, user_id, email, client_id, \
      organization_id, result_url, include_email_in_redirect, mark_email_as_verified, factor, \
      allow_multiple_enrollments, custom_domain, created_at, expires_at, used_at";
 

@@ -12,6 +12,7 @@ pub mod email_templates;
 pub mod error;
 pub mod ledger;
 pub mod queue_age;
+pub mod redemption;
 pub mod registry;
 pub mod users;
 
@@ -24,6 +25,7 @@ pub use ledger::{
     BeginOutcome, IssuedTicket, JobEvent, JobRecord, JobStatus, Lease, LedgerJob, StoredTicket,
     TicketSpec,
 };
+pub use redemption::Redemption;
 pub use registry::{
     Branding, Client, Organization, OverrideHealth, OverrideScope, TemplateOverride,
 };
