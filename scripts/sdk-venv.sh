@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the virtualenv with the official Auth0 SDK that crates/api/tests/sdk.rs drives exists
-# (auth0-python from PyPI, pinned in crates/api/tests/sdk/requirements.txt), creating or updating
+# (auth0-python, and schemathesis for crates/api/tests/schemathesis.rs, from PyPI, pinned in
+# crates/api/tests/sdk/requirements.txt), creating or updating
 # it when the pins changed, and prints its python. Used by scripts/test.sh and .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

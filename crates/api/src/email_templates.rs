@@ -14,8 +14,10 @@ use herald_render::{
 };
 use herald_store::registry::check_mailbox;
 use herald_store::{EmailTemplate, StoreError, StoredEmailTemplate, TemplateSyntax};
-use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ErrorBody;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -45,27 +47,131 @@ const AUTH0_NAMES: [&str; 14] = [
 const MAX_LIFETIME: u64 = herald_domain::MAX_TTL_SEC;
 
 /// A POST, PUT or PATCH body. Every property may be `null` (Auth0's schema allows it), which
-/// clears it; a property left out keeps its value on a PATCH.
-#[derive(Debug, Default, Deserialize)]
+/// clears it; a property left out keeps its value on a PATCH. POST and PUT also need `body`,
+/// `syntax` and `enabled` (and POST `template`), as Auth0's do ([`SetEmailTemplate`] documents
+/// that shape).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UpdateEmailTemplate)]
 pub struct TemplateBody {
+    /// The template's name; on a PATCH or PUT it must be the one in the path.
+    #[schema(value_type = Option<TemplateNameEnum>)]
     template: Option<String>,
+    /// The HTML part (Liquid or handlebars, per `syntax`).
     #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>, nullable, max_length = 262144)]
     body: Option<Option<String>>,
+    /// The From mailbox (`Acme <no-reply@acme.example>`); Liquid in Liquid templates.
     #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>, nullable, max_length = 1024)]
     from: Option<Option<String>>,
+    /// The subject; empty or null keeps Herald's localized one.
     #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>, nullable, max_length = 1024)]
     subject: Option<Option<String>>,
+    /// `liquid` (Auth0's) or `handlebars` (Herald's).
     #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<SyntaxEnum>, nullable)]
     syntax: Option<Option<String>>,
+    /// The default `result_url` of this kind's tickets (Liquid: `application.name`,
+    /// `application.clientID`, `application.callback_domain`).
     #[serde(default, rename = "resultUrl", deserialize_with = "given")]
+    #[schema(value_type = Option<String>, nullable, max_length = 2048)]
     result_url: Option<Option<String>>,
+    /// The default lifetime of this kind's tickets, in seconds (0: Herald's five days).
     #[serde(default, rename = "urlLifetimeInSeconds", deserialize_with = "given")]
+    #[schema(value_type = Option<u64>, nullable, minimum = 0, maximum = 31536000)]
     url_lifetime_in_seconds: Option<Option<serde_json::Number>>,
+    /// Whether this kind's ticket redirects carry the user's email (default true).
     #[serde(default, rename = "includeEmailInRedirect", deserialize_with = "given")]
+    #[schema(value_type = Option<bool>, nullable)]
     include_email_in_redirect: Option<Option<bool>>,
+    /// False: this kind's emails are not sent (their jobs are recorded as skipped).
     #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<bool>, nullable)]
     enabled: Option<Option<bool>>,
+}
+
+/// The body of `POST /email-templates` and `PUT /email-templates/{templateName}`: as
+/// [`TemplateBody`], with Auth0's required properties. It documents that shape; the handlers
+/// read a [`TemplateBody`] and refuse one without them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SetEmailTemplate {
+    template: TemplateNameEnum,
+    #[schema(required = true, nullable, max_length = 262144)]
+    body: Option<String>,
+    #[serde(default)]
+    #[schema(nullable, max_length = 1024)]
+    from: Option<String>,
+    #[serde(default)]
+    #[schema(nullable, max_length = 1024)]
+    subject: Option<String>,
+    #[schema(required = true, nullable)]
+    syntax: Option<SyntaxEnum>,
+    #[serde(default, rename = "resultUrl")]
+    #[schema(nullable, max_length = 2048)]
+    result_url: Option<String>,
+    #[serde(default, rename = "urlLifetimeInSeconds")]
+    #[schema(nullable, minimum = 0, maximum = 31536000)]
+    url_lifetime_in_seconds: Option<u64>,
+    #[serde(default, rename = "includeEmailInRedirect")]
+    #[schema(nullable)]
+    include_email_in_redirect: Option<bool>,
+    #[schema(required = true, nullable)]
+    enabled: Option<bool>,
+}
+
+/// The templates Herald sends.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(non_camel_case_types, dead_code)]
+pub enum TemplateNameEnum {
+    verify_email,
+    reset_email,
+    welcome_email,
+    enrollment_email,
+}
+
+/// A template's language.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(non_camel_case_types, dead_code)]
+pub enum SyntaxEnum {
+    liquid,
+    handlebars,
+}
+
+/// A template, as Auth0 answers it (`urlLifetimeInSeconds` left out when unset).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailTemplateOut {
+    #[schema(value_type = TemplateNameEnum)]
+    template: &'static str,
+    body: Option<String>,
+    from: Option<String>,
+    #[serde(rename = "resultUrl")]
+    result_url: Option<String>,
+    subject: Option<String>,
+    #[schema(value_type = SyntaxEnum)]
+    syntax: &'static str,
+    #[serde(
+        rename = "urlLifetimeInSeconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(required = false)]
+    url_lifetime_in_seconds: Option<u64>,
+    #[serde(rename = "includeEmailInRedirect")]
+    include_email_in_redirect: bool,
+    enabled: bool,
+}
+
+/// The `{templateName}` of a path.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TemplateNameParam {
+    /// One of the templates Herald sends; Auth0's other names are a 400.
+    #[param(value_type = TemplateNameEnum, rename = "templateName")]
+    #[allow(dead_code)]
+    template_name: String,
 }
 
 impl FormFields for TemplateBody {
@@ -83,11 +189,27 @@ where
 }
 
 /// `POST /email-templates`: 200 with the template (Auth0's status), 409 when it exists.
+#[utoipa::path(
+    post,
+    path = "/email-templates",
+    tag = "email-templates",
+    operation_id = "post_email_templates",
+    request_body(content(
+        (SetEmailTemplate = "application/json"),
+        (SetEmailTemplate = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "The template was created (Auth0 answers 200).", body = EmailTemplateOut),
+        (status = 400, description = "The body breaks the schema, or the template does not compile or render (the message says where).", body = ErrorBody),
+        (status = 409, description = "The template exists.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["create:email_templates"])),
+)]
 pub async fn create(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
     Payload(body): Payload<TemplateBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EmailTemplateOut>, ApiError> {
     caller.require(&["create:email_templates"])?;
     let name = body
         .template
@@ -107,11 +229,24 @@ pub async fn create(
 }
 
 /// `GET /email-templates/{templateName}`.
+#[utoipa::path(
+    get,
+    path = "/email-templates/{templateName}",
+    tag = "email-templates",
+    operation_id = "get_email_templates_by_template_name",
+    params(TemplateNameParam),
+    responses(
+        (status = 200, description = "The template.", body = EmailTemplateOut),
+        (status = 400, description = "Not a template Herald sends.", body = ErrorBody),
+        (status = 404, description = "The template was never created.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["read:email_templates"])),
+)]
 pub async fn get(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
     PathParam(name): PathParam,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EmailTemplateOut>, ApiError> {
     caller.require(&["read:email_templates"])?;
     let template = template_name(&name)?;
     let stored = state
@@ -123,12 +258,29 @@ pub async fn get(
 }
 
 /// `PATCH /email-templates/{templateName}`: the given properties only.
+#[utoipa::path(
+    patch,
+    path = "/email-templates/{templateName}",
+    tag = "email-templates",
+    operation_id = "patch_email_templates_by_template_name",
+    params(TemplateNameParam),
+    request_body(content(
+        (TemplateBody = "application/json"),
+        (TemplateBody = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "The updated template.", body = EmailTemplateOut),
+        (status = 400, description = "The body breaks the schema, or the template does not compile or render.", body = ErrorBody),
+        (status = 404, description = "The template was never created.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["update:email_templates"])),
+)]
 pub async fn update(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
     PathParam(name): PathParam,
     Payload(body): Payload<TemplateBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EmailTemplateOut>, ApiError> {
     caller.require(&["update:email_templates"])?;
     let template = template_name(&name)?;
     same_template(template, body.template.as_deref())?;
@@ -153,14 +305,36 @@ pub async fn update(
 }
 
 /// `PUT /email-templates/{templateName}`: every property (those left out take their defaults).
+#[utoipa::path(
+    put,
+    path = "/email-templates/{templateName}",
+    tag = "email-templates",
+    operation_id = "put_email_templates_by_template_name",
+    params(TemplateNameParam),
+    request_body(content(
+        (SetEmailTemplate = "application/json"),
+        (SetEmailTemplate = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "The replaced template.", body = EmailTemplateOut),
+        (status = 400, description = "The body breaks the schema, or the template does not compile or render.", body = ErrorBody),
+        (status = 404, description = "The template was never created.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["update:email_templates"])),
+)]
 pub async fn replace(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
     PathParam(name): PathParam,
     Payload(body): Payload<TemplateBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EmailTemplateOut>, ApiError> {
     caller.require(&["update:email_templates"])?;
     let template = template_name(&name)?;
+    if body.template.is_none() {
+        return Err(ApiError::invalid_body(
+            "Missing required property: template",
+        ));
+    }
     same_template(template, body.template.as_deref())?;
     let checked = checked(&state, apply(EmailTemplate::new(template), body, true)?)?;
     let stored = state
@@ -297,7 +471,23 @@ fn lifetime(n: &serde_json::Number) -> Result<u64, ApiError> {
 
 /// The template after the renderer compiled and test-rendered it in every locale.
 fn checked(state: &ApiState, t: EmailTemplate) -> Result<EmailTemplate, ApiError> {
-    let refused = |e: herald_render::RenderError| ApiError::invalid_property(e, "body");
+    let refused = |e: herald_render::RenderError| {
+        let property = match &e {
+            herald_render::RenderError::Liquid { part, .. }
+            | herald_render::RenderError::Compile { part, .. }
+            | herald_render::RenderError::TooComplex { part, .. }
+            | herald_render::RenderError::Unescaped { part, .. }
+            | herald_render::RenderError::Template { part, .. }
+            | herald_render::RenderError::Message { part, .. }
+            | herald_render::RenderError::Empty { part, .. } => match part {
+                herald_render::Part::Subject => "subject",
+                herald_render::Part::From => "from",
+                herald_render::Part::Html | herald_render::Part::Text => "body",
+            },
+            _ => "body",
+        };
+        ApiError::invalid_property(e, property)
+    };
     let bad_from = |e: String| ApiError::invalid_property(e, "from");
     match t.syntax {
         TemplateSyntax::Liquid => {
@@ -357,23 +547,18 @@ fn checked(state: &ApiState, t: EmailTemplate) -> Result<EmailTemplate, ApiError
     Ok(t)
 }
 
-/// The template in Auth0's shape (`urlLifetimeInSeconds` left out when unset, as Auth0 does).
-fn to_json(stored: &StoredEmailTemplate) -> Value {
+/// The template in Auth0's shape.
+fn to_json(stored: &StoredEmailTemplate) -> EmailTemplateOut {
     let t = &stored.template;
-    let mut out = Map::new();
-    out.insert("template".into(), json!(t.template.as_str()));
-    out.insert("body".into(), json!(t.body));
-    out.insert("from".into(), json!(t.from));
-    out.insert("resultUrl".into(), json!(t.result_url));
-    out.insert("subject".into(), json!(t.subject));
-    out.insert("syntax".into(), json!(t.syntax.as_str()));
-    if let Some(lifetime) = t.url_lifetime_seconds {
-        out.insert("urlLifetimeInSeconds".into(), json!(lifetime));
+    EmailTemplateOut {
+        template: t.template.as_str(),
+        body: t.body.clone(),
+        from: t.from.clone(),
+        result_url: t.result_url.clone(),
+        subject: t.subject.clone(),
+        syntax: t.syntax.as_str(),
+        url_lifetime_in_seconds: t.url_lifetime_seconds,
+        include_email_in_redirect: t.include_email_in_redirect,
+        enabled: t.enabled,
     }
-    out.insert(
-        "includeEmailInRedirect".into(),
-        json!(t.include_email_in_redirect),
-    );
-    out.insert("enabled".into(), json!(t.enabled));
-    Value::Object(out)
 }

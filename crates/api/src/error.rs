@@ -5,7 +5,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_store::StoreError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A failed request. `message` is shown to the caller as is, so it never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,20 +118,48 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Auth0's error body: what every failed `/api/v2` request answers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// The HTTP status, repeated.
+    #[schema(example = 404)]
+    pub status_code: u16,
+    /// The status's reason phrase.
+    #[schema(example = "Not Found")]
+    pub error: String,
+    /// What went wrong, in Auth0's words.
+    #[schema(example = "The user does not exist.")]
+    pub message: String,
+    /// A stable code for programs (`invalid_body`, `invalid_uri`, `insufficient_scope`,
+    /// `inexistent_user`, `too_many_requests`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "inexistent_user")]
+    pub error_code: Option<&'static str>,
+    /// On a 401 only: the message again, where Auth0 puts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<ErrorAttributes>,
+}
+
+/// The `attributes` of a 401.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorAttributes {
+    pub error: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let reason = self.status.canonical_reason().unwrap_or("Error");
-        let mut body = json!({
-            "statusCode": self.status.as_u16(),
-            "error": reason,
-            "message": self.message,
-        });
-        if let Some(code) = self.error_code {
-            body["errorCode"] = code.into();
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            body["attributes"] = json!({ "error": self.message });
-        }
+        let body = ErrorBody {
+            status_code: self.status.as_u16(),
+            error: reason.to_owned(),
+            message: self.message.clone(),
+            error_code: self.error_code,
+            attributes: (self.status == StatusCode::UNAUTHORIZED).then(|| ErrorAttributes {
+                error: self.message.clone(),
+            }),
+        };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             let challenge = format!(
@@ -149,6 +178,8 @@ impl IntoResponse for ApiError {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     async fn body(e: ApiError) -> (StatusCode, serde_json::Value, Option<String>) {

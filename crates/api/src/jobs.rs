@@ -7,25 +7,66 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use herald_domain::{EmailJob, WireJob};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::payload::{FormFields, Payload};
 use crate::state::ApiState;
-use crate::text::PathParam;
 use crate::text::timestamp;
+use crate::text::{IdParam, PathParam};
 use crate::tickets::{Identity, check_registry, validated, wire_for};
 use herald_store::UserRecord;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerificationEmailJob {
+    /// The user to send the email to (it must have an email address).
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "auth0|5f7c8ec7c33c6c004bbafe82"
+    )]
     user_id: String,
+    /// A registered client: its name and login URI appear in the email.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     client_id: Option<String>,
+    /// A registered organization: its branding and sender are used.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     organization_id: Option<String>,
+    /// In a form body: the identity as a JSON string.
+    #[serde(default, deserialize_with = "crate::payload::object")]
     identity: Option<Identity>,
+}
+
+/// A job as `POST /jobs/verification-email` and `GET /jobs/{id}` return it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Job {
+    /// `verification_email`, or the type of a job another door published.
+    #[serde(rename = "type")]
+    #[schema(example = "verification_email")]
+    kind: String,
+    /// `pending`, `completed`, `failed` or Herald's `skipped` (the template is disabled).
+    #[schema(example = "pending")]
+    status: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(example = "job_18c0a5e2f1aB3dE5fG7hJ9kL")]
+    id: String,
+    /// Why a job failed or was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_details: Option<String>,
 }
 
 impl FormFields for VerificationEmailJob {
@@ -44,12 +85,31 @@ pub fn user_locale(user: &UserRecord) -> Option<String> {
     })
 }
 
+/// Sends a user the email that verifies its address: the job is recorded, then published, and the
+/// answer waits for the broker's confirm.
+#[utoipa::path(
+    post,
+    path = "/jobs/verification-email",
+    tag = "jobs",
+    operation_id = "post_verification_email",
+    params(("auth0-custom-domain" = Option<String>, Header, description = "Build the link on this domain (one of HERALD_ALLOWED_CUSTOM_DOMAINS).")),
+    request_body(content(
+        (VerificationEmailJob = "application/json"),
+        (VerificationEmailJob = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 201, description = "The job was queued.", body = Job),
+        (status = 400, description = "The body breaks the schema or a rule (unknown organization or client, a user without email, a custom domain not allowed).", body = ErrorBody),
+        (status = 404, description = "No such user.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["update:users"])),
+)]
 pub async fn verification_email(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     Payload(body): Payload<VerificationEmailJob>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Job>), ApiError> {
     caller.require(&["update:users"])?;
     let custom_domain = crate::custom_domain(&state, &headers)?;
     crate::text::check("user_id", &body.user_id, 1, 255)?;
@@ -73,20 +133,35 @@ pub async fn verification_email(
     publish_recorded(&state, &job).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "type": "verification_email",
-            "status": "pending",
-            "created_at": created,
-            "id": job.id.as_str(),
-        })),
+        Json(Job {
+            kind: "verification_email".into(),
+            status: "pending".into(),
+            created_at: created,
+            id: job.id.as_str().to_owned(),
+            status_details: None,
+        }),
     ))
 }
 
+/// A job's status.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}",
+    tag = "jobs",
+    operation_id = "get_jobs_by_id",
+    params(IdParam),
+    responses(
+        (status = 200, description = "The job.", body = Job),
+        (status = 400, description = "The id breaks the schema.", body = ErrorBody),
+        (status = 404, description = "No such job.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["create:users", "read:users"])),
+)]
 pub async fn get(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
     PathParam(id): PathParam,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Job>, ApiError> {
     caller.require(&["create:users", "read:users"])?;
     crate::text::path_id("id", &id)?;
     let job = state
@@ -113,16 +188,13 @@ pub async fn get(
         ),
         _ => ("pending", None),
     };
-    let mut body = json!({
-        "type": job.kind,
-        "status": status,
-        "created_at": timestamp(job.created_at),
-        "id": job.id,
-    });
-    if let Some(details) = details {
-        body["status_details"] = Value::String(details);
-    }
-    Ok(Json(body))
+    Ok(Json(Job {
+        kind: job.kind,
+        status: status.to_owned(),
+        created_at: timestamp(job.created_at),
+        id: job.id,
+        status_details: details,
+    }))
 }
 
 /// Enqueues the verification email a newly created user gets (as Auth0 sends one).

@@ -3,6 +3,8 @@
 //! - `/api/v2/...`: users, organizations, clients, tickets (email verification, password
 //!   change, MFA enrollment), verification-email jobs and email templates, called the way Auth0's are (same paths, bodies, scopes, error
 //!   bodies and rate-limit headers), so the official SDKs work by changing only the base URL.
+//! - `/api/v2/openapi.json`: the OpenAPI document of the above (`openapi`), served without a
+//!   token since it is documentation.
 //! - `/healthz`, `/readyz` (database and broker) and `/metrics` (request counts and latency by
 //!   route, method and status), from `herald-observe`.
 //!
@@ -14,9 +16,11 @@ pub mod auth;
 pub mod connections;
 pub mod email_templates;
 pub mod error;
+pub mod fields;
 pub mod jobs;
 pub mod jwks;
 pub mod jwt;
+pub mod openapi;
 pub mod password;
 pub mod payload;
 pub mod ratelimit;
@@ -90,6 +94,8 @@ pub fn router(state: ApiState, observe: ObserveState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        // Added after the authentication layer, so it is served without a token.
+        .route("/openapi.json", get(openapi::serve))
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
         .with_state(state);
     Router::new()

@@ -13,7 +13,7 @@ static HASHING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(4));
 
 /// The PHC string of `password` (which is checked for length first).
 pub async fn hash(password: String) -> Result<String, ApiError> {
-    if password.chars().count() < 8 || password.len() > 128 {
+    if !(8..=128).contains(&password.chars().count()) {
         return Err(ApiError::invalid_property(
             "The password must be 8 to 128 characters long",
             "password",

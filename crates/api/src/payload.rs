@@ -9,7 +9,8 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -20,6 +21,8 @@ pub trait FormFields {
     const INTEGERS: &'static [&'static str] = &[];
     /// Properties that are objects: given in a form as a JSON string.
     const OBJECTS: &'static [&'static str] = &[];
+    /// Properties that are arrays of strings: given in a form as the key repeated, once per item.
+    const ARRAYS: &'static [&'static str] = &[];
 }
 
 /// A checked request body.
@@ -119,6 +122,12 @@ fn parse_form<T: FormFields>(bytes: &[u8]) -> Result<Value, ApiError> {
             serde_json::from_str(&value).map_err(|_| {
                 ApiError::invalid_property("Expected type object (as a JSON string)", &key)
             })?
+        } else if T::ARRAYS.contains(&key.as_str()) {
+            if let Some(Value::Array(items)) = map.get_mut(&key) {
+                items.push(Value::String(value));
+                continue;
+            }
+            Value::Array(vec![Value::String(value)])
         } else {
             Value::String(value)
         };
@@ -134,6 +143,44 @@ fn parse_form<T: FormFields>(bytes: &[u8]) -> Result<Value, ApiError> {
 /// Checks the body against `T`, naming the property at fault the way Auth0 does.
 pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_json::from_value(value).map_err(|e| ApiError::invalid_body(describe(&e.to_string())))
+}
+
+/// `deserialize_with` for a property that is a nested struct: only a JSON object (or null) will
+/// do. serde's derived structs also accept an array of their fields in order, which the schema
+/// does not allow.
+pub fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    match Option::<Map<String, Value>>::deserialize(d)? {
+        None => Ok(None),
+        Some(map) => T::deserialize(Value::Object(map))
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+/// `deserialize_with` for an integer property. JSON Schema counts `60.0` as the integer 60, so it
+/// is accepted as one; `60.5` is not.
+pub fn integer<'de, D>(d: D) -> Result<Option<i64>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+            Ok(Some(f as i64))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "Expected type integer but found {number}"
+        ))),
+    }
 }
 
 /// serde's message in Auth0's words.
@@ -174,12 +221,14 @@ mod tests {
         #[serde(rename = "includeEmailInRedirect")]
         include: Option<bool>,
         meta: Option<Value>,
+        urls: Option<Vec<String>>,
     }
 
     impl FormFields for Body {
         const BOOLEANS: &'static [&'static str] = &["includeEmailInRedirect"];
         const INTEGERS: &'static [&'static str] = &["ttl_sec"];
         const OBJECTS: &'static [&'static str] = &["meta"];
+        const ARRAYS: &'static [&'static str] = &["urls"];
     }
 
     fn form(s: &str) -> Result<Body, ApiError> {
@@ -196,7 +245,19 @@ mod tests {
                 ttl_sec: Some(60),
                 include: Some(true),
                 meta: Some(serde_json::json!({"a": 1})),
+                urls: None,
             }
+        );
+        // A repeated array property collects its items, in order.
+        assert_eq!(
+            form("user_id=u&urls=https%3A%2F%2Fa.test&urls=https%3A%2F%2Fb.test")
+                .unwrap()
+                .urls,
+            Some(vec!["https://a.test".into(), "https://b.test".into()])
+        );
+        assert_eq!(
+            form("user_id=u&urls=x").unwrap().urls,
+            Some(vec!["x".into()])
         );
         assert!(form("user_id=a&user_id=b").is_err());
         assert!(
@@ -205,6 +266,58 @@ mod tests {
                 .message
                 .contains("ttl_sec")
         );
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        a: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        #[serde(default, deserialize_with = "object")]
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Ttl {
+        #[serde(default, deserialize_with = "integer")]
+        ttl: Option<i64>,
+    }
+
+    #[test]
+    fn an_integer_may_be_written_with_a_zero_fraction() {
+        let ttl = |v: Value| decode::<Ttl>(serde_json::json!({ "ttl": v })).map(|t| t.ttl);
+        assert_eq!(ttl(serde_json::json!(60)).unwrap(), Some(60));
+        assert_eq!(ttl(serde_json::json!(60.0)).unwrap(), Some(60));
+        assert_eq!(ttl(serde_json::json!(-3.0)).unwrap(), Some(-3));
+        assert_eq!(ttl(Value::Null).unwrap(), None);
+        assert!(ttl(serde_json::json!(60.5)).is_err());
+        assert!(ttl(serde_json::json!(1e300)).is_err());
+        assert!(ttl(serde_json::json!("60")).is_err());
+    }
+
+    #[test]
+    fn a_nested_struct_must_be_an_object() {
+        let ok = decode::<Outer>(serde_json::json!({"inner": {"a": "x"}})).unwrap();
+        assert_eq!(
+            ok.inner,
+            Some(Inner {
+                a: Some("x".into())
+            })
+        );
+        assert_eq!(
+            decode::<Outer>(serde_json::json!({"inner": null}))
+                .unwrap()
+                .inner,
+            None
+        );
+        assert_eq!(decode::<Outer>(serde_json::json!({})).unwrap().inner, None);
+        // serde's derive alone would take [null] as Inner { a: None }.
+        assert!(decode::<Outer>(serde_json::json!({"inner": [null]})).is_err());
+        assert!(decode::<Outer>(serde_json::json!({"inner": {"b": 1}})).is_err());
     }
 
     #[test]

@@ -11,39 +11,72 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use herald_store::{Branding, Client, Organization, StoreError};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::fields::Fields;
 use crate::payload::{FormFields, Payload};
 use crate::state::ApiState;
 use crate::text;
-use crate::text::PathParam;
+use crate::text::{IdParam, PathParam};
 
 const LOCALE_KEY: &str = "herald_default_locale";
 const FROM_KEY: &str = "herald_from";
 
-#[derive(Debug, Default, Deserialize)]
+/// An organization's colours, `#RRGGBB`.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Colors {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$", example = "#0059d6")]
     primary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$", example = "#ffffff")]
     page_background: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// An organization's branding; what is not set is left out of answers.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgBranding {
+    /// An absolute http(s) URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::HttpUrl>)]
     logo_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "crate::payload::object")]
     colors: Option<Colors>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A PATCH of an organization: the given properties change.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgBody {
+    /// Lower-case letters, digits, `_` and `-`; unique.
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = "^[a-z0-9_-]+$",
+        example = "acme"
+    )]
     name: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "Acme Corporation"
+    )]
     display_name: Option<String>,
+    /// In a form body: a JSON string.
+    #[serde(default, deserialize_with = "crate::payload::object")]
     branding: Option<OrgBranding>,
+    /// String values (at most 25 properties); `null` removes one. Herald reads
+    /// `herald_default_locale` (the emails' default language) and `herald_from` (their sender).
+    /// In a form body: a JSON string.
+    #[schema(value_type = Option<Object>, additional_properties = true)]
     metadata: Option<Map<String, Value>>,
 }
 
@@ -51,16 +84,160 @@ impl FormFields for OrgBody {
     const OBJECTS: &'static [&'static str] = &["branding", "metadata"];
 }
 
-#[derive(Debug, Deserialize)]
+/// A new organization: as [`OrgBody`], with `name` required.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrgBody {
+    /// Lower-case letters, digits, `_` and `-`; unique.
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = "^[a-z0-9_-]+$",
+        example = "acme"
+    )]
+    name: String,
+    /// Defaults to `name`.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "Acme Corporation"
+    )]
+    display_name: Option<String>,
+    /// In a form body: a JSON string.
+    #[serde(default, deserialize_with = "crate::payload::object")]
+    branding: Option<OrgBranding>,
+    /// As in [`OrgBody`]. In a form body: a JSON string.
+    #[schema(value_type = Option<Object>, additional_properties = true)]
+    metadata: Option<Map<String, Value>>,
+}
+
+impl FormFields for CreateOrgBody {
+    const OBJECTS: &'static [&'static str] = OrgBody::OBJECTS;
+}
+
+impl From<CreateOrgBody> for OrgBody {
+    fn from(b: CreateOrgBody) -> Self {
+        OrgBody {
+            name: Some(b.name),
+            display_name: b.display_name,
+            branding: b.branding,
+            metadata: b.metadata,
+        }
+    }
+}
+
+/// An organization as Auth0 returns it. Every property is there unless `fields` leaves it out.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationOut {
+    #[schema(required = false, example = "org_W30lwzsNS9ttbJaG")]
+    id: String,
+    #[schema(required = false)]
+    name: String,
+    #[schema(required = false)]
+    display_name: String,
+    #[schema(required = false)]
+    branding: OrgBranding,
+    /// String values, Herald's `herald_default_locale` and `herald_from` among them.
+    #[schema(required = false)]
+    metadata: Map<String, Value>,
+}
+
+/// A PATCH of a client: the given properties change.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientBody {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     name: Option<String>,
+    /// Absolute http(s) URLs, at most 100.
+    #[schema(max_items = 100, value_type = Option<Vec<crate::openapi::HttpUrl>>)]
     callbacks: Option<Vec<String>>,
+    /// Where Herald's pages link back to the application: an absolute http(s) URL.
+    #[schema(value_type = Option<crate::openapi::HttpUrl>)]
     initiate_login_uri: Option<String>,
+    /// Absolute http(s) URLs, at most 100.
+    #[schema(max_items = 100, value_type = Option<Vec<crate::openapi::HttpUrl>>)]
     allowed_logout_urls: Option<Vec<String>>,
 }
 
-impl FormFields for ClientBody {}
+impl FormFields for ClientBody {
+    const ARRAYS: &'static [&'static str] = &["callbacks", "allowed_logout_urls"];
+}
+
+/// A new client: as [`ClientBody`], with `name` required.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClientBody {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "Acme App"
+    )]
+    name: String,
+    #[schema(max_items = 100, value_type = Option<Vec<crate::openapi::HttpUrl>>)]
+    callbacks: Option<Vec<String>>,
+    #[schema(value_type = Option<crate::openapi::HttpUrl>)]
+    initiate_login_uri: Option<String>,
+    #[schema(max_items = 100, value_type = Option<Vec<crate::openapi::HttpUrl>>)]
+    allowed_logout_urls: Option<Vec<String>>,
+}
+
+impl FormFields for CreateClientBody {
+    const ARRAYS: &'static [&'static str] = ClientBody::ARRAYS;
+}
+
+impl From<CreateClientBody> for ClientBody {
+    fn from(b: CreateClientBody) -> Self {
+        ClientBody {
+            name: Some(b.name),
+            callbacks: b.callbacks,
+            initiate_login_uri: b.initiate_login_uri,
+            allowed_logout_urls: b.allowed_logout_urls,
+        }
+    }
+}
+
+/// A client (application) as Auth0 returns it. Every property is there unless `fields` leaves
+/// it out.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientOut {
+    #[schema(required = false)]
+    client_id: String,
+    #[schema(required = false)]
+    name: String,
+    #[schema(required = false)]
+    callbacks: Vec<String>,
+    #[schema(required = false)]
+    initiate_login_uri: Option<String>,
+    #[schema(required = false)]
+    allowed_logout_urls: Vec<String>,
+}
+
+/// The path parameter of `/organizations/name/{name}`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct NameParam {
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"
+    )]
+    #[allow(dead_code)]
+    name: String,
+}
+
+type QueryResult<T> = Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>;
+
+/// The query of a GET, or Auth0's 400.
+fn query<T>(q: QueryResult<T>) -> Result<T, ApiError> {
+    q.map(|axum::extract::Query(q)| q)
+        .map_err(|e| ApiError::invalid_uri(e.body_text()))
+}
 
 async fn org_json(state: &ApiState, org: &Organization) -> Result<Value, ApiError> {
     let mut metadata = match state.store().organization_metadata(&org.id).await? {
@@ -73,27 +250,22 @@ async fn org_json(state: &ApiState, org: &Organization) -> Result<Value, ApiErro
     if let Some(from) = &org.from_address {
         metadata.insert(FROM_KEY.into(), from.clone().into());
     }
-    let mut colors = Map::new();
-    if let Some(c) = &org.branding.primary_color {
-        colors.insert("primary".into(), c.clone().into());
-    }
-    if let Some(c) = &org.branding.page_background {
-        colors.insert("page_background".into(), c.clone().into());
-    }
-    let mut branding = Map::new();
-    if let Some(logo) = &org.branding.logo_url {
-        branding.insert("logo_url".into(), logo.clone().into());
-    }
-    if !colors.is_empty() {
-        branding.insert("colors".into(), Value::Object(colors));
-    }
-    Ok(json!({
-        "id": org.id,
-        "name": org.name,
-        "display_name": org.display_name,
-        "branding": branding,
-        "metadata": metadata,
-    }))
+    let colors = Colors {
+        primary: org.branding.primary_color.clone(),
+        page_background: org.branding.page_background.clone(),
+    };
+    let has_colors = colors.primary.is_some() || colors.page_background.is_some();
+    let out = OrganizationOut {
+        id: org.id.clone(),
+        name: org.name.clone(),
+        display_name: org.display_name.clone(),
+        branding: OrgBranding {
+            logo_url: org.branding.logo_url.clone(),
+            colors: has_colors.then_some(colors),
+        },
+        metadata,
+    };
+    Ok(serde_json::to_value(out).unwrap_or_default())
 }
 
 /// Applies a body to an organization (all fields for a create, the given ones for a PATCH) and
@@ -180,15 +352,31 @@ fn no_org() -> ApiError {
     )
 }
 
+/// Creates an organization.
+#[utoipa::path(
+    post,
+    path = "/organizations",
+    tag = "organizations",
+    operation_id = "post_organizations",
+    request_body(content(
+        (CreateOrgBody = "application/json"),
+        (CreateOrgBody = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 201, description = "The organization was created.", body = OrganizationOut),
+        (status = 400, description = "The body breaks the schema or a rule.", body = ErrorBody),
+        (status = 409, description = "An organization with this name exists.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["create:organizations"])),
+)]
 pub async fn create_org(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Payload(body): Payload<OrgBody>,
+    Payload(body): Payload<CreateOrgBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&["create:organizations"])?;
-    let Some(name) = body.name.clone() else {
-        return Err(ApiError::invalid_body("Missing required property: name"));
-    };
+    let body = OrgBody::from(body);
+    let name = body.name.clone().unwrap_or_default();
     if state.store().organization_by_name(&name).await?.is_some() {
         return Err(ApiError::conflict(
             "An organization with this name already exists.",
@@ -216,36 +404,87 @@ pub async fn create_org(
     Ok((StatusCode::CREATED, Json(org_json(&state, &org).await?)))
 }
 
+/// Reads an organization.
+#[utoipa::path(
+    get,
+    path = "/organizations/{id}",
+    tag = "organizations",
+    operation_id = "get_organizations_by_id",
+    params(IdParam, Fields),
+    responses(
+        (status = 200, description = "The organization (its `fields` only, when given).", body = OrganizationOut),
+        (status = 400, description = "A path or query parameter breaks the schema.", body = ErrorBody),
+        (status = 404, description = "No such organization.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["read:organizations"])),
+)]
 pub async fn get_org(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
     PathParam(id): PathParam,
+    fields: QueryResult<Fields>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&["read:organizations"])?;
+    let fields = query(fields)?;
     text::path_id("id", &id)?;
     let org = state
         .store()
         .get_organization(&id)
         .await?
         .ok_or_else(no_org)?;
-    Ok(Json(org_json(&state, &org).await?))
+    Ok(Json(fields.apply(org_json(&state, &org).await?)))
 }
 
+/// Reads the organization with this name.
+#[utoipa::path(
+    get,
+    path = "/organizations/name/{name}",
+    tag = "organizations",
+    operation_id = "get_name_by_name",
+    params(NameParam, Fields),
+    responses(
+        (status = 200, description = "The organization (its `fields` only, when given).", body = OrganizationOut),
+        (status = 400, description = "A path or query parameter breaks the schema.", body = ErrorBody),
+        (status = 404, description = "No such organization.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["read:organizations"])),
+)]
 pub async fn get_org_by_name(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
     PathParam(name): PathParam,
+    fields: QueryResult<Fields>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&["read:organizations"])?;
+    let fields = query(fields)?;
     text::path_id("name", &name)?;
     let org = state
         .store()
         .organization_by_name(&name)
         .await?
         .ok_or_else(no_org)?;
-    Ok(Json(org_json(&state, &org).await?))
+    Ok(Json(fields.apply(org_json(&state, &org).await?)))
 }
 
+/// Changes the given properties of an organization.
+#[utoipa::path(
+    patch,
+    path = "/organizations/{id}",
+    tag = "organizations",
+    operation_id = "patch_organizations_by_id",
+    params(IdParam),
+    request_body(content(
+        (OrgBody = "application/json"),
+        (OrgBody = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "The organization as it now is.", body = OrganizationOut),
+        (status = 400, description = "The body breaks the schema or a rule.", body = ErrorBody),
+        (status = 404, description = "No such organization.", body = ErrorBody),
+        (status = 409, description = "Another organization has the new name.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["update:organizations"])),
+)]
 pub async fn update_org(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
@@ -276,6 +515,19 @@ pub async fn update_org(
     Ok(Json(org_json(&state, &org).await?))
 }
 
+/// Deletes an organization (204 whether or not it existed).
+#[utoipa::path(
+    delete,
+    path = "/organizations/{id}",
+    tag = "organizations",
+    operation_id = "delete_organizations_by_id",
+    params(IdParam),
+    responses(
+        (status = 204, description = "The organization is gone."),
+        (status = 400, description = "The id breaks the schema.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["delete:organizations"])),
+)]
 pub async fn delete_org(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
@@ -289,13 +541,14 @@ pub async fn delete_org(
 
 async fn client_json(state: &ApiState, client: &Client) -> Result<Value, ApiError> {
     let (callbacks, logout) = state.store().client_urls(&client.id).await?;
-    Ok(json!({
-        "client_id": client.id,
-        "name": client.name,
-        "callbacks": callbacks,
-        "initiate_login_uri": client.login_uri,
-        "allowed_logout_urls": logout,
-    }))
+    let out = ClientOut {
+        client_id: client.id.clone(),
+        name: client.name.clone(),
+        callbacks,
+        initiate_login_uri: client.login_uri.clone(),
+        allowed_logout_urls: logout,
+    };
+    Ok(serde_json::to_value(out).unwrap_or_default())
 }
 
 fn urls(field: &str, list: &[String]) -> Result<(), ApiError> {
@@ -344,15 +597,30 @@ fn apply_client(
     client.validate().map_err(ApiError::bad_request)
 }
 
+/// Creates a client (application).
+#[utoipa::path(
+    post,
+    path = "/clients",
+    tag = "clients",
+    operation_id = "post_clients",
+    request_body(content(
+        (CreateClientBody = "application/json"),
+        (CreateClientBody = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 201, description = "The client was created.", body = ClientOut),
+        (status = 400, description = "The body breaks the schema or a rule.", body = ErrorBody),
+        (status = 409, description = "The client exists.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["create:clients"])),
+)]
 pub async fn create_client(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
-    Payload(body): Payload<ClientBody>,
+    Payload(body): Payload<CreateClientBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&["create:clients"])?;
-    if body.name.is_none() {
-        return Err(ApiError::invalid_body("Missing required property: name"));
-    }
+    let body = ClientBody::from(body);
     let mut client = Client {
         id: text::random_id(32),
         name: String::new(),
@@ -375,17 +643,52 @@ pub async fn create_client(
     ))
 }
 
+/// Reads a client.
+#[utoipa::path(
+    get,
+    path = "/clients/{id}",
+    tag = "clients",
+    operation_id = "get_clients_by_id",
+    params(IdParam, Fields),
+    responses(
+        (status = 200, description = "The client (its `fields` only, when given).", body = ClientOut),
+        (status = 400, description = "A path or query parameter breaks the schema.", body = ErrorBody),
+        (status = 404, description = "No such client.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["read:clients"])),
+)]
 pub async fn get_client(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
     PathParam(id): PathParam,
+    fields: QueryResult<Fields>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&["read:clients"])?;
+    let fields = query(fields)?;
     text::path_id("id", &id)?;
     let client = state.store().get_client(&id).await?.ok_or_else(no_client)?;
-    Ok(Json(client_json(&state, &client).await?))
+    Ok(Json(fields.apply(client_json(&state, &client).await?)))
 }
 
+/// Changes the given properties of a client.
+#[utoipa::path(
+    patch,
+    path = "/clients/{id}",
+    tag = "clients",
+    operation_id = "patch_clients_by_id",
+    params(IdParam),
+    request_body(content(
+        (ClientBody = "application/json"),
+        (ClientBody = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "The client as it now is.", body = ClientOut),
+        (status = 400, description = "The body breaks the schema or a rule.", body = ErrorBody),
+        (status = 404, description = "No such client.", body = ErrorBody),
+        (status = 409, description = "The change conflicts with another client.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["update:clients"])),
+)]
 pub async fn update_client(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
@@ -409,6 +712,19 @@ pub async fn update_client(
     Ok(Json(client_json(&state, &client).await?))
 }
 
+/// Deletes a client (204 whether or not it existed).
+#[utoipa::path(
+    delete,
+    path = "/clients/{id}",
+    tag = "clients",
+    operation_id = "delete_clients_by_id",
+    params(IdParam),
+    responses(
+        (status = 204, description = "The client is gone."),
+        (status = 400, description = "The id breaks the schema.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["delete:clients"])),
+)]
 pub async fn delete_client(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,

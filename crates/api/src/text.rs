@@ -73,6 +73,20 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     }
 }
 
+/// The `{id}` of a path (an organization, a client, a job), as the OpenAPI document states it;
+/// [`path_id`] checks the same.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdParam {
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"
+    )]
+    #[allow(dead_code)]
+    id: String,
+}
+
 /// `n` random letters and digits.
 pub fn random_id(n: usize) -> String {
     rand::rng()

@@ -11,36 +11,63 @@ use axum::http::{HeaderMap, StatusCode};
 use herald_domain::job::WireUser;
 use herald_domain::{EmailJob, EnrollmentFactor, TicketPurpose, WireJob, ticket_base};
 use herald_store::{TicketSpec, UserRecord};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::payload::{FormFields, Payload};
 use crate::state::ApiState;
 use crate::users::no_such_user;
 
 /// An identity of the user, as Auth0 accepts it. Herald's users have one, `auth0`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
+    /// The id without its provider.
+    #[schema(min_length = 1, max_length = 255)]
     user_id: String,
+    #[schema(example = "auth0", min_length = 1, max_length = 255)]
     provider: String,
     /// Accepted as Auth0 accepts it; a Herald user has one identity, so it decides nothing.
     #[allow(dead_code)]
     connection_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyEmailTicket {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "auth0|5f7c8ec7c33c6c004bbafe82"
+    )]
     user_id: String,
+    /// Where the page sends the user afterwards (not together with `client_id` or
+    /// `organization_id`).
+    #[schema(value_type = Option<crate::openapi::HttpUrl>)]
     result_url: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     client_id: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     organization_id: Option<String>,
+    /// How long the ticket is valid, in seconds (0: the default, 5 days).
+    #[schema(minimum = 0, maximum = 31_536_000)]
+    #[serde(default, deserialize_with = "crate::payload::integer")]
     ttl_sec: Option<i64>,
     #[serde(rename = "includeEmailInRedirect")]
     include_email_in_redirect: Option<bool>,
+    /// In a form body: the identity as a JSON string.
+    #[serde(default, deserialize_with = "crate::payload::object")]
     identity: Option<Identity>,
 }
 
@@ -50,19 +77,44 @@ impl FormFields for VerifyEmailTicket {
     const OBJECTS: &'static [&'static str] = &["identity"];
 }
 
-#[derive(Debug, Deserialize)]
+/// Names the user by `user_id`, or by `email` together with `connection_id`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeTicket {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     user_id: Option<String>,
+    #[schema(format = Email, min_length = 3, max_length = 320)]
     email: Option<String>,
+    /// `con_` and 16 letters or digits.
+    #[schema(pattern = "^con_[A-Za-z0-9]{16}$")]
     connection_id: Option<String>,
+    #[schema(value_type = Option<crate::openapi::HttpUrl>)]
     result_url: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     client_id: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     organization_id: Option<String>,
+    /// How long the ticket is valid, in seconds (0: the default, 5 days).
+    #[schema(minimum = 0, maximum = 31_536_000)]
+    #[serde(default, deserialize_with = "crate::payload::integer")]
     ttl_sec: Option<i64>,
     mark_email_as_verified: Option<bool>,
     #[serde(rename = "includeEmailInRedirect")]
     include_email_in_redirect: Option<bool>,
+    /// In a form body: the identity as a JSON string.
+    #[serde(default, deserialize_with = "crate::payload::object")]
     identity: Option<Identity>,
 }
 
@@ -72,27 +124,75 @@ impl FormFields for PasswordChangeTicket {
     const OBJECTS: &'static [&'static str] = &["identity"];
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollmentTicket {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     user_id: String,
+    /// Send the email here instead of the user's address.
+    #[schema(format = Email, min_length = 3, max_length = 320)]
     email: Option<String>,
+    /// Email the ticket to the user (default false).
     send_mail: Option<bool>,
+    /// The email's language, a BCP 47 tag such as `fr` or `pt-BR`.
+    #[schema(min_length = 2, max_length = 35, example = "fr")]
     email_locale: Option<String>,
+    /// Herald enrolls `otp` and `email`; Auth0's other factors are refused with a 400.
+    #[schema(value_type = Option<String>, example = "otp")]
     factor: Option<EnrollmentFactor>,
     allow_multiple_enrollments: Option<bool>,
+}
+
+/// The link of an email-verification or password-change ticket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ticket {
+    #[schema(
+        format = "uri",
+        example = "https://id.example.com/u/email-verification?ticket=…"
+    )]
+    ticket: String,
+}
+
+/// An MFA enrollment ticket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrollmentTicketIssued {
+    ticket_id: String,
+    #[schema(format = "uri")]
+    ticket_url: String,
 }
 
 impl FormFields for EnrollmentTicket {
     const BOOLEANS: &'static [&'static str] = &["send_mail", "allow_multiple_enrollments"];
 }
 
+/// A ticket (link) that verifies the user's email address when followed.
+#[utoipa::path(
+    post,
+    path = "/tickets/email-verification",
+    tag = "tickets",
+    operation_id = "post_email_verification",
+    params(("auth0-custom-domain" = Option<String>, Header, description = "Build the link on this domain (one of HERALD_ALLOWED_CUSTOM_DOMAINS).")),
+    request_body(content(
+        (VerifyEmailTicket = "application/json"),
+        (VerifyEmailTicket = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 201, description = "The ticket.", body = Ticket),
+        (status = 400, description = "The body breaks the schema or a rule (unknown organization or client, result_url with client_id, an identity the user lacks, a user without email).", body = ErrorBody),
+        (status = 404, description = "No such user.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["create:user_tickets"])),
+)]
 pub async fn email_verification(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     Payload(body): Payload<VerifyEmailTicket>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Ticket>), ApiError> {
     caller.require(&["create:user_tickets"])?;
     let custom_domain = crate::custom_domain(&state, &headers)?;
     let user = user(&state, &body.user_id).await?;
@@ -108,15 +208,33 @@ pub async fn email_verification(
         ..wire_for(&user)?
     };
     let url = issue(&state, wire).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "ticket": url }))))
+    Ok((StatusCode::CREATED, Json(Ticket { ticket: url })))
 }
 
+/// A ticket (link) that lets the user choose a new password.
+#[utoipa::path(
+    post,
+    path = "/tickets/password-change",
+    tag = "tickets",
+    operation_id = "post_password_change",
+    params(("auth0-custom-domain" = Option<String>, Header, description = "Build the link on this domain (one of HERALD_ALLOWED_CUSTOM_DOMAINS).")),
+    request_body(content(
+        (PasswordChangeTicket = "application/json"),
+        (PasswordChangeTicket = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 201, description = "The ticket.", body = Ticket),
+        (status = 400, description = "The body breaks the schema or a rule (neither user_id nor email with connection_id, unknown connection, organization or client).", body = ErrorBody),
+        (status = 404, description = "No such user.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["create:user_tickets"])),
+)]
 pub async fn password_change(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     Payload(body): Payload<PasswordChangeTicket>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Ticket>), ApiError> {
     caller.require(&["create:user_tickets"])?;
     let custom_domain = crate::custom_domain(&state, &headers)?;
     let user = match (&body.user_id, &body.email, &body.connection_id) {
@@ -170,15 +288,33 @@ pub async fn password_change(
         ..wire_for(&user)?
     };
     let url = issue(&state, wire).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "ticket": url }))))
+    Ok((StatusCode::CREATED, Json(Ticket { ticket: url })))
 }
 
+/// A ticket (link) that enrolls the user in an MFA factor, optionally emailed to the user.
+#[utoipa::path(
+    post,
+    path = "/guardian/enrollments/ticket",
+    tag = "guardian",
+    operation_id = "post_ticket",
+    params(("auth0-custom-domain" = Option<String>, Header, description = "Build the link on this domain (one of HERALD_ALLOWED_CUSTOM_DOMAINS).")),
+    request_body(content(
+        (EnrollmentTicket = "application/json"),
+        (EnrollmentTicket = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "The ticket (and, with send_mail, the email was queued).", body = EnrollmentTicketIssued),
+        (status = 400, description = "The body breaks the schema or a rule (a factor Herald cannot enroll, a user without email).", body = ErrorBody),
+        (status = 404, description = "No such user.", body = ErrorBody),
+    ),
+    security(("bearerAuth" = ["create:guardian_enrollment_tickets"])),
+)]
 pub async fn enrollment(
     State(state): State<ApiState>,
     Extension(caller): Extension<Principal>,
     headers: HeaderMap,
     Payload(body): Payload<EnrollmentTicket>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EnrollmentTicketIssued>, ApiError> {
     caller.require(&["create:guardian_enrollment_tickets"])?;
     let custom_domain = crate::custom_domain(&state, &headers)?;
     let user = user(&state, &body.user_id).await?;
@@ -227,7 +363,10 @@ pub async fn enrollment(
     if send_mail {
         crate::jobs::publish_recorded(&state, &job).await?;
     }
-    Ok(Json(json!({ "ticket_id": ticket_id, "ticket_url": url })))
+    Ok(Json(EnrollmentTicketIssued {
+        ticket_id,
+        ticket_url: url,
+    }))
 }
 
 /// The user the request names, or Auth0's 404.

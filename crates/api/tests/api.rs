@@ -1660,3 +1660,118 @@ async fn email_templates_are_checked_saved_and_used_for_emails_and_tickets() {
     worker.stop().await.unwrap();
     api.stop().await;
 }
+
+#[tokio::test]
+async fn fields_and_include_fields_select_the_properties_of_an_answer() {
+    let env = TestEnv::new().await.unwrap();
+    let api = TestApi::start(env.settings()).await;
+    let token = api
+        .token(&format!(
+            "{ALL} read:organizations create:organizations read:clients create:clients"
+        ))
+        .await;
+    let user = create_user(
+        &api,
+        &token,
+        json!({"connection": "Username-Password-Authentication", "email": "fi@example.com",
+               "name": "Fi", "verify_email": false}),
+    )
+    .await;
+    let path = format!(
+        "/api/v2/users/{}",
+        user["user_id"].as_str().unwrap().replace('|', "%7C")
+    );
+    let keys = |answer: &Answer| -> Vec<String> {
+        assert_eq!(answer.status, 200, "{answer:?}");
+        let mut keys: Vec<String> = answer.json().as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+
+    let only = call(
+        api.addr,
+        &token,
+        "GET",
+        &format!("{path}?fields=user_id,email"),
+        None,
+    )
+    .await;
+    assert_eq!(keys(&only), ["email", "user_id"]);
+    assert_eq!(only.json()["email"], "fi@example.com");
+    let also = format!("{path}?fields=email,name&include_fields=true");
+    assert_eq!(
+        keys(&call(api.addr, &token, "GET", &also, None).await),
+        ["email", "name"]
+    );
+    let but = format!("{path}?fields=email,identities&include_fields=false");
+    let but = keys(&call(api.addr, &token, "GET", &but, None).await);
+    assert!(!but.contains(&"email".to_owned()) && !but.contains(&"identities".to_owned()));
+    assert!(but.contains(&"user_id".to_owned()) && but.contains(&"name".to_owned()));
+    // Without a list, every property.
+    let all = keys(&call(api.addr, &token, "GET", &path, None).await);
+    assert!(all.len() > 10, "{all:?}");
+
+    let listed = call(
+        api.addr,
+        &token,
+        "GET",
+        "/api/v2/users-by-email?email=fi%40example.com&fields=user_id",
+        None,
+    )
+    .await;
+    assert_eq!(listed.json(), json!([{"user_id": user["user_id"]}]));
+
+    // Organizations and clients take the same parameters.
+    let org = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/organizations",
+        Some(json!({"name": "fields-org", "display_name": "Fields"})),
+    )
+    .await
+    .json();
+    let by_name = "/api/v2/organizations/name/fields-org?fields=id,name";
+    assert_eq!(
+        call(api.addr, &token, "GET", by_name, None).await.json(),
+        json!({"id": org["id"], "name": "fields-org"})
+    );
+    let by_id = format!(
+        "/api/v2/organizations/{}?fields=metadata,branding&include_fields=false",
+        org["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        keys(&call(api.addr, &token, "GET", &by_id, None).await),
+        ["display_name", "id", "name"]
+    );
+    let client = call(
+        api.addr,
+        &token,
+        "POST",
+        "/api/v2/clients",
+        Some(json!({"name": "Fields App"})),
+    )
+    .await
+    .json();
+    let client_path = format!(
+        "/api/v2/clients/{}?fields=name",
+        client["client_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        call(api.addr, &token, "GET", &client_path, None)
+            .await
+            .json(),
+        json!({"name": "Fields App"})
+    );
+    // An unknown query parameter is still refused.
+    let odd = call(
+        api.addr,
+        &token,
+        "GET",
+        &format!("{path}?field=email"),
+        None,
+    )
+    .await;
+    assert_error(&odd, 400, "field");
+    api.stop().await;
+}
