@@ -43,6 +43,19 @@ def client(token):
     return Auth0(base_url=BASE, token=token, max_retries=0)
 
 
+def expect(ok, what, seen):
+    if not ok:
+        raise AssertionError(f"{what}: got {seen!r}")
+
+
+def expect_error(cls, call, what):
+    try:
+        call()
+    except cls:
+        return
+    raise AssertionError(f"{what}: expected {cls.__name__}")
+
+
 def main():
     api = client(os.environ["HERALD_API_TOKEN"])
     out = {"errors": {}}
@@ -83,6 +96,26 @@ def main():
         "include_email_in_redirect": got.include_email_in_redirect,
         "result_url": got.result_url,
     }
+
+    # The rest of the organization and client endpoints, on throwaway ones.
+    spare_org = api.organizations.create(name="spare-org", display_name="Spare")
+    api.organizations.update(spare_org.id, display_name="Spare Org", metadata={"tier": "gold"})
+    fetched = api.organizations.get(spare_org.id)
+    expect(fetched.display_name == "Spare Org", "organization update", fetched)
+    api.organizations.delete(spare_org.id)
+    expect_error(NotFoundError, lambda: api.organizations.get(spare_org.id), "deleted organization")
+    spare_app = api.clients.create(name="Spare App")
+    api.clients.update(spare_app.client_id, name="Spare App 2",
+                       callbacks=["https://spare.test/cb"])
+    fetched = api.clients.get(spare_app.client_id)
+    expect(fetched.name == "Spare App 2", "client update", fetched)
+    api.clients.delete(spare_app.client_id)
+    expect_error(NotFoundError, lambda: api.clients.get(spare_app.client_id), "deleted client")
+    spare_user = api.users.create(connection="Username-Password-Authentication",
+                                  email="spare@example.com", verify_email=False)
+    api.users.delete(spare_user.user_id)
+    expect_error(NotFoundError, lambda: api.users.get(spare_user.user_id), "deleted user")
+    out["lifecycle"] = "ok"
 
     user = api.users.create(
         connection="Username-Password-Authentication",
@@ -165,7 +198,8 @@ def main():
     limited = client(os.environ["HERALD_API_TOKEN_LIMITED"])
 
     def exhaust():
-        for _ in range(100):
+        # Faster than the limit's refill: the burst runs out within a few hundred calls.
+        for _ in range(2000):
             limited.users.get(uid)
 
     seen("429", exhaust)
