@@ -275,6 +275,7 @@ pub fn worker_config(s: &Settings, ticket_secret: TicketSecret) -> WorkerConfig 
         default_locale: s.default_locale.clone(),
         default_from: s.from.clone(),
         friendly_name: s.friendly_name.clone(),
+        send_slots: s.smtp_pool_size,
         support_email: s.support_email.clone(),
         support_url: s.support_url.clone(),
         message_id_domain: s.message_id_domain(),

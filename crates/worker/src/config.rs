@@ -50,4 +50,8 @@ pub struct WorkerConfig {
     /// The most deliveries whose ledger writes share one statement (group commit); 1 turns
     /// batching off.
     pub ledger_batch: usize,
+    /// How many jobs may be between "the send started" and "the ledger recorded it sent" at
+    /// once: HERALD_SMTP_POOL_SIZE. A crash re-sends exactly those jobs, so this bounds the
+    /// duplicates a crash can cause.
+    pub send_slots: usize,
 }

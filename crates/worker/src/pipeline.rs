@@ -45,6 +45,8 @@ pub struct Pipeline {
     registry: RegistryCache,
     batcher: OnceLock<LedgerBatcher>,
     leases: HeldLeases,
+    /// Held from before a send until the ledger records it sent (see `WorkerConfig::send_slots`).
+    send_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Pipeline {
@@ -56,6 +58,7 @@ impl Pipeline {
     ) -> Self {
         Self {
             registry: RegistryCache::new(config.registry_cache_ttl),
+            send_slots: Arc::new(tokio::sync::Semaphore::new(config.send_slots.max(1))),
             batcher: OnceLock::new(),
             leases: HeldLeases::new(config.lease),
             store,
@@ -238,6 +241,13 @@ impl Pipeline {
         let url = match (&ticket, kind.ticket_purpose()) {
             (Some(t), Some(purpose)) => Some(purpose.url(base, &t.token).to_string()),
             _ => client.as_ref().and_then(|c| c.login_uri.clone()),
+        };
+        // A job re-sent after a crash is one whose send started and was not yet recorded; the
+        // slot spans both, so a crash re-sends at most `send_slots` jobs. (Without it, a send
+        // the SMTP server accepted frees its pooled connection for the next one while its
+        // ledger write is still waiting for the group commit.)
+        let Ok(_slot) = self.send_slots.acquire().await else {
+            unreachable!("the send slots are never closed")
         };
         match self
             .render_and_send(
