@@ -1,5 +1,6 @@
 //! Redeeming a ticket: the one atomic step that makes a ticket used, and, for a ticket that can
-//! no longer be used, which of Auth0's answers applies (used, expired, or unknown). The pages
+//! no longer be used, which of Auth0's answers applies (used, expired, or unknown); and what an
+//! email-verification ticket does with it (verify the email, claim the welcome email once). The pages
 //! that redeem tickets call it inside their own transaction, so that what the ticket does (mark
 //! an email verified, store a password) commits together with the ticket being used, or not at
 //! all.
@@ -88,4 +89,70 @@ async fn classify(
     } else {
         Redemption::Valid(Box::new(ticket))
     })
+}
+
+/// The answer to redeeming an email-verification ticket, in Auth0's cases.
+#[derive(Debug, Clone)]
+pub enum EmailVerification {
+    /// The ticket was used and the user's email is now verified. `welcome` is true for the
+    /// first verification of this user ever: the caller sends the welcome email (once).
+    Verified {
+        ticket: Box<StoredTicket>,
+        welcome: bool,
+    },
+    /// The ticket was used; the user's email was verified already ("This account is already
+    /// verified.").
+    AlreadyVerified(Box<StoredTicket>),
+    /// The ticket was used, but no user in the registry has its address any more (never
+    /// created through the API, deleted, or its email changed since): "User account does not
+    /// exist or verification code is invalid."
+    NoSuchUser(Box<StoredTicket>),
+    /// The ticket could not be used (used, expired or unknown).
+    Refused(Redemption),
+}
+
+impl Store {
+    /// Redeems an email-verification ticket and verifies the user's email, in one transaction:
+    /// the ticket is used, the user it was issued for is marked verified if their email is still
+    /// the ticket's, and the first verification of a user claims their welcome email.
+    pub async fn verify_email(&self, hash: &TokenHash) -> Result<EmailVerification, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let ticket =
+            match Store::redeem_ticket(&mut tx, hash, TicketPurpose::EmailVerification).await? {
+                Redemption::Valid(ticket) => ticket,
+                other => {
+                    tx.rollback().await?;
+                    return Ok(EmailVerification::Refused(other));
+                }
+            };
+        // The row is locked, so two tickets of one user redeemed at once are taken in turn.
+        let row: Option<(bool, bool)> = sqlx::query_as(
+            "SELECT email_verified, welcome_claimed_at IS NULL FROM users \
+             WHERE user_id = $1 AND lower(email) = lower($2) FOR UPDATE",
+        )
+        .bind(&ticket.user_id)
+        .bind(&ticket.email)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let answer = match row {
+            None => EmailVerification::NoSuchUser(ticket),
+            Some((true, _)) => EmailVerification::AlreadyVerified(ticket),
+            Some((false, unclaimed)) => {
+                sqlx::query(
+                    "UPDATE users SET email_verified = true, updated_at = now(), \
+                     welcome_claimed_at = COALESCE(welcome_claimed_at, now()) \
+                     WHERE user_id = $1",
+                )
+                .bind(&ticket.user_id)
+                .execute(&mut *tx)
+                .await?;
+                EmailVerification::Verified {
+                    ticket,
+                    welcome: unclaimed,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(answer)
+    }
 }

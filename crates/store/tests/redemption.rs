@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use herald_domain::{TicketPurpose, TicketSecret, TicketToken, TokenHash};
-use herald_store::{Redemption, Store, TicketSpec};
+use herald_store::{EmailVerification, Redemption, Store, TicketSpec};
 use herald_testkit::db::TestDb;
 
 fn spec(purpose: TicketPurpose, ttl: Duration) -> TicketSpec<'static> {
@@ -126,4 +126,127 @@ async fn a_ticket_that_cannot_be_used_says_why_and_a_rolled_back_redemption_leav
         redeem(store, &reset, TicketPurpose::PasswordChange).await,
         Redemption::Used
     ));
+}
+
+async fn ana(store: &Store) {
+    store
+        .create_user(&herald_store::NewUser {
+            user_id: "auth0|u1".into(),
+            email: Some("Ana@Example.com".into()),
+            connection: "Username-Password-Authentication".into(),
+            ..herald_store::NewUser::default()
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn verifying_an_email_uses_the_ticket_and_claims_the_welcome_email_once_ever() {
+    let db = TestDb::new().await.unwrap();
+    let store = &db.store;
+    ana(store).await;
+    let day = Duration::from_secs(86_400);
+    let purpose = TicketPurpose::EmailVerification;
+
+    let first = issue(store, purpose, day).await;
+    let answer = store.verify_email(&first).await.unwrap();
+    assert!(
+        matches!(answer, EmailVerification::Verified { welcome: true, .. }),
+        "{answer:?}"
+    );
+    assert!(
+        store
+            .get_user("auth0|u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified
+    );
+    assert!(matches!(
+        store.verify_email(&first).await.unwrap(),
+        EmailVerification::Refused(Redemption::Used)
+    ));
+    let second = issue(store, purpose, day).await;
+    assert!(matches!(
+        store.verify_email(&second).await.unwrap(),
+        EmailVerification::AlreadyVerified(_)
+    ));
+
+    // A new address to verify (PATCH with verify_email): verified again, but no second welcome.
+    store
+        .update_user(
+            "auth0|u1",
+            &herald_store::UserPatch {
+                email_verified: Some(false),
+                ..herald_store::UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let third = issue(store, purpose, day).await;
+    assert!(matches!(
+        store.verify_email(&third).await.unwrap(),
+        EmailVerification::Verified { welcome: false, .. }
+    ));
+
+    // The address changed since the ticket was issued: the ticket verifies nothing.
+    let stale = issue(store, purpose, day).await;
+    store
+        .update_user(
+            "auth0|u1",
+            &herald_store::UserPatch {
+                email: Some("ana.new@example.com".into()),
+                email_verified: Some(false),
+                ..herald_store::UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.verify_email(&stale).await.unwrap(),
+        EmailVerification::NoSuchUser(_)
+    ));
+    assert!(
+        !store
+            .get_user("auth0|u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified
+    );
+}
+
+#[tokio::test]
+async fn of_many_tickets_of_one_user_redeemed_at_once_one_verifies_and_claims_the_welcome() {
+    let db = TestDb::new().await.unwrap();
+    ana(&db.store).await;
+    let mut hashes = Vec::new();
+    for _ in 0..20 {
+        hashes.push(
+            issue(
+                &db.store,
+                TicketPurpose::EmailVerification,
+                Duration::from_secs(600),
+            )
+            .await,
+        );
+    }
+    let tries = hashes.into_iter().map(|hash| {
+        let store = db.store.clone();
+        tokio::spawn(async move { store.verify_email(&hash).await.unwrap() })
+    });
+    let answers: Vec<_> = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let welcomes = answers
+        .iter()
+        .filter(|a| matches!(a, EmailVerification::Verified { welcome: true, .. }))
+        .count();
+    let already = answers
+        .iter()
+        .filter(|a| matches!(a, EmailVerification::AlreadyVerified(_)))
+        .count();
+    assert_eq!((welcomes, already), (1, 19), "{answers:?}");
 }
