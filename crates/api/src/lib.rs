@@ -48,9 +48,10 @@ pub use state::{ApiConfig, ApiState};
 /// How often idle tokens' rate-limit buckets are forgotten.
 const LIMITER_UPKEEP: Duration = Duration::from_secs(60);
 
-/// Every route: the API under `/api/v2` (authenticated, rate-limited) and the health and metrics
-/// endpoints in `observe`.
-pub fn router(state: ApiState, observe: ObserveState) -> Router {
+/// Every route: the API under `/api/v2` (authenticated, rate-limited), the health and metrics
+/// endpoints in `observe`, and `pages` (the ticket pages, or an empty router), all counted in
+/// the request metrics.
+pub fn router(state: ApiState, observe: ObserveState, pages: Router) -> Router {
     let api = Router::new()
         .route("/users", post(users::create))
         .route(
@@ -101,6 +102,7 @@ pub fn router(state: ApiState, observe: ObserveState) -> Router {
     Router::new()
         .nest("/api/v2", api)
         .merge(herald_observe::router(Arc::new(observe)))
+        .merge(pages)
         .fallback(not_found)
         .layer(middleware::from_fn(record_request))
 }
@@ -134,6 +136,7 @@ pub fn observe_state(state: &ApiState) -> ObserveState {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
+    pages: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
@@ -146,7 +149,7 @@ pub async fn serve(
             upkeep.failed_auth_limiter().forget_idle();
         }
     });
-    let app = router(state.clone(), observe_state(&state));
+    let app = router(state.clone(), observe_state(&state), pages);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {

@@ -3,7 +3,6 @@
 
 use std::sync::LazyLock;
 
-use argon2::{Argon2, PasswordHasher};
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
@@ -20,15 +19,11 @@ pub async fn hash(password: String) -> Result<String, ApiError> {
         ));
     }
     let _permit = HASHING.acquire().await.map_err(|_| ApiError::internal())?;
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|e| {
-        tracing::error!(error = %e, "argon2 could not hash a password.");
-        ApiError::internal()
-    })
+    tokio::task::spawn_blocking(move || herald_domain::hash_password(&password))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| {
+            tracing::error!(error = %e, "argon2 could not hash a password.");
+            ApiError::internal()
+        })
 }

@@ -84,6 +84,11 @@ impl ApiState {
         &self.0.producer
     }
 
+    /// The producer, to share with the ticket pages served alongside.
+    pub fn shared_producer(&self) -> Arc<Producer> {
+        Arc::clone(&self.0.producer)
+    }
+
     pub fn renderer(&self) -> &Renderer {
         &self.0.renderer
     }

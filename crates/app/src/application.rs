@@ -220,6 +220,28 @@ impl Application {
         Ok(state)
     }
 
+    /// The ticket pages' routes, sharing the API's store, producer and renderer: both are
+    /// served by `herald serve` (pass it to `herald_api::serve`).
+    pub fn pages(&self, api: &herald_api::ApiState) -> axum::Router {
+        let s = &self.settings;
+        let state = herald_pages::PagesState::new(
+            self.store.clone(),
+            api.shared_producer(),
+            Arc::clone(&self.renderer),
+            herald_pages::PagesConfig {
+                public_url: s.public_url.clone(),
+                friendly_name: s.friendly_name.clone(),
+                ticket_secret: self.ticket_secret.clone(),
+                password_policy: s.password_policy,
+                limits: herald_pages::PageLimits {
+                    per_minute: std::num::NonZeroU32::new(s.page_rate_limit)
+                        .unwrap_or(std::num::NonZeroU32::MIN),
+                },
+            },
+        );
+        herald_pages::router(state)
+    }
+
     /// A worker on these parts (not yet consuming: call [`Worker::run`], or
     /// [`Worker::stepper`] to drive it one delivery at a time).
     pub fn worker(&self) -> Worker {

@@ -87,6 +87,11 @@ pub struct Settings {
     pub api_rate_limit: u32,
     /// HERALD_API_MAX_BODY_BYTES: larger request bodies get a 413.
     pub api_max_body_bytes: usize,
+    /// HERALD_PASSWORD_MIN_LENGTH and HERALD_PASSWORD_MIN_SCORE: what a password set on the
+    /// password-change page must be.
+    pub password_policy: herald_domain::PasswordPolicy,
+    /// HERALD_PAGE_RATE_LIMIT: POSTs per minute per ticket and per client address on the pages.
+    pub page_rate_limit: u32,
     /// HERALD_JWT_HS256_SECRET: accept HS256 JWT access tokens signed with it (32+ bytes).
     pub jwt_hs256_secret: Option<SecretString>,
     /// HERALD_JWT_JWKS_URL: accept RS256 JWT access tokens signed with a key of this JSON Web
@@ -369,6 +374,12 @@ impl Settings {
             10_485_760,
         )?;
 
+        let password_policy = herald_domain::PasswordPolicy {
+            min_length: number(&get, "HERALD_PASSWORD_MIN_LENGTH", 10usize, 8, 128)?,
+            min_score: number(&get, "HERALD_PASSWORD_MIN_SCORE", 3u8, 0, 4)?,
+        };
+        let page_rate_limit = number(&get, "HERALD_PAGE_RATE_LIMIT", 10u32, 1, 100_000)?;
+
         let jwt_hs256_secret = get("HERALD_JWT_HS256_SECRET").filter(|v| !v.is_empty());
         if let Some(secret) = &jwt_hs256_secret
             && secret.len() < 32
@@ -464,6 +475,8 @@ impl Settings {
             http_addr,
             api_rate_limit,
             api_max_body_bytes,
+            password_policy,
+            page_rate_limit,
             jwt_hs256_secret,
             jwt_jwks_url,
             jwt_issuer,

@@ -120,6 +120,14 @@ impl JobId {
         Ok(Self(value))
     }
 
+    /// The id of `user_id`'s welcome email. Derived from the user, so the welcome email is one
+    /// job however often (and from wherever) it is published: the worker sends a job id once.
+    pub fn welcome(user_id: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(user_id.as_bytes());
+        Self(format!("job_welcome_{}", hex::encode(&digest[..16])))
+    }
+
     /// A fresh id in Auth0's style (`job_` followed by a time-ordered random suffix).
     pub fn generate() -> Self {
         use rand::Rng;

@@ -5,15 +5,18 @@
 
 pub mod api_token;
 pub mod eml;
+pub mod event;
 pub mod ids;
 pub mod job;
 pub mod kind;
 pub mod locale;
+pub mod password;
 pub mod ticket;
 pub mod trace;
 
 pub use api_token::{ApiToken, SCOPES, parse_scopes};
 pub use eml::eml_file_stem;
+pub use event::{Event, EventData, EventKind, event_id};
 pub use ids::{ClientId, EmailAddress, IdError, JobId, OrganizationId, UserId};
 pub use job::{
     DEFAULT_TTL_SEC, EmailJob, EmailJobBuilder, EnrollmentFactor, JobError, JobSpec, MAX_TTL_SEC,
@@ -21,5 +24,6 @@ pub use job::{
 };
 pub use kind::{JobKind, TemplateName};
 pub use locale::{Locale, negotiate};
+pub use password::{PasswordPolicy, PolicyProblem, hash_password};
 pub use ticket::{TicketPurpose, TicketSecret, TicketToken, TokenHash, TokenSalt, ticket_base};
 pub use trace::TraceParent;

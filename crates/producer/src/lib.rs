@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use herald_domain::EmailJob;
+use herald_domain::{EmailJob, Event};
 use herald_queue::{
     DEFAULT_CHANNELS, PublishError, Publisher, QueueError, Topology, headers, job_properties,
 };
@@ -34,6 +34,9 @@ pub const SCHEMA_VERSION: i32 = 1;
 const RETIRE_WINDOW: Duration = Duration::from_secs(15 * 60);
 const RETIRE_POLL: Duration = Duration::from_millis(500);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// AMQP's reply code for a mandatory message no queue is bound for.
+const NO_ROUTE: u16 = 312;
 
 /// Why a job was not published.
 #[derive(Debug, thiserror::Error)]
@@ -238,6 +241,39 @@ impl Producer {
         Ok(())
     }
 
+    /// Publishes `event` to the events exchange (`herald.events`, a durable topic exchange)
+    /// with routing key = its type and `message_id` = its id, and waits for RabbitMQ's confirm.
+    ///
+    /// An event no queue is bound for is dropped by RabbitMQ (there is nobody to tell), and that
+    /// counts as published: subscribers bind their queues before they expect events.
+    #[tracing::instrument(skip_all, fields(event_id = %event.id, event = event.kind))]
+    pub async fn publish_event(&self, event: &Event) -> Result<(), ProduceError> {
+        let props = job_properties(&event.id).map_err(|source| ProduceError::Publish {
+            message_id: event.id.clone(),
+            source,
+        })?;
+        let exchange = self.topology.events_exchange.clone();
+        match self
+            .send_to(
+                &exchange,
+                &event.id,
+                event.routing_key(),
+                &event.to_json(),
+                props,
+            )
+            .await
+        {
+            Err(ProduceError::Publish {
+                source: PublishError::Returned { reply_code, .. },
+                ..
+            }) if reply_code == NO_ROUTE => {
+                tracing::debug!("No queue is bound for this event; RabbitMQ dropped it.");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Publishes an arbitrary body (no schema header) for tools and tests, e.g. a malformed job.
     pub async fn publish_raw(
         &self,
@@ -288,6 +324,20 @@ impl Producer {
         body: &[u8],
         props: BasicProperties,
     ) -> Result<(), ProduceError> {
+        let exchange = self.topology.exchange.clone();
+        self.send_to(&exchange, message_id, routing_key, body, props)
+            .await
+    }
+
+    /// [`Producer::send`] to another exchange of the topology.
+    async fn send_to(
+        &self,
+        exchange: &str,
+        message_id: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: BasicProperties,
+    ) -> Result<(), ProduceError> {
         let session = self
             .session()
             .await
@@ -297,7 +347,7 @@ impl Producer {
             })?;
         let result = session
             .publisher
-            .publish_with(&self.topology.exchange, routing_key, body, props)
+            .publish_with(exchange, routing_key, body, props)
             .await;
         if let Err(error) = &result
             && !session.publisher.is_open()

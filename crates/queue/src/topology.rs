@@ -58,6 +58,9 @@ pub struct Topology {
     /// original key that the work queue's DLX safety net keeps.
     pub dead_exchange: String,
     pub dead_queue: String,
+    /// Durable topic exchange Herald publishes its events on (`user.email_verified`,
+    /// `user.password_changed`, `user.mfa_enrolled`); subscribers bind their own queues.
+    pub events_exchange: String,
     /// One retry tier per delay, in attempt order; the last one repeats.
     pub retry_delays: Vec<Duration>,
 }
@@ -71,6 +74,7 @@ impl Default for Topology {
             retry_exchange: "herald.retry".into(),
             dead_exchange: "herald.dead".into(),
             dead_queue: "herald.email.dead".into(),
+            events_exchange: "herald.events".into(),
             retry_delays: DEFAULT_RETRY_DELAYS.to_vec(),
         }
     }
@@ -117,6 +121,7 @@ impl Topology {
             ("requeue_exchange", self.requeue_exchange.clone()),
             ("retry_exchange", self.retry_exchange.clone()),
             ("dead_exchange", self.dead_exchange.clone()),
+            ("events_exchange", self.events_exchange.clone()),
             ("work_queue", self.work_queue.clone()),
             ("dead_queue", self.dead_queue.clone()),
         ];
@@ -129,12 +134,12 @@ impl Topology {
                 ));
             }
         }
-        let exchanges: HashSet<&String> = names[..4].iter().map(|(_, n)| n).collect();
-        if exchanges.len() != 4 {
-            return invalid("the four exchange names must differ".into());
+        let exchanges: HashSet<&String> = names[..5].iter().map(|(_, n)| n).collect();
+        if exchanges.len() != 5 {
+            return invalid("the five exchange names must differ".into());
         }
-        let queues: HashSet<&String> = names[4..].iter().map(|(_, n)| n).collect();
-        if queues.len() != names.len() - 4 {
+        let queues: HashSet<&String> = names[5..].iter().map(|(_, n)| n).collect();
+        if queues.len() != names.len() - 5 {
             return invalid(format!(
                 "queue names must differ; two retry delays give the same tier name in {:?}",
                 self.retry_queues()
@@ -220,12 +225,13 @@ impl Topology {
 
     /// Declares what a producer needs so that early jobs are never unroutable: the jobs
     /// exchange, the work queue with its bindings, and the dead-letter exchange and queue it
-    /// points at. Idempotent.
+    /// points at; and the events exchange. Idempotent.
     pub async fn declare_core(&self, channel: &Channel) -> Result<(), QueueError> {
         self.validate()?;
         declare_exchange(channel, &self.exchange, ExchangeKind::Topic).await?;
         declare_exchange(channel, &self.requeue_exchange, ExchangeKind::Direct).await?;
         declare_exchange(channel, &self.dead_exchange, ExchangeKind::Fanout).await?;
+        declare_exchange(channel, &self.events_exchange, ExchangeKind::Topic).await?;
 
         declare_queue(channel, &self.dead_queue, quorum_args()).await?;
         bind(

@@ -48,6 +48,26 @@ impl Brand {
     pub const NEUTRAL_PRIMARY_COLOR: &'static str = "#334155";
     pub const NEUTRAL_PAGE_BACKGROUND: &'static str = "#f4f4f5";
 
+    /// An organization's brand: its display name, and its logo and colours where it set them
+    /// (the neutral colours otherwise).
+    pub fn of_organization(
+        display_name: &str,
+        logo_url: Option<&str>,
+        primary_color: Option<&str>,
+        page_background: Option<&str>,
+    ) -> Self {
+        Self {
+            name: display_name.to_owned(),
+            logo_url: logo_url.map(str::to_owned),
+            primary_color: primary_color
+                .unwrap_or(Self::NEUTRAL_PRIMARY_COLOR)
+                .to_owned(),
+            page_background: page_background
+                .unwrap_or(Self::NEUTRAL_PAGE_BACKGROUND)
+                .to_owned(),
+        }
+    }
+
     /// The brand used when there is no organization (or it has no branding): slate on light grey.
     pub fn neutral(name: impl Into<String>) -> Self {
         Self {
@@ -163,7 +183,7 @@ struct ApplicationOut<'a> {
 }
 
 #[derive(Debug, Clone, Serialize)]
-struct BrandOut<'a> {
+pub(crate) struct BrandOut<'a> {
     name: &'a str,
     logo_url: Option<&'a str>,
     primary_color: String,
@@ -172,6 +192,37 @@ struct BrandOut<'a> {
     button_text_color: &'static str,
     /// The primary colour when it is readable on white, else a neutral dark one.
     link_color: String,
+    /// Black or white, whichever reads better on the page background (the pages' footer).
+    background_text_color: &'static str,
+}
+
+impl<'a> BrandOut<'a> {
+    /// The brand as templates see it: colours validated as `#RRGGBB` (else the neutral ones),
+    /// the logo only when it is an http(s) URL, and text colours that stay readable.
+    pub(crate) fn of(brand: &'a Brand) -> Self {
+        let primary = hex_color(&brand.primary_color).unwrap_or(NEUTRAL_PRIMARY_RGB);
+        let background = hex_color(&brand.page_background).unwrap_or(NEUTRAL_PAGE_BACKGROUND_RGB);
+        let readable_on = |rgb: Rgb| {
+            if contrast(rgb, WHITE) >= contrast(rgb, INK) {
+                "#ffffff"
+            } else {
+                "#111827"
+            }
+        };
+        BrandOut {
+            name: &brand.name,
+            logo_url: brand.logo_url.as_deref().filter(|u| is_http_url(u)),
+            primary_color: css_hex(primary),
+            page_background: css_hex(background),
+            button_text_color: readable_on(primary),
+            link_color: if contrast(primary, WHITE) >= 3.0 {
+                css_hex(primary)
+            } else {
+                css_hex(NEUTRAL_PRIMARY_RGB)
+            },
+            background_text_color: readable_on(background),
+        }
+    }
 }
 
 /// The "this link expires in ..." line: which message to use and the number it takes.
@@ -200,9 +251,6 @@ impl<'a> View<'a> {
             login_uri: a.login_uri.as_deref().filter(|u| is_http_url(u)),
         });
         let login_url = application.as_ref().and_then(|a| a.login_uri).or(url);
-        let primary = hex_color(&ctx.brand.primary_color).unwrap_or(NEUTRAL_PRIMARY_RGB);
-        let background =
-            hex_color(&ctx.brand.page_background).unwrap_or(NEUTRAL_PAGE_BACKGROUND_RGB);
         let direction = match locale.langid().character_direction() {
             CharacterDirection::RTL => "rtl",
             _ => "ltr",
@@ -225,22 +273,7 @@ impl<'a> View<'a> {
             expires_in: ctx.ttl_sec.map(expiry),
             application,
             organization: ctx.organization.as_ref(),
-            brand: BrandOut {
-                name: &ctx.brand.name,
-                logo_url: ctx.brand.logo_url.as_deref().filter(|u| is_http_url(u)),
-                primary_color: css_hex(primary),
-                page_background: css_hex(background),
-                button_text_color: if contrast(primary, WHITE) >= contrast(primary, INK) {
-                    "#ffffff"
-                } else {
-                    "#111827"
-                },
-                link_color: if contrast(primary, WHITE) >= 3.0 {
-                    css_hex(primary)
-                } else {
-                    css_hex(NEUTRAL_PRIMARY_RGB)
-                },
-            },
+            brand: BrandOut::of(&ctx.brand),
             friendly_name: &ctx.friendly_name,
             factor: ctx
                 .factor

@@ -64,6 +64,21 @@ pub enum LoadError {
         #[source]
         source: Box<RenderError>,
     },
+    #[error("the ticket pages do not render: {source}")]
+    Page {
+        #[source]
+        source: Box<PageError>,
+    },
+}
+
+/// A ticket page could not be rendered (a message missing in a locale, say).
+#[derive(Debug, thiserror::Error)]
+#[error("rendering the {page} page in {locale} failed: {source}")]
+pub struct PageError {
+    pub page: &'static str,
+    pub locale: Locale,
+    #[source]
+    pub source: Box<handlebars::RenderError>,
 }
 
 /// One email could not be rendered.

@@ -336,6 +336,9 @@ mod tests {
         ] {
             args.set(name, value);
         }
+        for (name, value) in [("min", 10u64), ("max", 128)] {
+            args.set(name, value);
+        }
         for locale in catalog.locales() {
             for count in [0u64, 1, 2, 5, 21, 1_000_000] {
                 args.set("count", count);

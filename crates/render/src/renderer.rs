@@ -12,8 +12,9 @@ use handlebars::{Handlebars, RenderErrorReason, Template};
 use herald_domain::{Locale, TemplateName, negotiate};
 
 use crate::context::{EmailContext, View, ViewError};
-use crate::error::{LoadError, Part, RenderError};
+use crate::error::{LoadError, PageError, Part, RenderError};
 use crate::i18n::{Catalog, MessageError, TranslateHelper};
+use crate::page::{Page, Pages};
 use crate::skeleton;
 use crate::sources::{self, SourceFile};
 
@@ -76,6 +77,8 @@ pub struct Renderer {
     /// Non-escaping registry for the text bodies and subjects.
     text: Handlebars<'static>,
     catalog: Arc<Catalog>,
+    /// The ticket pages, with the same catalog.
+    pages: Pages,
     /// Used when a requested locale matches none of the loaded ones.
     default_locale: Locale,
     inliner: CSSInliner<'static>,
@@ -198,9 +201,16 @@ impl Renderer {
                 .cloned()
                 .ok_or(LoadError::NoLocales)?
         };
+        // An operator's templates directory without `pages/` keeps the built-in pages.
+        let pages = if templates.iter().any(|f| f.path.starts_with("pages")) {
+            Pages::load(templates, Arc::clone(&catalog))?
+        } else {
+            Pages::load(&sources::embedded_templates()?, Arc::clone(&catalog))?
+        };
         let renderer = Self {
             html,
             text,
+            pages,
             catalog,
             default_locale,
             inliner: CSSInliner::options()
@@ -216,6 +226,17 @@ impl Renderer {
             source: Box::new(e),
         })?;
         Ok(renderer)
+    }
+
+    /// Renders a ticket page in `locale` (one of [`Renderer::available_locales`]; pick it with
+    /// [`herald_domain::negotiate`]).
+    pub fn render_page(&self, locale: &Locale, page: &Page<'_>) -> Result<String, PageError> {
+        self.pages.render(locale, page)
+    }
+
+    /// The locale pages and emails fall back to (English when it is loaded).
+    pub fn fallback_locale(&self) -> &Locale {
+        &self.default_locale
     }
 
     /// The locale used when a requested one matches none of the loaded ones.
@@ -514,7 +535,7 @@ impl Job<'_> {
     }
 }
 
-fn registry(escape: fn(&str) -> String, helper: TranslateHelper) -> Handlebars<'static> {
+pub(crate) fn registry(escape: fn(&str) -> String, helper: TranslateHelper) -> Handlebars<'static> {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(true);
     // Partials are not re-indented: that would add spaces inside the text part and <pre>.
@@ -590,7 +611,7 @@ fn visit(
 /// prints goes through the escape function: expressions, helpers (`t` escapes its output and
 /// its arguments), and partials (built-in or loaded ones, themselves checked with this rule).
 /// Raw blocks (`{{{{raw}}}}…{{{{/raw}}}}`) only print their own literal text.
-fn escaped_only(template: &Template) -> Result<(), String> {
+pub(crate) fn escaped_only(template: &Template) -> Result<(), String> {
     visit(template, &mut |element| match element {
         TemplateElement::HtmlExpression(_) => Err(
             "it prints a value unescaped ({{{…}}} or {{&…}}); write {{…}} so that user data is \

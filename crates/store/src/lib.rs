@@ -25,7 +25,7 @@ pub use ledger::{
     BeginOutcome, IssuedTicket, JobEvent, JobRecord, JobStatus, Lease, LedgerJob, StoredTicket,
     TicketSpec,
 };
-pub use redemption::{EmailVerification, Redemption};
+pub use redemption::{EmailVerification, LocaleHints, PasswordChange, Redemption};
 pub use registry::{
     Branding, Client, Organization, OverrideHealth, OverrideScope, TemplateOverride,
 };

@@ -68,7 +68,7 @@ async fn of_fifty_concurrent_redemptions_exactly_one_wins() {
         .count();
     let used = answers
         .iter()
-        .filter(|a| matches!(a.as_ref().unwrap(), Redemption::Used))
+        .filter(|a| matches!(a.as_ref().unwrap(), Redemption::Used(_)))
         .count();
     assert_eq!((won, used), (1, 49));
     assert!(matches!(
@@ -76,7 +76,7 @@ async fn of_fifty_concurrent_redemptions_exactly_one_wins() {
             .peek_ticket(&hash, TicketPurpose::EmailVerification)
             .await
             .unwrap(),
-        Redemption::Used
+        Redemption::Used(_)
     ));
 }
 
@@ -93,7 +93,7 @@ async fn a_ticket_that_cannot_be_used_says_why_and_a_rolled_back_redemption_leav
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(matches!(
         redeem(store, &expired, TicketPurpose::PasswordChange).await,
-        Redemption::Expired
+        Redemption::Expired(_)
     ));
     let unknown = TicketToken::from_presented("not-a-ticket-anyone-issued").hash();
     assert!(matches!(
@@ -124,7 +124,7 @@ async fn a_ticket_that_cannot_be_used_says_why_and_a_rolled_back_redemption_leav
     ));
     assert!(matches!(
         redeem(store, &reset, TicketPurpose::PasswordChange).await,
-        Redemption::Used
+        Redemption::Used(_)
     ));
 }
 
@@ -164,7 +164,7 @@ async fn verifying_an_email_uses_the_ticket_and_claims_the_welcome_email_once_ev
     );
     assert!(matches!(
         store.verify_email(&first).await.unwrap(),
-        EmailVerification::Refused(Redemption::Used)
+        EmailVerification::Refused(Redemption::Used(_))
     ));
     let second = issue(store, purpose, day).await;
     assert!(matches!(

@@ -5,7 +5,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use lapin::options::{BasicAckOptions, BasicGetOptions};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection};
 use tokio::sync::OnceCell;
 
@@ -107,6 +110,55 @@ impl TestBroker {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Declares `queue` and binds it to Herald's events exchange (`herald.events`, declared
+    /// too) with `binding_key` (`user.#` for every event), as a subscriber would.
+    ///
+    /// # Panics
+    /// If the broker refuses.
+    pub async fn subscribe_events(&self, queue: &str, binding_key: &str) {
+        let channel = self
+            .helper()
+            .await
+            .create_channel()
+            .await
+            .expect("open a channel to subscribe to events");
+        let exchange = herald_queue::Topology::default().events_exchange;
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                lapin::ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare the events exchange");
+        channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare the events queue");
+        channel
+            .queue_bind(
+                queue.into(),
+                exchange.as_str().into(),
+                binding_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind the events queue");
+        let _ = channel.close(200, "OK".into()).await;
     }
 
     /// The ready messages in `queue`.

@@ -193,13 +193,15 @@ pub struct TestApi {
 }
 
 impl TestApi {
-    /// Starts the Management API built from `settings`, as `herald serve` builds it.
+    /// Starts the Management API and the ticket pages built from `settings`, as `herald serve`
+    /// builds them.
     ///
     /// # Panics
     /// If it cannot be built or bound.
     pub async fn start(settings: Settings) -> TestApi {
         let app = build_app(settings).await;
         let state = app.api().await.expect("the API's producer connects");
+        let pages = app.pages(&state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding a loopback port");
@@ -209,6 +211,7 @@ impl TestApi {
         let handle = tokio::spawn(herald_api::serve(
             listener,
             state,
+            pages,
             async move { stop.cancelled().await },
             Duration::from_secs(5),
         ));

@@ -21,23 +21,12 @@ pub fn email_context(
     friendly_name: &str,
 ) -> EmailContext {
     let brand = match organization {
-        Some(org) => {
-            let neutral = Brand::neutral(&org.display_name);
-            Brand {
-                name: org.display_name.clone(),
-                logo_url: org.branding.logo_url.clone(),
-                primary_color: org
-                    .branding
-                    .primary_color
-                    .clone()
-                    .unwrap_or(neutral.primary_color),
-                page_background: org
-                    .branding
-                    .page_background
-                    .clone()
-                    .unwrap_or(neutral.page_background),
-            }
-        }
+        Some(org) => Brand::of_organization(
+            &org.display_name,
+            org.branding.logo_url.as_deref(),
+            org.branding.primary_color.as_deref(),
+            org.branding.page_background.as_deref(),
+        ),
         None => Brand::neutral(friendly_name),
     };
     let factor = match &job.spec {

@@ -1,4 +1,4 @@
-//! `herald serve`: the Management API on HERALD_HTTP_ADDR until SIGTERM or Ctrl-C, then drain
+//! `herald serve`: the Management API and the ticket pages on HERALD_HTTP_ADDR until SIGTERM or Ctrl-C, then drain
 //! in-flight requests (up to HERALD_SHUTDOWN_TIMEOUT) and exit 0.
 
 use anyhow::Context;
@@ -19,6 +19,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         );
     }
     let state = app.api().await?;
+    let pages = app.pages(&state);
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .with_context(|| {
@@ -28,13 +29,14 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
             )
         })?;
     let bound = listener.local_addr()?;
-    info!(%bound, public_url = %settings.public_url, "Serving the Management API on /api/v2, with /healthz, /readyz and /metrics.");
+    info!(%bound, public_url = %settings.public_url, "Serving the Management API on /api/v2, the ticket pages under /u/, and /healthz, /readyz and /metrics.");
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let stop = shutdown.clone();
     herald_api::serve(
         listener,
         state,
+        pages,
         async move { stop.cancelled().await },
         settings.shutdown_timeout,
     )

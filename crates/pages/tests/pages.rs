@@ -1,0 +1,556 @@
+//! The ticket pages over HTTP against real services: a `herald serve` built as the binary builds
+//! it, tickets issued through the Management API, a real worker delivering the emails, and a
+//! subscriber queue on `herald.events`. (The browser walks through the same flows in
+//! `browser.rs`.)
+
+use std::time::Duration;
+
+use herald_testkit::env::{TestApi, TestEnv, TestWorker};
+use herald_testkit::http::{Answer, request};
+use serde_json::{Value, json};
+
+const SCOPES: &str = "read:users create:users update:users create:user_tickets \
+                      create:guardian_enrollment_tickets create:organizations";
+
+struct Setup {
+    env: TestEnv,
+    api: TestApi,
+    _worker: TestWorker,
+    token: String,
+}
+
+async fn setup(configure: impl FnOnce(&mut herald_app::Settings)) -> Setup {
+    let env = TestEnv::new().await.unwrap();
+    let mut settings = env.settings();
+    settings.ticket_secret = Some(
+        herald_domain::TicketSecret::from_bytes(b"pages-tests-ticket-secret-0123456789abcdef")
+            .unwrap(),
+    );
+    configure(&mut settings);
+    let api = TestApi::start(settings.clone()).await;
+    let worker = env.spawn_worker(settings).await;
+    let token = api.token(SCOPES).await;
+    Setup {
+        env,
+        api,
+        _worker: worker,
+        token,
+    }
+}
+
+impl Setup {
+    async fn call(&self, method: &str, path: &str, body: Value) -> Answer {
+        let auth = format!("Bearer {}", self.token);
+        let body = body.to_string();
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        request(self.api.addr, method, path, &headers, body.as_bytes()).await
+    }
+
+    async fn user(&self, email: &str, extra: Value) -> String {
+        let mut body = json!({"email": email, "connection": "Username-Password-Authentication",
+                              "verify_email": false});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let answer = self.call("POST", "/api/v2/users", body).await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        answer.json()["user_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A ticket link's path and query (`/u/…?ticket=…`).
+    async fn ticket(&self, path: &str, body: Value) -> String {
+        let answer = self.call("POST", path, body).await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        let url = url::Url::parse(answer.json()["ticket"].as_str().unwrap()).unwrap();
+        format!("{}?{}", url.path(), url.query().unwrap())
+    }
+
+    async fn get(&self, link: &str, headers: &[(&str, &str)]) -> Answer {
+        request(self.api.addr, "GET", link, headers, b"").await
+    }
+
+    /// Opens `link` and sends its form with `fields` added, as a browser would (same cookie,
+    /// `Sec-Fetch-Site: same-origin`).
+    async fn submit(&self, link: &str, fields: &[(&str, &str)]) -> Answer {
+        let page = self.get(link, &[]).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        let form = Form::of(&page);
+        self.post(&form, fields).await
+    }
+
+    async fn post(&self, form: &Form, fields: &[(&str, &str)]) -> Answer {
+        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+        pairs.append_pair("ticket", &form.ticket);
+        pairs.append_pair("csrf", &form.csrf);
+        for (k, v) in fields {
+            pairs.append_pair(k, v);
+        }
+        let body = pairs.finish();
+        request(
+            self.api.addr,
+            "POST",
+            &form.action,
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Cookie", &form.cookie),
+                ("Sec-Fetch-Site", "same-origin"),
+            ],
+            body.as_bytes(),
+        )
+        .await
+    }
+
+    /// The next event on the `test.events` queue, with its AMQP message id.
+    async fn event(&self, what: &str) -> (Value, Option<String>) {
+        let (body, props) = self
+            .env
+            .broker
+            .wait_get("test.events", Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no {what} event"));
+        let event = serde_json::from_slice(&body).unwrap();
+        (event, props.message_id().as_ref().map(|m| m.to_string()))
+    }
+
+    async fn user_json(&self, user_id: &str) -> Value {
+        let path = format!("/api/v2/users/{}", urlencode(user_id));
+        let answer = self.call("GET", &path, Value::Null).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        answer.json()
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A page's form: where it posts, its hidden fields and the cookie the page set.
+#[derive(Debug, Clone)]
+struct Form {
+    action: String,
+    ticket: String,
+    csrf: String,
+    cookie: String,
+}
+
+impl Form {
+    fn of(page: &Answer) -> Form {
+        let cookie = page
+            .headers
+            .iter()
+            .find(|(n, v)| n == "set-cookie" && v.starts_with("__Host-herald-csrf="))
+            .map(|(_, v)| v.split(';').next().unwrap().to_owned())
+            .expect("the page sets the CSRF cookie");
+        Form {
+            action: attribute(&page.body, "action"),
+            ticket: hidden(&page.body, "ticket"),
+            csrf: hidden(&page.body, "csrf"),
+            cookie,
+        }
+    }
+}
+
+fn attribute(html: &str, name: &str) -> String {
+    let start = html.find(&format!("{name}=\"")).expect(name) + name.len() + 2;
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no hidden {name} in {html}"));
+    attribute(&html[at..], "value")
+}
+
+async fn ticket_used(api: &TestApi, link: &str) -> bool {
+    let token = link.split("ticket=").nth(1).unwrap();
+    let token = url::form_urlencoded::parse(format!("t={token}").as_bytes())
+        .next()
+        .unwrap()
+        .1
+        .into_owned();
+    let hash = herald_domain::TicketToken::from_presented(token).hash();
+    let used: Option<bool> =
+        sqlx::query_scalar("SELECT used_at IS NOT NULL FROM tickets WHERE token_hash = $1")
+            .bind(hash.as_bytes())
+            .fetch_optional(api.store.pool())
+            .await
+            .unwrap();
+    used.expect("the ticket exists")
+}
+
+#[tokio::test]
+async fn a_verification_link_verifies_once_publishes_the_event_and_queues_one_welcome_email() {
+    let s = setup(|_| {}).await;
+    s.env.broker.subscribe_events("test.events", "user.#").await;
+    let user_id = s.user("ana@example.com", json!({"name": "Ana"})).await;
+    let link = s
+        .ticket(
+            "/api/v2/tickets/email-verification",
+            json!({"user_id": user_id, "result_url": "https://app.example/verified#top",
+                   "includeEmailInRedirect": true}),
+        )
+        .await;
+
+    // Opening the link (twice, as a mail scanner and then the user would) uses nothing.
+    for _ in 0..2 {
+        let page = s.get(&link, &[]).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        assert!(page.body.contains("ana@example.com"), "{}", page.body);
+        assert!(page.body.contains("<form method=\"post\""), "{}", page.body);
+        assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(page.header("cache-control"), Some("no-store"));
+        let csp = page.header("content-security-policy").unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("script-src"), "{csp}");
+        assert!(
+            csp.contains("form-action 'self' https://app.example"),
+            "{csp}"
+        );
+        assert!(!page.body.contains("<script"), "{}", page.body);
+    }
+    assert!(!ticket_used(&s.api, &link).await);
+
+    // A POST without the page's cookie is refused and uses nothing.
+    let page = s.get(&link, &[]).await;
+    let form = Form::of(&page);
+    let forged = Form {
+        cookie: "__Host-herald-csrf=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        ..form.clone()
+    };
+    assert_eq!(s.post(&forged, &[]).await.status, 403);
+    assert!(!ticket_used(&s.api, &link).await);
+
+    let done = s.post(&form, &[]).await;
+    assert_eq!(done.status, 303, "{done:?}");
+    assert_eq!(
+        done.header("location"),
+        Some(
+            "https://app.example/verified?email=ana%40example.com&message=Your%20email%20was%20\
+             verified.%20You%20can%20continue%20using%20the%20application.&success=true#top"
+        )
+    );
+    assert_eq!(s.user_json(&user_id).await["email_verified"], true);
+
+    // The event, published with confirms before the ticket's transaction committed.
+    let (event, message_id) = s.event("user.email_verified").await;
+    assert_eq!(event["type"], "user.email_verified");
+    assert_eq!(event["user_id"], user_id.as_str());
+    assert_eq!(message_id.as_deref(), event["id"].as_str());
+
+    // The link again: used (a redirect with Auth0's message, since it has a result_url).
+    let again = s.get(&link, &[]).await;
+    assert_eq!(again.status, 303, "{again:?}");
+    assert!(
+        again
+            .header("location")
+            .unwrap()
+            .contains("message=This%20URL%20can%20be%20used%20only%20once&success=false"),
+        "{again:?}"
+    );
+    let replay = s.post(&form, &[]).await;
+    assert_eq!(replay.status, 303, "{replay:?}");
+    assert!(replay.header("location").unwrap().contains("success=false"));
+
+    // A second ticket of the same user: "already verified", and no second welcome email.
+    let second = s
+        .ticket(
+            "/api/v2/tickets/email-verification",
+            json!({"user_id": user_id}),
+        )
+        .await;
+    let answer = s.submit(&second, &[]).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(
+        answer.body.contains("This account is already verified."),
+        "{}",
+        answer.body
+    );
+
+    let mails = s.env.expect_mail(1).await;
+    assert_eq!(mails[0].rcpt_to, vec!["ana@example.com".to_owned()]);
+    let subject = mails[0].parsed().subject().unwrap_or_default();
+    assert!(subject.starts_with("Welcome"), "{subject:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(s.env.sink.count(), 1, "the welcome email arrives once");
+    assert!(
+        s.env
+            .broker
+            .wait_get("test.events", Duration::from_millis(300))
+            .await
+            .is_none(),
+        "an already verified email publishes no second event"
+    );
+}
+
+#[tokio::test]
+async fn of_fifty_concurrent_posts_of_one_ticket_exactly_one_verifies() {
+    let s = setup(|settings| settings.page_rate_limit = 1_000).await;
+    let user_id = s.user("bo@example.com", json!({})).await;
+    let link = s
+        .ticket(
+            "/api/v2/tickets/email-verification",
+            json!({"user_id": user_id}),
+        )
+        .await;
+    let form = Form::of(&s.get(&link, &[]).await);
+    let answers = futures::future::join_all((0..50).map(|_| s.post(&form, &[]))).await;
+    let verified = answers
+        .iter()
+        .filter(|a| {
+            a.body
+                .contains("Your email address was successfully verified.")
+        })
+        .count();
+    let used = answers
+        .iter()
+        .filter(|a| a.status == 410 && a.body.contains("This link has already been used."))
+        .count();
+    assert_eq!(
+        (verified, used),
+        (1, 49),
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    s.env.expect_mail(1).await;
+}
+
+#[tokio::test]
+async fn a_password_change_follows_the_policy_and_uses_up_the_users_other_links() {
+    let s = setup(|_| {}).await;
+    s.env
+        .broker
+        .subscribe_events("test.events", "user.password_changed")
+        .await;
+    let user_id = s.user("cy@example.com", json!({})).await;
+    let issue = || {
+        s.ticket(
+            "/api/v2/tickets/password-change",
+            json!({"user_id": user_id, "mark_email_as_verified": true}),
+        )
+    };
+    let older = issue().await;
+    let link = issue().await;
+
+    let page = s.get(&link, &[]).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains("autocomplete=\"new-password\""),
+        "{}",
+        page.body
+    );
+    let form = Form::of(&page);
+
+    // Refused: weak, too short, not confirmed; each shown on the form, nothing used.
+    for (password, confirmation, expected) in [
+        ("password123", "password123", "too easy to guess"),
+        ("short", "short", "at least 10 characters"),
+        (
+            "correct horse battery staple",
+            "correct horse battery",
+            "do not match",
+        ),
+    ] {
+        let answer = s
+            .post(
+                &form,
+                &[("password", password), ("confirmation", confirmation)],
+            )
+            .await;
+        assert_eq!(answer.status, 422, "{answer:?}");
+        assert!(
+            answer.body.contains(expected),
+            "{expected:?} in {}",
+            answer.body
+        );
+        assert!(!answer.body.contains(password) || password == "short");
+    }
+    assert!(!ticket_used(&s.api, &link).await);
+
+    let done = s
+        .post(
+            &form,
+            &[
+                ("password", "correct horse battery staple"),
+                ("confirmation", "correct horse battery staple"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(done.body.contains("You can now log in"), "{}", done.body);
+
+    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE user_id = $1")
+        .bind(&user_id)
+        .fetch_one(s.api.store.pool())
+        .await
+        .unwrap();
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{stored}"
+    );
+    assert_eq!(s.user_json(&user_id).await["email_verified"], true);
+
+    let (event, _) = s.event("user.password_changed").await;
+    assert_eq!(event["type"], "user.password_changed");
+    assert_eq!(event["password_hash"], stored.as_str());
+    assert!(!event.to_string().contains("correct horse"));
+
+    // Both links now show the "used" page.
+    for link in [&link, &older] {
+        let answer = s.get(link, &[]).await;
+        assert_eq!(answer.status, 410, "{answer:?}");
+        assert!(
+            answer.body.contains("This link has already been used."),
+            "{}",
+            answer.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn expired_tampered_unknown_and_hostile_tickets_get_a_page_and_use_nothing() {
+    let s = setup(|_| {}).await;
+    let user_id = s.user("di@example.com", json!({})).await;
+    let link = s
+        .ticket(
+            "/api/v2/tickets/email-verification",
+            json!({"user_id": user_id}),
+        )
+        .await;
+    let form = Form::of(&s.get(&link, &[]).await);
+
+    let tampered = format!("{}x", link);
+    for bad in [
+        "/u/email-verification".to_owned(),
+        "/u/email-verification?ticket=".to_owned(),
+        tampered,
+        format!("/u/email-verification?ticket={}", "A".repeat(5000)),
+        "/u/email-verification?ticket=%3Cscript%3Ealert(1)%3C%2Fscript%3E".to_owned(),
+        "/u/email-verification?ticket=%0D%0ASet-Cookie:%20x=1".to_owned(),
+        "/u/email-verification?ticket=%FF%FE".to_owned(),
+        // The right ticket on another page is unknown there.
+        link.replace("/u/email-verification", "/u/reset-password"),
+    ] {
+        let answer = s.get(&bad, &[]).await;
+        assert_eq!(answer.status, 404, "{bad}: {answer:?}");
+        assert!(
+            answer.body.contains("This link is not valid."),
+            "{}",
+            answer.body
+        );
+        assert!(!answer.body.contains("<script>"), "{}", answer.body);
+        assert!(answer.header("x-1").is_none() && answer.header("set-cookie").is_none());
+    }
+
+    // Hostile form fields: refused as an unknown link or a stale form, nothing used.
+    for (field, value) in [
+        ("ticket", "<img src=x onerror=alert(1)>"),
+        ("csrf", "\r\nX-Injected: 1"),
+        ("csrf", &"c".repeat(10_000)),
+    ] {
+        let mut hostile = form.clone();
+        match field {
+            "ticket" => hostile.ticket = value.to_owned(),
+            _ => hostile.csrf = value.to_owned(),
+        }
+        let answer = s.post(&hostile, &[]).await;
+        assert!([403, 404].contains(&answer.status), "{field}: {answer:?}");
+        assert!(!answer.body.contains("<img src=x"), "{}", answer.body);
+    }
+    // A cross-site POST is refused before it is read.
+    let cross = request(
+        s.api.addr,
+        "POST",
+        "/u/email-verification",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &form.cookie),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        format!(
+            "ticket={}&csrf={}",
+            urlencode(&form.ticket),
+            urlencode(&form.csrf)
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(cross.status, 403, "{cross:?}");
+    assert!(!ticket_used(&s.api, &link).await);
+
+    // Expired: the page says so, and the POST does not use it either.
+    sqlx::query("UPDATE tickets SET expires_at = now() - interval '1 second'")
+        .execute(s.api.store.pool())
+        .await
+        .unwrap();
+    let answer = s.get(&link, &[]).await;
+    assert_eq!(answer.status, 410, "{answer:?}");
+    assert!(
+        answer.body.contains("This link has expired."),
+        "{}",
+        answer.body
+    );
+    let answer = s.post(&form, &[]).await;
+    assert_eq!(answer.status, 410, "{answer:?}");
+    assert!(!ticket_used(&s.api, &link).await);
+}
+
+#[tokio::test]
+async fn pages_speak_the_users_language_and_wear_the_organizations_brand() {
+    let s = setup(|_| {}).await;
+    let org = s
+        .call(
+            "POST",
+            "/api/v2/organizations",
+            json!({"name": "kumo", "display_name": "Kumo <Cloud> & Co",
+                   "branding": {"logo_url": "https://kumo.example/logo.png",
+                                "colors": {"primary": "#0f766e", "page_background": "#f1f5f9"}}}),
+        )
+        .await;
+    assert_eq!(org.status, 201, "{org:?}");
+    let org_id = org.json()["id"].as_str().unwrap().to_owned();
+    let user_id = s
+        .user("emi@example.com", json!({"user_metadata": {"lang": "ja"}}))
+        .await;
+    let link = s
+        .ticket(
+            "/api/v2/tickets/password-change",
+            json!({"user_id": user_id, "organization_id": org_id}),
+        )
+        .await;
+    let page = s
+        .get(&link, &[("Accept-Language", "fr;q=0.9, en;q=0.8")])
+        .await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("<html lang=\"ja\""), "{}", page.body);
+    assert!(page.body.contains("パスワードを変更する"), "{}", page.body);
+    assert!(
+        page.body.contains("Kumo &lt;Cloud&gt; &amp; Co"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("#0f766e"), "{}", page.body);
+    assert!(
+        page.body.contains("src=\"https://kumo.example/logo.png\""),
+        "{}",
+        page.body
+    );
+
+    // Without a language of their own, the browser's (by q-value) decides.
+    let plain = s.user("fu@example.com", json!({})).await;
+    let link = s
+        .ticket("/api/v2/tickets/password-change", json!({"user_id": plain}))
+        .await;
+    let page = s
+        .get(&link, &[("Accept-Language", "de;q=0.5, fr;q=0.9, *;q=0.1")])
+        .await;
+    assert!(page.body.contains("<html lang=\"fr\""), "{}", page.body);
+    assert!(
+        page.body.contains("Changez votre mot de passe"),
+        "{}",
+        page.body
+    );
+}
