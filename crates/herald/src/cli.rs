@@ -139,6 +139,10 @@ pub struct DemoArgs {
     /// Where the captured .eml files go when HERALD_SMTP_URL is unset.
     #[arg(long, default_value = "herald-outbox")]
     pub outbox: PathBuf,
+    /// Stay up after the demo (its worker and `herald serve`), so that the links it prints can
+    /// be opened in a browser; Ctrl-C stops it.
+    #[arg(long)]
+    pub keep_serving: bool,
 }
 
 #[derive(Debug, Subcommand)]

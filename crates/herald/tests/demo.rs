@@ -14,6 +14,8 @@ use herald_testkit::env::TestEnv;
 fn configured(env: &TestEnv) -> Settings {
     let mut settings = env.settings();
     settings.smtp_url = None;
+    // The demo's herald serve on a free port (its links then point there).
+    settings.http_addr = "127.0.0.1:0".parse().unwrap();
     settings
 }
 
@@ -92,6 +94,18 @@ async fn the_demo_delivers_every_kind_in_several_locales_and_shows_where() {
             .filter(|r| r.kind != "welcome_email")
             .all(|r| r.link.as_deref().is_some_and(|l| l.contains("/u/")))
     );
+    // The demo's own click on a verification link, over HTTP: a page, then the verification,
+    // then "used"; the user is verified and the welcome email arrived once.
+    let redemption = report.redemption.as_ref().expect("the demo clicks a link");
+    let http = redemption.http.as_ref().expect("the click works");
+    assert_eq!(
+        (http.page_status, http.post_status, http.again_status),
+        (200, 200, 410),
+        "{redemption:?}"
+    );
+    assert!(redemption.verified, "{redemption:?}");
+    assert_eq!(redemption.welcome_emails, 1, "{redemption:?}");
+
     let dead: Vec<_> = report.rows.iter().filter(|r| r.status == "dead").collect();
     assert_eq!(dead.len(), 1);
     assert!(

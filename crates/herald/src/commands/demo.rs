@@ -1,6 +1,9 @@
-//! `herald demo`: Herald's main job on local defaults. It migrates, seeds a branded organization,
-//! runs a worker in-process, publishes one job of each type in several locales (plus one invalid
-//! job, to show dead-lettering), waits for every one to finish and prints where each email is.
+//! `herald demo`: Herald's main job on local defaults. It migrates, seeds a branded organization
+//! and its users, runs a worker and `herald serve` in-process, publishes one job of each type in
+//! several locales (plus one invalid job, to show dead-lettering), waits for every one to finish,
+//! then clicks one verification link itself over HTTP (the user is verified, the welcome email
+//! arrives once) and prints where each email is and the links to open. With `--keep-serving` it
+//! stays up so that a person can open those links in a browser.
 //!
 //! The demo never touches real work: it runs on a vhost and a database of its own, derived from
 //! the configured ones (`/` becomes `herald-demo`, `herald` becomes `herald_demo`) and created if
@@ -15,16 +18,20 @@ use anyhow::{Context, bail};
 use herald_app::Application;
 use herald_domain::{EmailJob, EnrollmentFactor, JobKind};
 use herald_mailsink::{MailSink, SinkOptions};
-use herald_store::{Branding, Client, Organization, Store};
+use herald_store::{Branding, Client, NewUser, Organization, Store};
 use herald_worker::CancellationToken;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::cli::DemoArgs;
+use crate::commands::demo_redeem::{self, Redeemed};
 use crate::commands::{redact_amqp_urls, redact_url};
 use crate::settings::Settings;
 
 pub const DEMO_ORG: &str = "org_acme";
+/// The demo clicks this user's verification link itself.
+const CLICKED_USER: &str = "auth0|camille";
+const CLICKED: &str = "Acme Corp (clicked)";
 pub const DEMO_CLIENT: &str = "acme-portal";
 /// The demo's vhost when the configured one is the default vhost `/`.
 pub const DEMO_VHOST: &str = "herald-demo";
@@ -56,11 +63,66 @@ pub struct DemoReport {
     /// The demo's AMQP URL(s) and database URL, passwords redacted, for printing.
     pub amqp_shown: String,
     pub database_shown: String,
+    /// Where the demo's `herald serve` listens (the links' host).
+    pub serving: String,
+    /// The demo's own click on Camille's verification link.
+    pub redemption: Option<Redemption>,
+}
+
+/// What the demo's click on a verification link did.
+#[derive(Debug, Clone)]
+pub struct Redemption {
+    pub user_id: String,
+    pub http: Result<Redeemed, String>,
+    /// The user's `email_verified` afterwards.
+    pub verified: bool,
+    /// Welcome emails the user received (1: once, as it must be).
+    pub welcome_emails: usize,
+}
+
+/// The demo's running services, kept until [`Running::stop`].
+struct Running {
+    shutdown: CancellationToken,
+    worker: tokio::task::JoinHandle<Result<(), herald_worker::WorkerError>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        match self.worker.await {
+            Ok(result) => result.context("the demo worker failed")?,
+            Err(e) => anyhow::bail!("the demo worker panicked: {e}"),
+        }
+        match self.server.await {
+            Ok(result) => result.context("the demo's herald serve failed")?,
+            Err(e) => anyhow::bail!("the demo's herald serve panicked: {e}"),
+        }
+        Ok(())
+    }
 }
 
 pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<()> {
-    let report = run_demo(settings, &args.outbox).await?;
+    let (report, running, sink) = start_demo(settings, &args.outbox).await?;
     print_report(&report);
+    if args.keep_serving {
+        println!();
+        println!(
+            "Serving the links above on {} until Ctrl-C (the worker keeps sending what they \
+             trigger).",
+            report.serving
+        );
+        crate::commands::worker::cancel_on_signal(running.shutdown.clone()).await;
+    }
+    running.stop().await?;
+    if let Some(sink) = sink {
+        sink.stop().await;
+    }
+    if let Some(redemption) = &report.redemption
+        && (redemption.http.is_err() || !redemption.verified || redemption.welcome_emails != 1)
+    {
+        anyhow::bail!("the demo's own click on a verification link did not work; see above");
+    }
     let failed = report
         .rows
         .iter()
@@ -187,9 +249,37 @@ fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Runs the whole demo and stops its services (what the tests call).
 pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result<DemoReport> {
+    let (report, running, sink) = start_demo(settings, outbox_root).await?;
+    running.stop().await?;
+    if let Some(sink) = sink {
+        sink.stop().await;
+    }
+    Ok(report)
+}
+
+/// Runs the demo and leaves its worker, `herald serve` and mail capture running.
+async fn start_demo(
+    settings: &Settings,
+    outbox_root: &Path,
+) -> anyhow::Result<(DemoReport, Running, Option<MailSink>)> {
     let mut demo = demo_settings(settings)?;
     ensure_vhost(demo.amqp_url.expose_secret()).await?;
+    let listener = tokio::net::TcpListener::bind(demo.http_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "HERALD_HTTP_ADDR {}: the demo's herald serve cannot listen there (is another \
+                 herald serve running? stop it, or set HERALD_HTTP_ADDR and HERALD_PUBLIC_URL)",
+                demo.http_addr
+            )
+        })?;
+    let bound = listener.local_addr()?;
+    if demo.http_addr.port() == 0 {
+        // A free port was asked for: the links must point at the one given.
+        demo.public_url = Url::parse(&format!("http://{bound}/"))?;
+    }
 
     let (sink, outbox) = if demo.smtp_url.is_none() {
         let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -214,10 +304,30 @@ pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result
     let smtp = app.mailer().describe();
     let worker = app.worker();
     let shutdown = CancellationToken::new();
-    let running = tokio::spawn({
+    let worker = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { worker.run(shutdown).await }
     });
+    let api = app
+        .api()
+        .await
+        .context("starting the demo's herald serve")?;
+    let pages = app.pages(&api);
+    let server = tokio::spawn({
+        let shutdown = shutdown.clone();
+        herald_api::serve(
+            listener,
+            api,
+            pages,
+            async move { shutdown.cancelled().await },
+            Duration::from_secs(5),
+        )
+    });
+    let running = Running {
+        shutdown,
+        worker,
+        server,
+    };
 
     let producer = app.producer().await.context("connecting to RabbitMQ")?;
     let mut planned = Vec::new();
@@ -283,12 +393,6 @@ pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result
         });
     }
 
-    shutdown.cancel();
-    match running.await {
-        Ok(result) => result.context("the demo worker failed")?,
-        Err(e) => anyhow::bail!("the demo worker panicked: {e}"),
-    }
-
     if let Some(sink) = &sink {
         for mail in sink.messages() {
             let parsed = mail.parsed();
@@ -302,13 +406,14 @@ pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result
             }
         }
     }
-    if let Some(sink) = sink {
-        sink.stop().await;
-    }
+    let redemption = match (&sink, rows.iter().find(|r| r.audience == CLICKED)) {
+        (Some(sink), Some(row)) => Some(click(&store, sink, row).await?),
+        _ => None,
+    };
     let first = herald_queue::connect::split_urls(demo.amqp_url.expose_secret())
         .next()
         .and_then(|u| Url::parse(u).ok());
-    Ok(DemoReport {
+    let report = DemoReport {
         rows,
         outbox,
         smtp,
@@ -318,6 +423,52 @@ pub async fn run_demo(settings: &Settings, outbox_root: &Path) -> anyhow::Result
             .unwrap_or_default(),
         amqp_shown: redact_amqp_urls(demo.amqp_url.expose_secret()),
         database_shown: redact_url(demo.database_url.expose_secret()),
+        serving: demo.public_url.to_string(),
+        redemption,
+    };
+    Ok((report, running, sink))
+}
+
+/// Clicks `row`'s verification link over HTTP, then checks what it did: the user is verified,
+/// and the welcome email it queued arrives, once.
+async fn click(store: &Store, sink: &MailSink, row: &DemoRow) -> anyhow::Result<Redemption> {
+    let user_id = CLICKED_USER.to_owned();
+    let http = match row.link.clone() {
+        Some(link) => tokio::task::spawn_blocking(move || demo_redeem::redeem(&link))
+            .await?
+            .map_err(|e| format!("{e:#}")),
+        None => Err("its email carried no link".to_owned()),
+    };
+    let welcome_id = herald_domain::JobId::welcome(&user_id).to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.is_ok() && Instant::now() < deadline {
+        let sent = store
+            .job(&welcome_id)
+            .await?
+            .is_some_and(|j| j.status == "sent");
+        if sent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let welcome_emails = sink
+        .messages()
+        .iter()
+        .filter(|m| {
+            m.parsed()
+                .header("X-Herald-Job-Id")
+                .is_some_and(|id| id.trim() == welcome_id)
+        })
+        .count();
+    let verified = store
+        .get_user(&user_id)
+        .await?
+        .is_some_and(|u| u.email_verified);
+    Ok(Redemption {
+        user_id,
+        http,
+        verified,
+        welcome_emails,
     })
 }
 
@@ -344,6 +495,21 @@ async fn seed(store: &Store) -> anyhow::Result<()> {
             login_uri: Some("https://portal.acme.example/login".into()),
         })
         .await?;
+    // The jobs' users, afresh on every run (unverified, no password, no welcome email yet), so
+    // that their links work, and the demo's click shows a first verification.
+    for (_, job) in demo_jobs()? {
+        let user_id = job.user.user_id.to_string();
+        store.delete_user(&user_id).await?;
+        store
+            .create_user(&NewUser {
+                user_id,
+                email: Some(job.user.email.to_string()),
+                name: job.user.name.clone(),
+                connection: "Username-Password-Authentication".into(),
+                ..NewUser::default()
+            })
+            .await?;
+    }
     Ok(())
 }
 
@@ -353,8 +519,8 @@ fn demo_jobs() -> anyhow::Result<Vec<(String, EmailJob)>> {
     let plain = "plain user".to_string();
     let jobs = vec![
         (
-            acme.clone(),
-            EmailJob::builder(Verification, "auth0|camille", "camille@acme.example")
+            CLICKED.to_owned(),
+            EmailJob::builder(Verification, CLICKED_USER, "camille@acme.example")
                 .name("Camille Dubois")
                 .organization_id(DEMO_ORG)
                 .build()?,
@@ -471,6 +637,35 @@ fn print_report(report: &DemoReport) {
         }
     }
     println!();
+    if let Some(r) = &report.redemption {
+        println!(
+            "The demo opened {}'s verification link itself, over HTTP:",
+            r.user_id
+        );
+        match &r.http {
+            Ok(h) => {
+                println!(
+                    "  GET  -> {} (a page with a button; opening a link uses nothing)",
+                    h.page_status
+                );
+                println!("  POST -> {} {:?}", h.post_status, h.outcome);
+                println!(
+                    "  GET again -> {} (a ticket is used once; the page says so)",
+                    h.again_status
+                );
+            }
+            Err(e) => println!("  it failed: {e}"),
+        }
+        println!(
+            "  email_verified: {}; welcome emails received: {} (sent once per user, ever)",
+            r.verified, r.welcome_emails
+        );
+        println!();
+    }
+    println!(
+        "The links are served by the demo's herald serve at {}; the ticket pages are under /u/.",
+        report.serving
+    );
     println!(
         "Ticket links exist only in the emails: PostgreSQL keeps their SHA-256 (tickets.token_hash)."
     );

@@ -3,6 +3,7 @@
 #[cfg(feature = "bench")]
 mod bench;
 mod demo;
+mod demo_redeem;
 mod dlq;
 mod jobs;
 mod queues;
@@ -18,7 +19,8 @@ use secrecy::ExposeSecret;
 use crate::cli::Command;
 use crate::settings::Settings;
 
-pub use demo::{DemoReport, DemoRow, demo_settings, run_demo};
+pub use demo::{DemoReport, DemoRow, Redemption, demo_settings, run_demo};
+pub use demo_redeem::Redeemed;
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     let settings = Settings::load()?;
