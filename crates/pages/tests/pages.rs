@@ -554,3 +554,92 @@ async fn pages_speak_the_users_language_and_wear_the_organizations_brand() {
         page.body
     );
 }
+
+/// Every log line of this test binary, at every level (the subscriber is global to the binary).
+fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> =
+        std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static std::sync::Mutex<Vec<u8>> =
+            Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || Capture(logs))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+        logs
+    })
+}
+
+struct Capture(&'static std::sync::Mutex<Vec<u8>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_ticket_token_or_password_reaches_a_log_line() {
+    let logs = captured_logs();
+    let s = setup(|_| {}).await;
+    let user_id = s.user("gil@example.com", json!({})).await;
+    let verify = s
+        .ticket(
+            "/api/v2/tickets/email-verification",
+            json!({"user_id": user_id}),
+        )
+        .await;
+    let reset = s
+        .ticket(
+            "/api/v2/tickets/password-change",
+            json!({"user_id": user_id}),
+        )
+        .await;
+    let mut secrets = Vec::new();
+    for (link, fields) in [
+        (&verify, vec![]),
+        (
+            &reset,
+            vec![
+                ("password", "tangerine submarine orchestra"),
+                ("confirmation", "tangerine submarine orchestra"),
+            ],
+        ),
+    ] {
+        let page = s.get(link, &[]).await;
+        let form = Form::of(&page);
+        let answer = s.post(&form, &fields).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        secrets.push(form.ticket.clone());
+        secrets.push(form.csrf.clone());
+        secrets.push(form.cookie.split('=').nth(1).unwrap().to_owned());
+        // Used links, opened again, are logged no more than fresh ones.
+        assert_eq!(s.get(link, &[]).await.status, 410);
+    }
+    secrets.push("tangerine submarine orchestra".to_owned());
+    secrets.push(s.token.clone());
+    s.env.expect_mail(1).await;
+
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("Queued the user's welcome email.")
+            && text.contains("Changed a user's password"),
+        "the flow's own log lines were captured"
+    );
+    for secret in &secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "{secret:?} reached a log line"
+        );
+    }
+    assert!(
+        !text.contains("$argon2id$"),
+        "a password hash reached a log line"
+    );
+}
