@@ -95,6 +95,15 @@ impl TicketSecret {
         mac.update(&salt.0);
         TicketToken(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
     }
+
+    /// `HMAC-SHA256(secret, label)`: a key for another use (e.g. the MFA key when
+    /// HERALD_MFA_KEY is unset), stable with the secret and revealing nothing about it. `label`
+    /// must differ from `herald.ticket.v1:`-prefixed inputs, which derive tokens.
+    pub fn derive_key(&self, label: &[u8]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(label);
+        mac.finalize().into_bytes().into()
+    }
 }
 
 impl fmt::Debug for TicketSecret {
