@@ -1,8 +1,10 @@
 //! `herald serve`: Herald's Auth0-compatible Management API on axum.
 //!
 //! - `/api/v2/...`: users, organizations, clients, tickets (email verification, password
-//!   change, MFA enrollment), verification-email jobs and email templates, called the way Auth0's are (same paths, bodies, scopes, error
+//!   change, MFA enrollment), MFA enrollments, verification-email jobs and email templates, called the way Auth0's are (same paths, bodies, scopes, error
 //!   bodies and rate-limit headers), so the official SDKs work by changing only the base URL.
+//! - `/api/v2/x-herald/...`: Herald's extensions, which Auth0 has no equivalent of (checking a
+//!   user's OTP code at login, `enrollments`).
 //! - `/api/v2/openapi.json`: the OpenAPI document of the above (`openapi`), served without a
 //!   token since it is documentation.
 //! - `/healthz`, `/readyz` (database and broker) and `/metrics` (request counts and latency by
@@ -15,6 +17,7 @@
 pub mod auth;
 pub mod connections;
 pub mod email_templates;
+pub mod enrollments;
 pub mod error;
 pub mod fields;
 pub mod jobs;
@@ -58,6 +61,7 @@ pub fn router(state: ApiState, observe: ObserveState, pages: Router) -> Router {
             "/users/{id}",
             get(users::get).patch(users::update).delete(users::delete),
         )
+        .route("/users/{id}/enrollments", get(enrollments::list))
         .route("/users-by-email", get(users::by_email))
         .route("/organizations", post(registry::create_org))
         .route(
@@ -82,6 +86,14 @@ pub fn router(state: ApiState, observe: ObserveState, pages: Router) -> Router {
         )
         .route("/tickets/password-change", post(tickets::password_change))
         .route("/guardian/enrollments/ticket", post(tickets::enrollment))
+        .route(
+            "/guardian/enrollments/{id}",
+            axum::routing::delete(enrollments::delete),
+        )
+        .route(
+            "/x-herald/users/{id}/otp-verifications",
+            post(enrollments::verify_otp),
+        )
         .route("/email-templates", post(email_templates::create))
         .route(
             "/email-templates/{name}",

@@ -20,7 +20,7 @@ use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Respo
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorAttributes, ErrorBody};
-use crate::{email_templates, jobs, registry, tickets, users};
+use crate::{email_templates, enrollments, jobs, registry, tickets, users};
 
 /// The security scheme every operation names: `Authorization: Bearer <token>`.
 pub const BEARER: &str = "bearerAuth";
@@ -43,6 +43,7 @@ pub const BEARER: &str = "bearerAuth";
         users::update,
         users::delete,
         users::by_email,
+        enrollments::list,
         // Organizations and clients
         registry::create_org,
         registry::get_org,
@@ -60,6 +61,9 @@ pub const BEARER: &str = "bearerAuth";
         tickets::email_verification,
         tickets::password_change,
         tickets::enrollment,
+        // MFA enrollments
+        enrollments::delete,
+        enrollments::verify_otp,
         // Email templates
         email_templates::create,
         email_templates::get,
@@ -93,6 +97,10 @@ pub const BEARER: &str = "bearerAuth";
         tickets::EnrollmentTicket,
         tickets::Ticket,
         tickets::EnrollmentTicketIssued,
+        // MFA enrollments
+        enrollments::UserEnrollment,
+        enrollments::OtpVerification,
+        enrollments::OtpVerificationResult,
         // Email templates
         email_templates::TemplateBody,
         email_templates::SetEmailTemplate,
@@ -109,6 +117,7 @@ pub const BEARER: &str = "bearerAuth";
         (name = "tickets"),
         (name = "guardian"),
         (name = "email-templates"),
+        (name = "x-herald", description = "Herald's extensions: not part of Auth0's API."),
     ),
 )]
 pub struct ManagementApi;

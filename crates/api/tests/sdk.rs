@@ -1,6 +1,6 @@
 //! The official Auth0 SDK (auth0-python 6.8, unmodified) drives `herald serve` and a worker: users,
 //! organizations, clients, a Liquid `verify_email` template, the verification-email job and its
-//! status, the three ticket endpoints, and the SDK's error class for 400, 401, 403, 404, 409 and
+//! status, the three ticket endpoints, a user's MFA enrollments, and the SDK's error class for 400, 401, 403, 404, 409 and
 //! 429. The emails it causes must arrive, localized and branded, the first one from the Liquid
 //! template, as the "done when" has it.
 //!
@@ -70,6 +70,11 @@ async fn the_official_python_sdk_drives_every_endpoint() {
     assert_eq!(report["metadata"]["lang"], "ja");
     assert_eq!(report["metadata"]["plan"], "pro");
     assert_eq!(report["by_email"][0], uid);
+    assert_eq!(report["enrollments"], serde_json::json!([]));
+    assert_eq!(
+        report["unknown_enrollment_delete"],
+        serde_json::json!([404, "inexistent_enrollment"])
+    );
     assert_eq!(report["job_type"], "verification_email");
     assert_eq!(report["job_first_status"], "pending");
     assert_eq!(report["job_status"], "completed");

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_domain::{Locale, TicketSecret};
+use herald_mfa::MfaKey;
 use herald_observe::ObserveState;
 use herald_producer::{ProduceError, Producer};
 use herald_queue::Topology;
@@ -115,6 +116,8 @@ pub struct Application {
     mailer: Mailer,
     /// Resolved once, so every worker built here signs with the same secret, even a random one.
     ticket_secret: TicketSecret,
+    /// HERALD_MFA_KEY, or the key derived from `ticket_secret`: the API and the pages share it.
+    mfa_key: MfaKey,
 }
 
 impl std::fmt::Debug for Application {
@@ -137,12 +140,17 @@ impl Application {
             .ticket_secret
             .clone()
             .unwrap_or_else(TicketSecret::random);
+        let mfa_key = settings
+            .mfa_key
+            .clone()
+            .unwrap_or_else(|| MfaKey::derived_from(&ticket_secret));
         Ok(Application {
             settings,
             store,
             renderer,
             mailer,
             ticket_secret,
+            mfa_key,
         })
     }
 
@@ -160,6 +168,13 @@ impl Application {
 
     pub fn mailer(&self) -> &Mailer {
         &self.mailer
+    }
+
+    /// The MFA key: HERALD_MFA_KEY, or when it is unset `HMAC(ticket secret, "herald.mfa-key.v1")`
+    /// (stable as long as HERALD_TICKET_SECRET is; random per process when both are unset). The
+    /// enrollment pages derive TOTP secrets and seal them with it; the API opens them.
+    pub fn mfa_key(&self) -> &MfaKey {
+        &self.mfa_key
     }
 
     /// True when HERALD_TICKET_SECRET is unset and this process signs with a random secret.
@@ -185,6 +200,7 @@ impl Application {
             public_url: s.public_url.clone(),
             allowed_custom_domains: s.allowed_custom_domains.clone(),
             ticket_secret: self.ticket_secret.clone(),
+            mfa_key: self.mfa_key.clone(),
             rate_limit: std::num::NonZeroU32::new(s.api_rate_limit)
                 .unwrap_or(std::num::NonZeroU32::MIN),
             max_body_bytes: s.api_max_body_bytes,

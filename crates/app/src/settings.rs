@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use herald_domain::{Locale, TicketSecret};
+use herald_mfa::MfaKey;
 use herald_queue::Topology;
 use herald_smtp::{Destination, MailerOptions};
 use secrecy::{ExposeSecret, SecretString};
@@ -66,6 +67,9 @@ pub struct Settings {
     pub support_email: Option<String>,
     pub support_url: Option<String>,
     pub ticket_secret: Option<TicketSecret>,
+    /// HERALD_MFA_KEY: seals TOTP secrets at rest and derives enrollment secrets (32+ bytes).
+    /// `None`: the key is derived from the ticket secret (`MfaKey::derived_from`).
+    pub mfa_key: Option<MfaKey>,
     pub max_attempts: u32,
     pub retry_delays: Vec<Duration>,
     pub prefetch: u16,
@@ -259,6 +263,16 @@ impl Settings {
         let ticket_secret = get("HERALD_TICKET_SECRET")
             .map(|s| {
                 TicketSecret::from_bytes(s.as_bytes()).map_err(|e| bad("HERALD_TICKET_SECRET", e))
+            })
+            .transpose()?;
+        let mfa_key = get("HERALD_MFA_KEY")
+            .map(|s| {
+                MfaKey::from_bytes(s.as_bytes()).map_err(|e| {
+                    bad(
+                        "HERALD_MFA_KEY",
+                        format!("{e}; it seals the TOTP secrets of MFA enrollments"),
+                    )
+                })
             })
             .transpose()?;
 
@@ -461,6 +475,7 @@ impl Settings {
             support_email,
             support_url,
             ticket_secret,
+            mfa_key,
             max_attempts,
             retry_delays,
             prefetch,
@@ -783,6 +798,7 @@ mod tests {
             ("HERALD_ALLOWED_CUSTOM_DOMAINS", "ok.example.com,bad domain"),
             ("HERALD_FROM", "nobody"),
             ("HERALD_TICKET_SECRET", "too-short"),
+            ("HERALD_MFA_KEY", "too-short"),
             ("HERALD_MAX_ATTEMPTS", "0"),
             ("HERALD_PREFETCH", "lots"),
             ("HERALD_RETRY_DELAYS", "5s,forever"),
@@ -1076,6 +1092,10 @@ mod tests {
             (
                 "HERALD_TICKET_SECRET",
                 "ticket-s3cret-0123456789abcdef0123456789",
+            ),
+            (
+                "HERALD_MFA_KEY",
+                "mfa-key-s3cret-0123456789abcdef0123456789",
             ),
         ])
         .unwrap();

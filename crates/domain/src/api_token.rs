@@ -19,6 +19,7 @@ pub const SCOPES: &[&str] = &[
     "delete:users",
     "create:user_tickets",
     "create:guardian_enrollment_tickets",
+    "delete:guardian_enrollments",
     "read:organizations",
     "create:organizations",
     "update:organizations",
@@ -30,6 +31,8 @@ pub const SCOPES: &[&str] = &[
     "read:email_templates",
     "create:email_templates",
     "update:email_templates",
+    // Herald's own: checking a user's OTP code at login (POST /x-herald/users/{id}/otp-verifications).
+    "verify:mfa_otp",
 ];
 
 /// A scope string, checked against [`SCOPES`].

@@ -89,20 +89,20 @@ impl TicketSecret {
         Self(bytes)
     }
 
-    /// A 256-bit key for another use of this secret (`purpose` names it, e.g. `"csrf"`):
-    /// HMAC-SHA256 over a label no ticket derivation uses, so keys and tickets never coincide.
-    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(b"herald.key.v1:");
-        mac.update(purpose.as_bytes());
-        mac.finalize().into_bytes().into()
-    }
-
     pub fn derive(&self, salt: &TokenSalt) -> TicketToken {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(b"herald.ticket.v1:");
         mac.update(&salt.0);
         TicketToken(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    /// `HMAC-SHA256(secret, label)`: a key for another use (e.g. the MFA key when
+    /// HERALD_MFA_KEY is unset), stable with the secret and revealing nothing about it. `label`
+    /// must differ from `herald.ticket.v1:`-prefixed inputs, which derive tokens.
+    pub fn derive_key(&self, label: &[u8]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(label);
+        mac.finalize().into_bytes().into()
     }
 }
 

@@ -40,7 +40,7 @@ impl CsrfKey {
             || matches!(public_url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
         let secure = public_url.scheme() == "https" || loopback;
         CsrfKey {
-            key: secret.derive_key("csrf"),
+            key: secret.derive_key(b"herald.csrf-key.v1"),
             cookie_name: if secure {
                 "__Host-herald-csrf"
             } else {

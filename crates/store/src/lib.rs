@@ -1,5 +1,6 @@
 //! Herald's PostgreSQL store: the connection pool and migrations, the registry of organizations,
-//! clients, template overrides and tenant email templates, and the job ledger and tickets.
+//! clients, template overrides and tenant email templates, the job ledger and tickets, and MFA
+//! enrollments.
 //!
 //! Queries are runtime-checked (`sqlx::query_as::<_, Row>`) and covered by integration tests against
 //! a real PostgreSQL, so the build needs neither `DATABASE_URL` nor `.sqlx` offline data.
@@ -9,6 +10,7 @@ pub mod batch;
 pub mod db;
 pub mod dead_letters;
 pub mod email_templates;
+pub mod enrollments;
 pub mod error;
 pub mod ledger;
 pub mod queue_age;
@@ -20,6 +22,10 @@ pub use api_tokens::ApiTokenRecord;
 pub use batch::{BeginRequest, SentRequest};
 pub use db::Store;
 pub use email_templates::{EmailTemplate, StoredEmailTemplate, TemplateSyntax};
+pub use enrollments::{
+    EmailCodeCheck, EmailCodeIssue, EmailCodeSpec, Enrollment, MfaFactor, NewEnrollment,
+    OtpAttempt, OtpEnrollment,
+};
 pub use error::StoreError;
 pub use ledger::{
     BeginOutcome, IssuedTicket, JobEvent, JobRecord, JobStatus, Lease, LedgerJob, StoredTicket,

@@ -226,13 +226,18 @@ impl Store {
         )
     }
 
-    /// Deletes the user; false when there was none.
+    /// Deletes the user, with their MFA enrollments and counted OTP checks; false when there
+    /// was no such user.
     pub async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM users WHERE user_id = $1")
-            .bind(user_id)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
+        let deleted = sqlx::query(
+            "WITH factors AS (DELETE FROM mfa_enrollments WHERE user_id = $1), \
+             attempts AS (DELETE FROM mfa_otp_attempts WHERE user_id = $1) \
+             DELETE FROM users WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
         Ok(deleted > 0)
     }
 }
