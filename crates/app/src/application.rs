@@ -253,6 +253,7 @@ impl Application {
                     per_minute: std::num::NonZeroU32::new(s.page_rate_limit)
                         .unwrap_or(std::num::NonZeroU32::MIN),
                 },
+                mfa_key: self.mfa_key.clone(),
             },
         );
         herald_pages::router(state)

@@ -16,6 +16,7 @@ mod csrf;
 mod http;
 mod limits;
 mod locale;
+mod mfa;
 mod password;
 mod redirect;
 mod ticket_page;
@@ -49,6 +50,8 @@ pub struct PagesConfig {
     pub password_policy: PasswordPolicy,
     /// HERALD_PAGE_RATE_LIMIT: POSTs per minute per ticket and per client address.
     pub limits: PageLimits,
+    /// HERALD_MFA_KEY: derives enrollment tickets' TOTP secrets and seals them at rest.
+    pub mfa_key: herald_mfa::MfaKey,
 }
 
 /// What every page handler shares. Cheap to clone.
@@ -107,6 +110,10 @@ impl PagesState {
     fn limiter(&self) -> &limits::Limiter {
         &self.0.limiter
     }
+
+    fn mfa_key(&self) -> &herald_mfa::MfaKey {
+        &self.0.config.mfa_key
+    }
 }
 
 /// The routes under `/u/`, with their security headers and cross-origin protection. Merge it
@@ -121,6 +128,7 @@ pub fn router(state: PagesState) -> Router {
             "/u/reset-password",
             get(password::show).post(password::redeem),
         )
+        .route("/u/mfa-enrollment", get(mfa::show).post(mfa::redeem))
         // A form holds a ticket, a token and two passwords: a few hundred bytes.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(http::cross_origin_protection())

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use crate::PagesState;
 use crate::redirect::Message;
 use crate::ticket_page::{
-    ClientAddr, TicketView, admit, event, invalid_link, presented, refused, ticket_from_query,
+    Posted, TicketView, event, invalid_link, presented, refused, ticket_form, ticket_from_query,
     unavailable,
 };
 
@@ -54,25 +54,19 @@ pub(crate) struct PasswordForm {
     confirmation: Option<String>,
 }
 
+ticket_form!(PasswordForm);
+
 pub(crate) async fn redeem(
     State(state): State<PagesState>,
-    ClientAddr(address): ClientAddr,
-    headers: HeaderMap,
-    jar: CookieJar,
-    form: Result<axum::Form<PasswordForm>, axum::extract::rejection::FormRejection>,
+    posted: Posted<PasswordForm>,
 ) -> Response {
-    let form = form.map(|f| f.0).unwrap_or_default();
-    let (token, hash) = match admit(
-        &state,
-        address,
-        &headers,
-        &jar,
-        form.ticket.as_deref(),
-        form.csrf.as_deref(),
-    ) {
-        Ok(admitted) => admitted,
-        Err(response) => return *response,
-    };
+    let Posted {
+        token,
+        hash,
+        form,
+        headers,
+        jar,
+    } = posted;
     let view = match usable(&state, &hash, &headers).await {
         Ok(view) => view,
         Err(response) => return response,

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -12,6 +12,7 @@ use axum_extra::extract::cookie::CookieJar;
 use herald_domain::{Locale, TicketToken, TokenHash};
 use herald_render::{Brand, ContinueTo, Page, PageBody, PageMessage};
 use herald_store::{Redemption, StoredTicket};
+use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::PagesState;
@@ -43,7 +44,7 @@ pub(crate) fn ticket_from_query(query: Option<&str>) -> Option<String> {
 /// The checks every POST passes before it is acted on: a plausible ticket, within the rate
 /// limits of the ticket and the client's address, and a CSRF token that fits the ticket and the
 /// browser's cookie. Returns the ticket and its hash, or the answer to give.
-pub(crate) fn admit(
+fn admit(
     state: &PagesState,
     address: IpAddr,
     headers: &HeaderMap,
@@ -61,6 +62,65 @@ pub(crate) fn admit(
         return Err(Box::new(stale_form(state, headers)));
     }
     Ok((token, hash))
+}
+
+/// The hidden fields every page form carries.
+pub(crate) trait TicketForm {
+    fn ticket(&self) -> Option<&str>;
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// Implements [`TicketForm`] for a form struct with `ticket` and `csrf` fields.
+macro_rules! ticket_form {
+    ($form:ty) => {
+        impl $crate::ticket_page::TicketForm for $form {
+            fn ticket(&self) -> Option<&str> {
+                self.ticket.as_deref()
+            }
+            fn csrf(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        }
+    };
+}
+pub(crate) use ticket_form;
+
+/// A page form's POST that passed [`admit`]: the ticket and its hash, the form, and the
+/// request's headers and cookies. A form that does not parse is an empty one (and so an
+/// unknown link); a refused POST is answered before the handler runs.
+pub(crate) struct Posted<F> {
+    pub(crate) token: String,
+    pub(crate) hash: TokenHash,
+    pub(crate) form: F,
+    pub(crate) headers: HeaderMap,
+    pub(crate) jar: CookieJar,
+}
+
+impl<F> FromRequest<PagesState> for Posted<F>
+where
+    F: TicketForm + DeserializeOwned + Default + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &PagesState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Ok(ClientAddr(address)) = ClientAddr::from_request_parts(&mut parts, state).await;
+        let headers = parts.headers.clone();
+        let jar = CookieJar::from_headers(&headers);
+        let form = axum::Form::<F>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map(|f| f.0)
+            .unwrap_or_default();
+        let (token, hash) = admit(state, address, &headers, &jar, form.ticket(), form.csrf())
+            .map_err(|response| *response)?;
+        Ok(Posted {
+            token,
+            hash,
+            form,
+            headers,
+            jar,
+        })
+    }
 }
 
 /// The client's address (for rate limits), or 0.0.0.0 when the server did not record it.
@@ -90,6 +150,8 @@ pub(crate) struct TicketView {
     pub(crate) organization: Option<(String, String)>,
     /// Where the user goes afterwards: the ticket's `result_url`, else its client's login URI.
     pub(crate) target: Option<Url>,
+    /// The client's name, for "Back to {app}".
+    pub(crate) app: Option<String>,
 }
 
 impl TicketView {
@@ -130,6 +192,7 @@ impl TicketView {
             client.as_ref().and_then(|c| c.login_uri.as_deref()),
         );
         Ok(TicketView {
+            app: client.map(|c| c.name),
             organization: organization.map(|o| (o.id, o.name)),
             ticket,
             locale,
@@ -155,6 +218,14 @@ impl TicketView {
             ticket: token.to_owned(),
         };
         (form, jar)
+    }
+
+    /// A link onwards to the ticket's target, for pages that end without a redirect.
+    pub(crate) fn continue_to(&self) -> Option<ContinueTo> {
+        self.target.as_ref().map(|url| ContinueTo {
+            url: url.to_string(),
+            app: self.app.clone(),
+        })
     }
 
     /// A page of this ticket's brand and language.

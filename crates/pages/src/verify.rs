@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::PagesState;
 use crate::redirect::Message;
 use crate::ticket_page::{
-    ClientAddr, TicketView, admit, event, invalid_link, presented, refused, ticket_from_query,
+    Posted, TicketView, event, invalid_link, presented, refused, ticket_form, ticket_from_query,
     unavailable,
 };
 
@@ -66,25 +66,13 @@ pub(crate) struct VerifyForm {
     csrf: Option<String>,
 }
 
+ticket_form!(VerifyForm);
+
 pub(crate) async fn redeem(
     State(state): State<PagesState>,
-    ClientAddr(address): ClientAddr,
-    headers: HeaderMap,
-    jar: CookieJar,
-    form: Result<axum::Form<VerifyForm>, axum::extract::rejection::FormRejection>,
+    posted: Posted<VerifyForm>,
 ) -> Response {
-    let form = form.map(|f| f.0).unwrap_or_default();
-    let (_, hash) = match admit(
-        &state,
-        address,
-        &headers,
-        &jar,
-        form.ticket.as_deref(),
-        form.csrf.as_deref(),
-    ) {
-        Ok(admitted) => admitted,
-        Err(response) => return *response,
-    };
+    let Posted { hash, headers, .. } = posted;
     match verify(&state, &hash).await {
         Ok(Verified::Refused(redemption)) => refused(&state, redemption, &headers).await,
         Ok(Verified::Done(ticket, message)) => {

@@ -643,3 +643,127 @@ async fn no_ticket_token_or_password_reaches_a_log_line() {
         "a password hash reached a log line"
     );
 }
+
+/// The current TOTP code of a base32 key as shown on the page (groups of four), computed with
+/// totp-rs directly (SHA-1, 6 digits, 30 s), as an authenticator app would.
+fn authenticator_code(shown_key: &str, at_unix: u64) -> String {
+    let key: String = shown_key.split_whitespace().collect();
+    totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(totp_rs::Secret::try_from_base32(key).unwrap())
+        .build()
+        .unwrap()
+        .generate(at_unix)
+        .to_string()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn a_totp_enrollment_keeps_the_factor_only_for_a_code_that_verifies() {
+    let s = setup(|_| {}).await;
+    s.env
+        .broker
+        .subscribe_events("test.events", "user.mfa_enrolled")
+        .await;
+    let user_id = s.user("hana@example.com", json!({})).await;
+    let answer = s
+        .call(
+            "POST",
+            "/api/v2/guardian/enrollments/ticket",
+            json!({"user_id": user_id, "factor": "otp"}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let url = url::Url::parse(answer.json()["ticket_url"].as_str().unwrap()).unwrap();
+    let link = format!("{}?{}", url.path(), url.query().unwrap());
+
+    let page = s.get(&link, &[]).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains("src=\"data:image/svg+xml;base64,"),
+        "{}",
+        page.body
+    );
+    let shown = {
+        let start = page.body.find("<code class=\"secret\">").unwrap() + 21;
+        page.body[start..start + page.body[start..].find("</code>").unwrap()].to_owned()
+    };
+    // The same secret every time the link is opened (nothing is stored before a code).
+    assert!(s.get(&link, &[]).await.body.contains(&shown));
+    let form = Form::of(&page);
+
+    let wrong = s.post(&form, &[("code", "000000")]).await;
+    assert_eq!(wrong.status, 422, "{wrong:?}");
+    assert!(
+        wrong.body.contains("That code is not right."),
+        "{}",
+        wrong.body
+    );
+    assert!(!ticket_used(&s.api, &link).await);
+
+    let code = authenticator_code(&shown, unix_now());
+    let done = s.post(&form, &[("code", &code)]).await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(
+        done.body.contains("Two-factor authentication is on"),
+        "{}",
+        done.body
+    );
+
+    let listed = s
+        .call(
+            "GET",
+            &format!("/api/v2/users/{}/enrollments", urlencode(&user_id)),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let enrollments = listed.json();
+    assert_eq!(enrollments.as_array().unwrap().len(), 1, "{enrollments}");
+    let enrollment_id = enrollments[0]["id"].as_str().unwrap().to_owned();
+
+    let (event, _) = s.event("user.mfa_enrolled").await;
+    assert_eq!(event["enrollment_id"], enrollment_id.as_str());
+    assert_eq!(event["factor"], "otp");
+    let compact: String = shown.split_whitespace().collect();
+    assert!(!event.to_string().contains(&compact), "{event}");
+
+    // The sealed secret at rest is not the key.
+    let sealed: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_sealed FROM mfa_enrollments WHERE id = $1")
+            .bind(&enrollment_id)
+            .fetch_one(s.api.store.pool())
+            .await
+            .unwrap();
+    assert!(!String::from_utf8_lossy(&sealed).contains(&compact));
+
+    // The link is used; a new ticket finds the factor already there.
+    assert_eq!(s.get(&link, &[]).await.status, 410);
+    let again = s
+        .call(
+            "POST",
+            "/api/v2/guardian/enrollments/ticket",
+            json!({"user_id": user_id}),
+        )
+        .await;
+    let url = url::Url::parse(again.json()["ticket_url"].as_str().unwrap()).unwrap();
+    let second = s
+        .get(&format!("{}?{}", url.path(), url.query().unwrap()), &[])
+        .await;
+    assert_eq!(second.status, 409, "{second:?}");
+    assert!(
+        second
+            .body
+            .contains("Two-factor Verification has Already Been Enabled."),
+        "{}",
+        second.body
+    );
+}
