@@ -199,12 +199,28 @@ impl TestApi {
     /// # Panics
     /// If it cannot be built or bound.
     pub async fn start(settings: Settings) -> TestApi {
-        let app = build_app(settings).await;
-        let state = app.api().await.expect("the API's producer connects");
-        let pages = app.pages(&state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding a loopback port");
+        Self::serve(settings, listener).await
+    }
+
+    /// [`TestApi::start`] with `HERALD_PUBLIC_URL` pointing at this server, so that the links
+    /// of its tickets (and of the emails a worker on the same settings sends) open its pages.
+    /// Returns the settings it runs on, for that worker.
+    pub async fn start_serving_links(mut settings: Settings) -> (TestApi, Settings) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a loopback port");
+        let addr = listener.local_addr().expect("a bound address");
+        settings.public_url = url::Url::parse(&format!("http://{addr}/")).expect("a URL");
+        (Self::serve(settings.clone(), listener).await, settings)
+    }
+
+    async fn serve(settings: Settings, listener: tokio::net::TcpListener) -> TestApi {
+        let app = build_app(settings).await;
+        let state = app.api().await.expect("the API's producer connects");
+        let pages = app.pages(&state);
         let addr = listener.local_addr().expect("a bound address");
         let token = CancellationToken::new();
         let stop = token.clone();
