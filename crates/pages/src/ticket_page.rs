@@ -107,10 +107,22 @@ where
         let Ok(ClientAddr(address)) = ClientAddr::from_request_parts(&mut parts, state).await;
         let headers = parts.headers.clone();
         let jar = CookieJar::from_headers(&headers);
-        let form = axum::Form::<F>::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map(|f| f.0)
-            .unwrap_or_default();
+        let form =
+            match axum::Form::<F>::from_request(Request::from_parts(parts, body), state).await {
+                Ok(form) => form.0,
+                // Larger than any form of these pages: refused unread (413), nothing used.
+                Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    return Err(neutral_page(
+                        state,
+                        &headers,
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "page-error-title",
+                        "page-error",
+                    ));
+                }
+                // A form that does not parse holds no usable ticket.
+                Err(_) => F::default(),
+            };
         let (token, hash) = admit(state, address, &headers, &jar, form.ticket(), form.csrf())
             .map_err(|response| *response)?;
         Ok(Posted {

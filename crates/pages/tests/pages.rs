@@ -412,7 +412,8 @@ async fn a_password_change_follows_the_policy_and_uses_up_the_users_other_links(
 
 #[tokio::test]
 async fn expired_tampered_unknown_and_hostile_tickets_get_a_page_and_use_nothing() {
-    let s = setup(|_| {}).await;
+    // More POSTs than one address may send in a minute: this test is about what they carry.
+    let s = setup(|settings| settings.page_rate_limit = 1_000).await;
     let user_id = s.user("di@example.com", json!({})).await;
     let link = s
         .ticket(
@@ -460,6 +461,58 @@ async fn expired_tampered_unknown_and_hostile_tickets_get_a_page_and_use_nothing
         assert!([403, 404].contains(&answer.status), "{field}: {answer:?}");
         assert!(!answer.body.contains("<img src=x"), "{}", answer.body);
     }
+    // Hostile passwords and codes: refused on the form, escaped, nothing used; a body over the
+    // limit is refused before it is read.
+    let reset = s
+        .ticket(
+            "/api/v2/tickets/password-change",
+            json!({"user_id": user_id}),
+        )
+        .await;
+    let reset_form = Form::of(&s.get(&reset, &[]).await);
+    let long = "p".repeat(10_000);
+    for (password, expected) in [
+        (long.as_str(), "at most 128 characters"),
+        ("<script>alert(1)</script>\r\n", "do not match"),
+        ("\u{0}\u{7}\u{202e}ab", "at least 10 characters"),
+    ] {
+        let answer = s
+            .post(
+                &reset_form,
+                &[("password", password), ("confirmation", "x")],
+            )
+            .await;
+        assert_eq!(answer.status, 422, "{answer:?}");
+        assert!(
+            answer.body.contains(expected),
+            "{expected:?} in {}",
+            answer.body
+        );
+        assert!(!answer.body.contains("<script>alert"), "{}", answer.body);
+    }
+    let huge = "q".repeat(20_000);
+    let answer = s
+        .post(&reset_form, &[("password", &huge), ("confirmation", &huge)])
+        .await;
+    assert_eq!(answer.status, 413, "{answer:?}");
+    assert!(!ticket_used(&s.api, &reset).await);
+    let enroll = s
+        .call(
+            "POST",
+            "/api/v2/guardian/enrollments/ticket",
+            json!({"user_id": user_id}),
+        )
+        .await;
+    let url = url::Url::parse(enroll.json()["ticket_url"].as_str().unwrap()).unwrap();
+    let enroll = format!("{}?{}", url.path(), url.query().unwrap());
+    let enroll_form = Form::of(&s.get(&enroll, &[]).await);
+    for code in ["<img src=x>", "12345678901234567890", "１２３４５６", ""] {
+        let answer = s.post(&enroll_form, &[("code", code)]).await;
+        assert_eq!(answer.status, 422, "{code:?}: {answer:?}");
+        assert!(!answer.body.contains("<img src=x>"), "{}", answer.body);
+    }
+    assert!(!ticket_used(&s.api, &enroll).await);
+
     // A cross-site POST is refused before it is read.
     let cross = request(
         s.api.addr,
@@ -766,4 +819,106 @@ async fn a_totp_enrollment_keeps_the_factor_only_for_a_code_that_verifies() {
         "{}",
         second.body
     );
+}
+
+#[tokio::test]
+async fn posts_past_the_limit_per_ticket_and_address_are_refused_and_use_nothing() {
+    let s = setup(|settings| settings.page_rate_limit = 3).await;
+    let user_id = s.user("ivo@example.com", json!({})).await;
+    let link = s
+        .ticket(
+            "/api/v2/tickets/password-change",
+            json!({"user_id": user_id}),
+        )
+        .await;
+    let form = Form::of(&s.get(&link, &[]).await);
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let answer = s
+            .post(&form, &[("password", "guess"), ("confirmation", "guess")])
+            .await;
+        statuses.push(answer.status);
+        if answer.status == 429 {
+            assert_eq!(answer.header("retry-after"), Some("60"));
+            assert!(
+                answer.body.contains("Too many attempts."),
+                "{}",
+                answer.body
+            );
+        }
+    }
+    assert_eq!(statuses, vec![422, 422, 422, 429, 429]);
+    // Within the limit, the right password would have been taken; past it, it is not even read.
+    let answer = s
+        .post(
+            &form,
+            &[
+                ("password", "violet harbor seventeen lanterns"),
+                ("confirmation", "violet harbor seventeen lanterns"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 429);
+    assert!(!ticket_used(&s.api, &link).await);
+}
+
+#[tokio::test]
+async fn no_request_can_choose_where_a_page_redirects() {
+    let s = setup(|settings| settings.page_rate_limit = 1_000).await;
+    let user_id = s.user("jo@example.com", json!({})).await;
+    // A ticket's own target must be an absolute http(s) URL: the API refuses the rest.
+    for bad in [
+        "//evil.example/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "java%0ascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "\\\\evil.example",
+    ] {
+        let answer = request(
+            s.api.addr,
+            "POST",
+            "/api/v2/tickets/email-verification",
+            &[
+                ("Authorization", &format!("Bearer {}", s.token)),
+                ("Content-Type", "application/json"),
+            ],
+            json!({"user_id": user_id, "result_url": bad})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+        assert_eq!(answer.status, 400, "{bad:?} as result_url: {answer:?}");
+    }
+    let link = s
+        .ticket(
+            "/api/v2/tickets/email-verification",
+            json!({"user_id": user_id, "result_url": "https://app.example/done"}),
+        )
+        .await;
+    // Parameters in the link or the form that name other targets are ignored.
+    let hostile = [
+        ("result_url", "https://evil.example/"),
+        ("redirect_uri", "//evil.example"),
+        ("returnTo", "/\\evil.example"),
+        ("continue", "https:%2F%2Fevil.example"),
+    ];
+    let mut tampered = link.clone();
+    for (k, v) in hostile {
+        tampered.push_str(&format!("&{k}={}", urlencode(v)));
+    }
+    let page = s.get(&tampered, &[]).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(!page.body.contains("evil.example"), "{}", page.body);
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(!csp.contains("evil"), "{csp}");
+    let form = Form::of(&page);
+    let done = s.post(&form, &hostile).await;
+    assert_eq!(done.status, 303, "{done:?}");
+    let location = done.header("location").unwrap();
+    assert!(
+        location.starts_with("https://app.example/done?"),
+        "{location}"
+    );
+    assert!(!location.contains("evil"), "{location}");
 }
