@@ -21,6 +21,21 @@ expiry-days =
         [one] Dieser Link läuft in { $count } Tag ab.
        *[other] Dieser Link läuft in { $count } Tagen ab.
     }
+code-expiry-minutes =
+    { $count ->
+        [one] Dieser Code läuft in { $count } Minute ab.
+       *[other] Dieser Code läuft in { $count } Minuten ab.
+    }
+code-expiry-hours =
+    { $count ->
+        [one] Dieser Code läuft in { $count } Stunde ab.
+       *[other] Dieser Code läuft in { $count } Stunden ab.
+    }
+code-expiry-days =
+    { $count ->
+        [one] Dieser Code läuft in { $count } Tag ab.
+       *[other] Dieser Code läuft in { $count } Tagen ab.
+    }
 signature = Ihr Team von { $brand }
 footer-sent-to = Diese E-Mail wurde an { $email } gesendet.
 footer-automated = Dies ist eine automatisch erstellte Nachricht. Bitte antworten Sie nicht darauf.
@@ -71,3 +86,12 @@ welcome_email-body = Ihr Konto wurde erstellt und ist einsatzbereit. Wir freuen 
 welcome_email-login = Sie können sich jetzt bei { $app } anmelden.
 welcome_email-button = Anmelden
 welcome_email-footer = Sie erhalten diese E-Mail, weil mit dieser Adresse ein Konto bei { $brand } erstellt wurde. Falls Sie sich nicht registriert haben, können Sie diese E-Mail ignorieren.
+
+## mfa_oob_code
+
+mfa_oob_code-subject = Ihr Bestätigungscode für { $brand }
+mfa_oob_code-preheader = Ihr Einmalcode für { $brand } steht in dieser E-Mail.
+mfa_oob_code-heading = Ihr Bestätigungscode
+mfa_oob_code-body = Geben Sie diesen Einmalcode ein, um die Einrichtung der Multi-Faktor-Authentifizierung für Ihr Konto bei { $brand } fortzusetzen:
+mfa_oob_code-ignore = Falls Sie diesen Code nicht angefordert haben, können Sie diese E-Mail ignorieren. Geben Sie diesen Code niemals an andere weiter.
+mfa_oob_code-footer = Sie erhalten diese E-Mail, weil für Ihr Konto bei { $brand } ein Bestätigungscode angefordert wurde.

@@ -30,6 +30,21 @@ expiry-days =
         [one] This link expires in { $count } day.
        *[other] This link expires in { $count } days.
     }
+code-expiry-minutes =
+    { $count ->
+        [one] This code expires in { $count } minute.
+       *[other] This code expires in { $count } minutes.
+    }
+code-expiry-hours =
+    { $count ->
+        [one] This code expires in { $count } hour.
+       *[other] This code expires in { $count } hours.
+    }
+code-expiry-days =
+    { $count ->
+        [one] This code expires in { $count } day.
+       *[other] This code expires in { $count } days.
+    }
 signature = The { $brand } team
 footer-sent-to = This email was sent to { $email }.
 footer-automated = This is an automated message, please do not reply.
@@ -80,3 +95,12 @@ welcome_email-body = Your account has been created and is ready to use. We are g
 welcome_email-login = You can now sign in to { $app }.
 welcome_email-button = Sign in
 welcome_email-footer = You received this email because an account was created with this address at { $brand }. If you did not sign up, you can ignore this email.
+
+## mfa_oob_code
+
+mfa_oob_code-subject = Your { $brand } verification code
+mfa_oob_code-preheader = Your one-time code for { $brand } is inside.
+mfa_oob_code-heading = Your verification code
+mfa_oob_code-body = Enter this one-time code to continue setting up multi-factor authentication for your { $brand } account:
+mfa_oob_code-ignore = If you did not ask for this code, you can safely ignore this email. Never share this code with anyone.
+mfa_oob_code-footer = You received this email because a verification code was requested for your account at { $brand }.

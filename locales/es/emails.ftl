@@ -21,6 +21,21 @@ expiry-days =
         [one] Este enlace caduca en { $count } día.
        *[other] Este enlace caduca en { $count } días.
     }
+code-expiry-minutes =
+    { $count ->
+        [one] Este código caduca en { $count } minuto.
+       *[other] Este código caduca en { $count } minutos.
+    }
+code-expiry-hours =
+    { $count ->
+        [one] Este código caduca en { $count } hora.
+       *[other] Este código caduca en { $count } horas.
+    }
+code-expiry-days =
+    { $count ->
+        [one] Este código caduca en { $count } día.
+       *[other] Este código caduca en { $count } días.
+    }
 signature = El equipo de { $brand }
 footer-sent-to = Este correo electrónico se envió a { $email }.
 footer-automated = Este es un mensaje automático; por favor, no responda a él.
@@ -71,3 +86,12 @@ welcome_email-body = Su cuenta se ha creado y ya puede utilizarla. Nos alegra co
 welcome_email-login = Ya puede iniciar sesión en { $app }.
 welcome_email-button = Iniciar sesión
 welcome_email-footer = Ha recibido este correo porque se creó una cuenta con esta dirección en { $brand }. Si no se registró, puede ignorar este mensaje.
+
+## mfa_oob_code
+
+mfa_oob_code-subject = Su código de verificación de { $brand }
+mfa_oob_code-preheader = Su código de un solo uso para { $brand } está en este correo.
+mfa_oob_code-heading = Su código de verificación
+mfa_oob_code-body = Introduzca este código de un solo uso para continuar con la configuración de la autenticación multifactor de su cuenta en { $brand }:
+mfa_oob_code-ignore = Si no solicitó este código, puede ignorar este mensaje con total seguridad. No comparta nunca este código con nadie.
+mfa_oob_code-footer = Ha recibido este correo porque se solicitó un código de verificación para su cuenta en { $brand }.

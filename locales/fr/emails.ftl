@@ -22,6 +22,21 @@ expiry-days =
         [one] Ce lien expire dans { $count } jour.
        *[other] Ce lien expire dans { $count } jours.
     }
+code-expiry-minutes =
+    { $count ->
+        [one] Ce code expire dans { $count } minute.
+       *[other] Ce code expire dans { $count } minutes.
+    }
+code-expiry-hours =
+    { $count ->
+        [one] Ce code expire dans { $count } heure.
+       *[other] Ce code expire dans { $count } heures.
+    }
+code-expiry-days =
+    { $count ->
+        [one] Ce code expire dans { $count } jour.
+       *[other] Ce code expire dans { $count } jours.
+    }
 signature = L’équipe { $brand }
 footer-sent-to = Cet e-mail a été envoyé à { $email }.
 footer-automated = Ceci est un message automatique, merci de ne pas y répondre.
@@ -72,3 +87,12 @@ welcome_email-body = Votre compte a été créé et est prêt à être utilisé.
 welcome_email-login = Vous pouvez désormais vous connecter à { $app }.
 welcome_email-button = Se connecter
 welcome_email-footer = Vous avez reçu cet e-mail car un compte a été créé avec cette adresse sur { $brand }. Si vous n’êtes pas à l’origine de cette inscription, vous pouvez ignorer cet e-mail.
+
+## mfa_oob_code
+
+mfa_oob_code-subject = Votre code de vérification { $brand }
+mfa_oob_code-preheader = Votre code à usage unique pour { $brand } se trouve dans cet e-mail.
+mfa_oob_code-heading = Votre code de vérification
+mfa_oob_code-body = Saisissez ce code à usage unique pour poursuivre la configuration de l’authentification multifacteur de votre compte { $brand } :
+mfa_oob_code-ignore = Si vous n’avez pas demandé ce code, vous pouvez ignorer cet e-mail en toute sécurité. Ne communiquez jamais ce code à personne.
+mfa_oob_code-footer = Vous avez reçu cet e-mail car un code de vérification a été demandé pour votre compte sur { $brand }.

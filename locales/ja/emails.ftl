@@ -10,6 +10,9 @@ text-button = { $label }：
 expiry-minutes = このリンクの有効期限は { $count } 分です。
 expiry-hours = このリンクの有効期限は { $count } 時間です。
 expiry-days = このリンクの有効期限は { $count } 日です。
+code-expiry-minutes = このコードの有効期限は { $count } 分です。
+code-expiry-hours = このコードの有効期限は { $count } 時間です。
+code-expiry-days = このコードの有効期限は { $count } 日です。
 signature = { $brand } チーム
 footer-sent-to = このメールは { $email } 宛てに送信されました。
 footer-automated = このメールは送信専用のアドレスから送信されています。ご返信いただいてもお答えできませんのでご了承ください。
@@ -60,3 +63,12 @@ welcome_email-body = アカウントが作成され、ご利用いただける�
 welcome_email-login = { $app } にログインできるようになりました。
 welcome_email-button = ログイン
 welcome_email-footer = このメールは、このメールアドレスで { $brand } のアカウントが作成されたため送信されました。お心当たりがない場合は、このメールを破棄してください。
+
+## mfa_oob_code
+
+mfa_oob_code-subject = { $brand } の確認コード
+mfa_oob_code-preheader = { $brand } のワンタイムコードをお送りします。
+mfa_oob_code-heading = 確認コード
+mfa_oob_code-body = { $brand } アカウントの多要素認証の設定を続けるには、次のワンタイムコードを入力してください。
+mfa_oob_code-ignore = このコードをリクエストした覚えがない場合は、このメールを破棄してください。このコードは誰にも教えないでください。
+mfa_oob_code-footer = このメールは、{ $brand } のお客様のアカウントで確認コードがリクエストされたため送信されました。

@@ -21,6 +21,21 @@ expiry-days =
         [one] Este link expira em { $count } dia.
        *[other] Este link expira em { $count } dias.
     }
+code-expiry-minutes =
+    { $count ->
+        [one] Este código expira em { $count } minuto.
+       *[other] Este código expira em { $count } minutos.
+    }
+code-expiry-hours =
+    { $count ->
+        [one] Este código expira em { $count } hora.
+       *[other] Este código expira em { $count } horas.
+    }
+code-expiry-days =
+    { $count ->
+        [one] Este código expira em { $count } dia.
+       *[other] Este código expira em { $count } dias.
+    }
 signature = Equipe { $brand }
 footer-sent-to = Este e-mail foi enviado para { $email }.
 footer-automated = Esta é uma mensagem automática. Por favor, não responda.
@@ -71,3 +86,12 @@ welcome_email-body = Sua conta { $brand } foi criada e já está pronta para uso
 welcome_email-login = Agora você já pode entrar em { $app }.
 welcome_email-button = Entrar
 welcome_email-footer = Você recebeu este e-mail porque uma conta { $brand } foi criada com este endereço. Se não foi você, pode ignorar este e-mail.
+
+## mfa_oob_code
+
+mfa_oob_code-subject = Seu código de verificação para { $brand }
+mfa_oob_code-preheader = Seu código de uso único para { $brand } está neste e-mail.
+mfa_oob_code-heading = Seu código de verificação
+mfa_oob_code-body = Digite este código de uso único para continuar a configuração da autenticação multifator da sua conta { $brand }:
+mfa_oob_code-ignore = Se você não pediu este código, pode ignorar este e-mail com segurança. Nunca compartilhe este código com ninguém.
+mfa_oob_code-footer = Você recebeu este e-mail porque foi solicitado um código de verificação para a sua conta { $brand }.

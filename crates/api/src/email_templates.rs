@@ -25,7 +25,8 @@ use crate::payload::{FormFields, Payload};
 use crate::state::ApiState;
 use crate::text::PathParam;
 
-/// Auth0's template names (EmailTemplateNameEnum); Herald sends the first four.
+/// Auth0's template names (EmailTemplateNameEnum); Herald sends the first four and
+/// `mfa_oob_code`.
 const AUTH0_NAMES: [&str; 14] = [
     "verify_email",
     "reset_email",
@@ -131,6 +132,7 @@ pub enum TemplateNameEnum {
     reset_email,
     welcome_email,
     enrollment_email,
+    mfa_oob_code,
 }
 
 /// A template's language.
@@ -367,7 +369,7 @@ fn template_name(name: &str) -> Result<TemplateName, ApiError> {
     if AUTH0_NAMES.contains(&name) {
         return Err(ApiError::bad_request(format!(
             "Herald does not send the {name} email; its templates are verify_email, \
-             reset_email, welcome_email and enrollment_email."
+             reset_email, welcome_email, enrollment_email and mfa_oob_code."
         )));
     }
     Err(ApiError::invalid_uri(format!(

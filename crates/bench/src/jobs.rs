@@ -32,8 +32,8 @@ const NAMES: [&str; 6] = [
 ];
 
 /// Job `index` of the mix, with id `{prefix}-{index}`. Deterministic: the same index always
-/// gives the same job. Kinds cycle every 4 jobs, branding every 3 and locales every 32, so
-/// every combination occurs within 96 jobs.
+/// gives the same job. Kinds cycle every 5 jobs, branding every 3 and locales every 40, so
+/// every combination occurs within 120 jobs.
 pub fn job(prefix: &str, index: usize) -> anyhow::Result<EmailJob> {
     let kind = JobKind::ALL[index % JobKind::ALL.len()];
     let branded = index.is_multiple_of(3);
@@ -58,6 +58,9 @@ pub fn job(prefix: &str, index: usize) -> anyhow::Result<EmailJob> {
         JobKind::Verification if !branded => builder.result_url("https://app.example.com/verified"),
         JobKind::Enrollment => builder.factor(EnrollmentFactor::Otp),
         JobKind::PasswordChange => builder.mark_email_as_verified(true),
+        JobKind::MfaCode => builder
+            .code(format!("{:06}", index % 1_000_000))
+            .ttl_sec(600),
         _ => builder,
     };
     Ok(builder.build()?)
@@ -99,7 +102,7 @@ mod tests {
 
     #[test]
     fn the_mix_covers_every_kind_locale_and_audience() {
-        let jobs = jobs("t", 96).unwrap();
+        let jobs = jobs("t", 120).unwrap();
         for kind in JobKind::ALL {
             let of_kind: Vec<_> = jobs.iter().filter(|j| j.kind() == kind).collect();
             assert_eq!(of_kind.len(), 24, "{kind}");
@@ -113,7 +116,7 @@ mod tests {
             );
         }
         let branded = jobs.iter().filter(|j| j.organization_id.is_some()).count();
-        assert_eq!(branded, 32);
+        assert_eq!(branded, 40);
         for locale in EMAIL_LOCALES.iter().flatten() {
             assert!(
                 jobs.iter()
@@ -133,7 +136,7 @@ mod tests {
 
     #[test]
     fn every_job_of_the_mix_is_a_valid_v1_job() {
-        for job in jobs("bench-r1", 96).unwrap() {
+        for job in jobs("bench-r1", 120).unwrap() {
             assert_eq!(EmailJob::parse(&job.to_json(), 64 * 1024).unwrap(), job);
         }
     }

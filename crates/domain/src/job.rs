@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::code::{OneTimeCode, WireCode};
 use crate::ids::{ClientId, EmailAddress, IdError, JobId, OrganizationId, UserId};
 use crate::kind::JobKind;
 
@@ -15,6 +16,11 @@ use crate::kind::JobKind;
 pub const DEFAULT_TTL_SEC: u64 = 432_000;
 /// The longest ticket Herald issues (one year); longer requests are refused, not clamped.
 pub const MAX_TTL_SEC: u64 = 31_536_000;
+/// The longest a one-time code may live (one hour): the "expires in" line of an
+/// `mfa_code_email` job states at most this.
+pub const MAX_CODE_TTL_SEC: u64 = 3_600;
+/// What the ledger keeps in place of an `mfa_code_email` job's code ([`EmailJob::to_record`]).
+pub const REDACTED_CODE: &str = "<redacted>";
 /// The only schema version this crate reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -26,7 +32,7 @@ pub enum JobError {
     #[error("the job body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error(
-        "unknown job type {0:?}; expected verification_email, enrollment_email, password_change_email or welcome_email"
+        "unknown job type {0:?}; expected verification_email, enrollment_email, password_change_email, welcome_email or mfa_code_email"
     )]
     UnknownType(String),
     #[error("{0}")]
@@ -132,6 +138,13 @@ pub struct WireJob {
         skip_serializing_if = "Option::is_none"
     )]
     pub mark_email_as_verified: Option<bool>,
+    /// `mfa_code_email` only: the one-time code, six ASCII digits. Its `Debug` is redacted.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub code: Option<WireCode>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -271,6 +284,14 @@ pub enum JobSpec {
         mark_email_as_verified: bool,
     },
     Welcome,
+    /// A one-time code for the MFA email factor; no ticket.
+    MfaCode {
+        /// The code to email (its `Debug` is redacted).
+        code: OneTimeCode,
+        /// How long the code lives, for the "expires in" line (1 to [`MAX_CODE_TTL_SEC`]);
+        /// `None` leaves the line out. The job's `ttl_sec` on the wire.
+        ttl_sec: Option<u64>,
+    },
 }
 
 /// A validated email job.
@@ -368,6 +389,7 @@ impl EmailJob {
             "mark_email_as_verified",
             JobKind::PasswordChange,
         )?;
+        only_on(wire.code.is_some(), "code", JobKind::MfaCode)?;
 
         // Auth0: result_url is for the classic experience only. A verification (and so, here, an
         // enrollment) ticket refuses it next to client_id or organization_id; a password-change
@@ -384,7 +406,8 @@ impl EmailJob {
                     }
                 }
                 JobKind::PasswordChange => organization_id.is_some().then_some("organization_id"),
-                JobKind::Welcome => None,
+                // Refused below, as every ticket field is on these kinds.
+                JobKind::Welcome | JobKind::MfaCode => None,
             };
             if let Some(other) = conflict {
                 return Err(JobError::field(
@@ -395,6 +418,8 @@ impl EmailJob {
         }
 
         let ttl_sec = match wire.ttl_sec {
+            // A code's lifetime has its own rules, below.
+            _ if kind == JobKind::MfaCode => DEFAULT_TTL_SEC,
             None | Some(0) => DEFAULT_TTL_SEC,
             Some(t) if t > MAX_TTL_SEC => {
                 return Err(JobError::field(
@@ -426,11 +451,15 @@ impl EmailJob {
                 ticket,
                 mark_email_as_verified: wire.mark_email_as_verified.unwrap_or(false),
             },
-            JobKind::Welcome => {
-                // A welcome email carries no ticket, so ticket fields would be silently dropped.
+            JobKind::Welcome | JobKind::MfaCode => {
+                // These carry no ticket, so ticket fields would be silently dropped. (A code
+                // job's `ttl_sec` is the code's lifetime, checked below.)
                 for (present, field) in [
                     (ticket.result_url.is_some(), "result_url"),
-                    (wire.ttl_sec.is_some(), "ttl_sec"),
+                    (
+                        wire.ttl_sec.is_some() && kind == JobKind::Welcome,
+                        "ttl_sec",
+                    ),
                     (
                         wire.include_email_in_redirect.is_some(),
                         "includeEmailInRedirect",
@@ -439,11 +468,15 @@ impl EmailJob {
                     if present {
                         return Err(JobError::field(
                             field,
-                            "is not allowed on welcome_email jobs, which carry no ticket",
+                            format!("is not allowed on {kind} jobs, which carry no ticket"),
                         ));
                     }
                 }
-                JobSpec::Welcome
+                if kind == JobKind::Welcome {
+                    JobSpec::Welcome
+                } else {
+                    mfa_code_spec(wire.code, wire.ttl_sec)?
+                }
             }
         };
 
@@ -464,6 +497,15 @@ impl EmailJob {
             JobSpec::Enrollment { .. } => JobKind::Enrollment,
             JobSpec::PasswordChange { .. } => JobKind::PasswordChange,
             JobSpec::Welcome => JobKind::Welcome,
+            JobSpec::MfaCode { .. } => JobKind::MfaCode,
+        }
+    }
+
+    /// The one-time code of an `mfa_code_email` job.
+    pub fn code(&self) -> Option<&OneTimeCode> {
+        match &self.spec {
+            JobSpec::MfaCode { code, .. } => Some(code),
+            _ => None,
         }
     }
 
@@ -475,7 +517,7 @@ impl EmailJob {
             JobSpec::Verification { ticket }
             | JobSpec::Enrollment { ticket, .. }
             | JobSpec::PasswordChange { ticket, .. } => ticket,
-            JobSpec::Welcome => return,
+            JobSpec::Welcome | JobSpec::MfaCode { .. } => return,
         };
         if ticket.unset.result_url
             && let Some(url) = &defaults.result_url
@@ -503,7 +545,7 @@ impl EmailJob {
             JobSpec::Verification { ticket }
             | JobSpec::Enrollment { ticket, .. }
             | JobSpec::PasswordChange { ticket, .. } => Some(ticket),
-            JobSpec::Welcome => None,
+            JobSpec::Welcome | JobSpec::MfaCode { .. } => None,
         }
     }
 
@@ -542,7 +584,23 @@ impl EmailJob {
                 mark_email_as_verified,
                 ..
             } => wire.mark_email_as_verified = Some(*mark_email_as_verified),
+            JobSpec::MfaCode { code, ttl_sec } => {
+                wire.code = Some(WireCode::from(code));
+                wire.ttl_sec = *ttl_sec;
+            }
             JobSpec::Verification { .. } | JobSpec::Welcome => {}
+        }
+        wire
+    }
+
+    /// The wire form as the job ledger keeps it: [`EmailJob::to_wire`] with an
+    /// `mfa_code_email` job's code replaced by [`REDACTED_CODE`], so that the database holds
+    /// only the code's keyed digest (kept by whoever made the code), never the code. Such a
+    /// record no longer parses as a job: a code is never resent from the ledger.
+    pub fn to_record(&self) -> WireJob {
+        let mut wire = self.to_wire();
+        if wire.code.is_some() {
+            wire.code = Some(WireCode::new(REDACTED_CODE));
         }
         wire
     }
@@ -645,9 +703,40 @@ impl EmailJobBuilder {
         self.wire.mark_email_as_verified = Some(yes);
         self
     }
+    /// `mfa_code_email` only: the one-time code (six ASCII digits, checked by `build()`).
+    /// Its lifetime, for the "expires in" line, is [`EmailJobBuilder::ttl_sec`].
+    pub fn code(mut self, code: impl Into<String>) -> Self {
+        self.wire.code = Some(WireCode::new(code));
+        self
+    }
     pub fn build(self) -> Result<EmailJob, JobError> {
         EmailJob::from_wire(self.wire)
     }
+}
+
+/// The spec of an `mfa_code_email` job: its code is required and must be six ASCII digits; its
+/// `ttl_sec`, when given, is the code's lifetime, from 1 to [`MAX_CODE_TTL_SEC`] seconds (no
+/// 0-means-default here: a code has no default lifetime Herald could state).
+fn mfa_code_spec(code: Option<WireCode>, ttl_sec: Option<u64>) -> Result<JobSpec, JobError> {
+    let Some(code) = code else {
+        return Err(JobError::field(
+            "code",
+            "is required on mfa_code_email jobs (six ASCII digits)",
+        ));
+    };
+    let code = OneTimeCode::parse(code.expose()).map_err(|e| JobError::field("code", e))?;
+    if let Some(t) = ttl_sec
+        && !(1..=MAX_CODE_TTL_SEC).contains(&t)
+    {
+        return Err(JobError::field(
+            "ttl_sec",
+            format!(
+                "must be from 1 to {MAX_CODE_TTL_SEC} seconds on mfa_code_email jobs, where it \
+                 is the code's lifetime"
+            ),
+        ));
+    }
+    Ok(JobSpec::MfaCode { code, ttl_sec })
 }
 
 fn optional_text(
@@ -1039,6 +1128,153 @@ mod tests {
             assert!(err.to_string().contains("null"), "{field}: {err}");
         }
         assert!(parse(r#"{"id":"j","type":"welcome_email","user":{"user_id":"u1","email":"a@example.com","name":null}}"#).is_err());
+    }
+
+    fn code_job(extra: &str) -> Result<EmailJob, JobError> {
+        parse(&format!(
+            r#"{{"id":"j","type":"mfa_code_email","user":{{"user_id":"u1","email":"a@example.com"}}{extra}}}"#
+        ))
+    }
+
+    #[test]
+    fn a_code_job_carries_six_digits_and_an_optional_lifetime() {
+        let job = code_job(r#","code":"042917","ttl_sec":300"#).unwrap();
+        assert_eq!(job.kind(), JobKind::MfaCode);
+        assert_eq!(job.code().map(OneTimeCode::expose), Some("042917"));
+        assert!(job.ticket().is_none());
+        assert!(matches!(
+            job.spec,
+            JobSpec::MfaCode {
+                ttl_sec: Some(300),
+                ..
+            }
+        ));
+        let job = code_job(r#","code":"000000""#).unwrap();
+        assert!(matches!(job.spec, JobSpec::MfaCode { ttl_sec: None, .. }));
+    }
+
+    #[test]
+    fn wrong_codes_are_refused_naming_the_field_but_not_the_value() {
+        for bad in [
+            r#""12345""#,
+            r#""1234567""#,
+            r#""12 456""#,
+            r#""abcdef""#,
+            r#""١٢٣٤٥٦""#,
+            r#""""#,
+            "123456",
+            "[1,2,3,4,5,6]",
+        ] {
+            let err = code_job(&format!(r#","code":{bad}"#)).unwrap_err();
+            assert_eq!(err.reason(), "invalid_job", "{bad}");
+            assert!(err.to_string().starts_with("code "), "{bad}: {err}");
+            assert!(!err.to_string().contains("12345"), "{bad}: {err}");
+        }
+        assert!(code_job(r#","code":null"#).is_err());
+        let err = code_job(r#","code":"98765x""#).unwrap_err();
+        assert_eq!(err.to_string(), "code must be exactly 6 ASCII digits (0-9)");
+        let err = code_job("").unwrap_err();
+        assert!(err.to_string().starts_with("code is required"), "{err}");
+        for ttl in ["0", "3601"] {
+            let err = code_job(&format!(r#","code":"123456","ttl_sec":{ttl}"#)).unwrap_err();
+            assert!(
+                err.to_string().starts_with("ttl_sec must be from 1"),
+                "{err}"
+            );
+        }
+        assert!(code_job(r#","code":"123456","ttl_sec":3600"#).is_ok());
+    }
+
+    #[test]
+    fn ticket_fields_are_refused_on_a_code_job() {
+        for (extra, field) in [
+            (r#","result_url":"https://app.test/done""#, "result_url"),
+            (
+                r#","includeEmailInRedirect":true"#,
+                "includeEmailInRedirect",
+            ),
+            (r#","factor":"email""#, "factor"),
+            (
+                r#","allow_multiple_enrollments":true"#,
+                "allow_multiple_enrollments",
+            ),
+            (
+                r#","mark_email_as_verified":true"#,
+                "mark_email_as_verified",
+            ),
+        ] {
+            let err = code_job(&format!(r#","code":"123456"{extra}"#)).unwrap_err();
+            assert!(err.to_string().starts_with(field), "{field}: {err}");
+        }
+        // Branding and locale fields are what the email is made of.
+        assert!(
+            code_job(r#","code":"123456","organization_id":"org_acme","client_id":"c1","email_locale":"fr""#)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_code_on_any_other_kind_is_refused() {
+        for kind in JobKind::ALL.into_iter().filter(|k| *k != JobKind::MfaCode) {
+            let err = parse(&format!(
+                r#"{{"id":"j","type":"{kind}","code":"123456","user":{{"user_id":"u1","email":"a@example.com"}}}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("code is only allowed on mfa_code_email jobs, not on {kind}")
+            );
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_code() {
+        let builder = EmailJob::builder(JobKind::MfaCode, "u1", "a@example.com")
+            .code("918273")
+            .ttl_sec(600);
+        assert!(!format!("{builder:?}").contains("918273"));
+        let job = builder.build().unwrap();
+        for shown in [
+            format!("{job:?}"),
+            format!("{job:#?}"),
+            format!("{:?}", job.spec),
+            format!("{:?}", job.to_wire()),
+            format!("{:?}", job.code()),
+        ] {
+            assert!(!shown.contains("918273"), "{shown}");
+            assert!(!shown.contains("918 273"), "{shown}");
+        }
+        assert!(format!("{:?}", job.spec).contains("MfaCode"));
+    }
+
+    #[test]
+    fn a_code_job_round_trips_and_its_record_holds_no_code() {
+        let job = EmailJob::builder(JobKind::MfaCode, "u1", "a@example.com")
+            .id("mfa-1")
+            .email_locale("fr")
+            .organization_id("org_acme")
+            .code("504132")
+            .ttl_sec(600)
+            .build()
+            .unwrap();
+        let json = job.to_json();
+        let again = EmailJob::parse(&json, LIMIT).unwrap();
+        assert_eq!(again, job);
+        assert_eq!(again.code().unwrap().expose(), "504132");
+        let body: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(body["code"], "504132");
+        assert_eq!(body["ttl_sec"], 600);
+        assert_eq!(body["type"], "mfa_code_email");
+
+        let record = serde_json::to_string(&job.to_record()).unwrap();
+        assert!(!record.contains("504132"), "{record}");
+        assert!(record.contains(REDACTED_CODE), "{record}");
+        assert!(EmailJob::from_wire(job.to_record()).is_err());
+        // Jobs without a code are recorded as they travel.
+        let welcome = EmailJob::builder(JobKind::Welcome, "u1", "a@example.com")
+            .build()
+            .unwrap();
+        assert_eq!(welcome.to_record(), welcome.to_wire());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The four kinds of email job: their wire names, routing keys, templates and ticket purposes.
+//! The five kinds of email job: their wire names, routing keys, templates and ticket purposes.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,14 +12,17 @@ pub enum JobKind {
     Enrollment,
     PasswordChange,
     Welcome,
+    /// A one-time code for the MFA email factor (Auth0's `mfa_oob_code` email).
+    MfaCode,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Verification,
         JobKind::Enrollment,
         JobKind::PasswordChange,
         JobKind::Welcome,
+        JobKind::MfaCode,
     ];
 
     /// The `type` field of the job, as Auth0 names job types.
@@ -29,6 +32,7 @@ impl JobKind {
             JobKind::Enrollment => "enrollment_email",
             JobKind::PasswordChange => "password_change_email",
             JobKind::Welcome => "welcome_email",
+            JobKind::MfaCode => "mfa_code_email",
         }
     }
 
@@ -39,6 +43,7 @@ impl JobKind {
             JobKind::Enrollment => "email.enrollment",
             JobKind::PasswordChange => "email.password_change",
             JobKind::Welcome => "email.welcome",
+            JobKind::MfaCode => "email.mfa_code",
         }
     }
 
@@ -49,6 +54,7 @@ impl JobKind {
             JobKind::Enrollment => "enrollment-email",
             JobKind::PasswordChange => "password-change-email",
             JobKind::Welcome => "welcome-email",
+            JobKind::MfaCode => "mfa-code-email",
         }
     }
 
@@ -58,16 +64,17 @@ impl JobKind {
             JobKind::Enrollment => TemplateName::EnrollmentEmail,
             JobKind::PasswordChange => TemplateName::ResetEmail,
             JobKind::Welcome => TemplateName::WelcomeEmail,
+            JobKind::MfaCode => TemplateName::MfaOobCode,
         }
     }
 
-    /// The ticket this kind of job issues; a welcome email has none.
+    /// The ticket this kind of job issues; a welcome email and a code email have none.
     pub fn ticket_purpose(self) -> Option<TicketPurpose> {
         match self {
             JobKind::Verification => Some(TicketPurpose::EmailVerification),
             JobKind::Enrollment => Some(TicketPurpose::MfaEnrollment),
             JobKind::PasswordChange => Some(TicketPurpose::PasswordChange),
-            JobKind::Welcome => None,
+            JobKind::Welcome | JobKind::MfaCode => None,
         }
     }
 
@@ -107,14 +114,17 @@ pub enum TemplateName {
     EnrollmentEmail,
     ResetEmail,
     WelcomeEmail,
+    /// Auth0's "MFA OOB code" email: a one-time code for the email factor.
+    MfaOobCode,
 }
 
 impl TemplateName {
-    pub const ALL: [TemplateName; 4] = [
+    pub const ALL: [TemplateName; 5] = [
         TemplateName::VerifyEmail,
         TemplateName::EnrollmentEmail,
         TemplateName::ResetEmail,
         TemplateName::WelcomeEmail,
+        TemplateName::MfaOobCode,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +133,7 @@ impl TemplateName {
             TemplateName::EnrollmentEmail => "enrollment_email",
             TemplateName::ResetEmail => "reset_email",
             TemplateName::WelcomeEmail => "welcome_email",
+            TemplateName::MfaOobCode => "mfa_oob_code",
         }
     }
 }
@@ -166,6 +177,20 @@ mod tests {
             );
         }
         assert!("sms".parse::<JobKind>().is_err());
+    }
+
+    #[test]
+    fn the_code_email_is_auth0s_mfa_oob_code_and_issues_no_ticket() {
+        let kind: JobKind = "mfa-code-email".parse().unwrap();
+        assert_eq!(kind, JobKind::MfaCode);
+        assert_eq!(kind.type_name(), "mfa_code_email");
+        assert_eq!(kind.routing_key(), "email.mfa_code");
+        assert_eq!(kind.template().as_str(), "mfa_oob_code");
+        assert_eq!(kind.ticket_purpose(), None);
+        assert_eq!(
+            "mfa_oob_code".parse::<TemplateName>(),
+            Ok(TemplateName::MfaOobCode)
+        );
     }
 
     #[test]

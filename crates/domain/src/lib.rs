@@ -4,6 +4,7 @@
 //! parse at their edges into these types and pass them around.
 
 pub mod api_token;
+pub mod code;
 pub mod eml;
 pub mod event;
 pub mod ids;
@@ -15,12 +16,14 @@ pub mod ticket;
 pub mod trace;
 
 pub use api_token::{ApiToken, SCOPES, parse_scopes};
+pub use code::{CodeError, OneTimeCode, WireCode};
 pub use eml::eml_file_stem;
 pub use event::{Event, EventData, EventKind, event_id};
 pub use ids::{ClientId, EmailAddress, IdError, JobId, OrganizationId, UserId};
 pub use job::{
-    DEFAULT_TTL_SEC, EmailJob, EmailJobBuilder, EnrollmentFactor, JobError, JobSpec, MAX_TTL_SEC,
-    TicketDefaults, TicketOptions, Unset, User, WireJob,
+    DEFAULT_TTL_SEC, EmailJob, EmailJobBuilder, EnrollmentFactor, JobError, JobSpec,
+    MAX_CODE_TTL_SEC, MAX_TTL_SEC, REDACTED_CODE, TicketDefaults, TicketOptions, Unset, User,
+    WireJob,
 };
 pub use kind::{JobKind, TemplateName};
 pub use locale::{Locale, negotiate};

@@ -133,6 +133,7 @@ fn the_schema_is_a_documented_draft_2020_12_schema() {
         factor: Some(herald_domain::EnrollmentFactor::Otp),
         allow_multiple_enrollments: Some(false),
         mark_email_as_verified: Some(false),
+        code: Some(herald_domain::WireCode::new("000000")),
         ..Default::default()
     })
     .unwrap();
@@ -218,6 +219,11 @@ const INVALID: &[(&str, &str, &str)] = &[
         "invalid type: integer `42`, expected a string",
     ),
     (
+        "code-on-welcome.json",
+        "invalid_job",
+        "code is only allowed on mfa_code_email jobs, not on welcome_email",
+    ),
+    (
         "custom-domain-with-scheme.json",
         "invalid_job",
         "custom_domain",
@@ -257,6 +263,31 @@ const INVALID: &[(&str, &str, &str)] = &[
         "mark-email-as-verified-on-verification.json",
         "invalid_job",
         "mark_email_as_verified is only allowed on password_change_email",
+    ),
+    (
+        "mfa-code-as-number.json",
+        "invalid_job",
+        "code must be a JSON string of six ASCII digits",
+    ),
+    (
+        "mfa-code-five-digits.json",
+        "invalid_job",
+        "code must be exactly 6 ASCII digits",
+    ),
+    (
+        "mfa-code-missing.json",
+        "invalid_job",
+        "code is required on mfa_code_email jobs",
+    ),
+    (
+        "mfa-code-ttl-too-large.json",
+        "invalid_job",
+        "ttl_sec must be from 1 to 3600 seconds on mfa_code_email jobs",
+    ),
+    (
+        "mfa-code-with-result-url.json",
+        "invalid_job",
+        "result_url is not allowed on mfa_code_email jobs",
     ),
     ("missing-email.json", "invalid_job", "missing field `email`"),
     ("missing-id.json", "invalid_job", "missing field `id`"),

@@ -225,6 +225,15 @@ fn kind() -> impl Strategy<Value = JobKind> {
     prop::sample::select(JobKind::ALL.to_vec())
 }
 
+/// A one-time code: usually six digits, sometimes a near miss.
+fn code() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => "[0-9]{6}",
+        1 => "[0-9]{0,8}",
+        1 => "[0-9a-z ]{6}",
+    ]
+}
+
 fn ttl() -> impl Strategy<Value = u64> {
     prop_oneof![
         2 => Just(0u64),
@@ -253,7 +262,7 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
-const TOP_FIELDS: [&str; 14] = [
+const TOP_FIELDS: [&str; 15] = [
     "version",
     "id",
     "type",
@@ -268,6 +277,7 @@ const TOP_FIELDS: [&str; 14] = [
     "factor",
     "allow_multiple_enrollments",
     "mark_email_as_verified",
+    "code",
 ];
 const USER_FIELDS: [&str; 4] = ["user_id", "email", "name", "locale"];
 
@@ -305,6 +315,9 @@ fn field_value(field: &'static str) -> BoxedStrategy<Value> {
         ]
         .boxed(),
         "custom_domain" => domain().prop_map(Value::String).boxed(),
+        "code" => prop_oneof![4 => code(), 1 => hostile()]
+            .prop_map(Value::String)
+            .boxed(),
         "factor" => prop_oneof![
             4 => factor().prop_map(|f| f.as_str().to_string()),
             1 => hostile(),
@@ -352,7 +365,7 @@ fn user_object() -> BoxedStrategy<Value> {
 /// A job-shaped object: `id`, `type` and `user` nearly always there, the rest now and then.
 fn job_object() -> BoxedStrategy<Value> {
     // TOP_FIELDS minus "version" up front so the three required ones come first.
-    const ORDERED: [&str; 14] = [
+    const ORDERED: [&str; 15] = [
         "id",
         "type",
         "user",
@@ -367,6 +380,7 @@ fn job_object() -> BoxedStrategy<Value> {
         "factor",
         "allow_multiple_enrollments",
         "mark_email_as_verified",
+        "code",
     ];
     object_of(&ORDERED, 3)
 }
@@ -426,6 +440,7 @@ struct BuilderInput {
     factor: Option<EnrollmentFactor>,
     allow_multiple: Option<bool>,
     mark_verified: Option<bool>,
+    code: Option<String>,
     /// Leave out what the kind or the cross-field rules forbid, so most inputs build.
     tidy: bool,
 }
@@ -444,6 +459,16 @@ impl BuilderInput {
                 self.result_url = None;
                 self.ttl_sec = None;
                 self.include_email = None;
+            }
+            if self.kind == JobKind::MfaCode {
+                self.result_url = None;
+                self.include_email = None;
+                self.ttl_sec = self
+                    .ttl_sec
+                    .map(|t| t.clamp(1, herald_domain::MAX_CODE_TTL_SEC));
+                self.code.get_or_insert_with(|| "123456".into());
+            } else {
+                self.code = None;
             }
             if self.organization_id.is_some()
                 || (self.client_id.is_some() && self.kind != JobKind::PasswordChange)
@@ -491,6 +516,9 @@ impl BuilderInput {
         if let Some(v) = self.mark_verified {
             b = b.mark_email_as_verified(v);
         }
+        if let Some(v) = self.code {
+            b = b.code(v);
+        }
         b.build()
     }
 }
@@ -511,6 +539,7 @@ fn builder_input() -> BoxedStrategy<BuilderInput> {
         prop::option::weighted(0.25, plain_id()),
         prop::option::weighted(0.25, plain_id()),
         prop::option::weighted(0.3, domain()),
+        prop::option::weighted(0.3, code()),
     )
         .boxed();
     let ticket = (
@@ -526,7 +555,7 @@ fn builder_input() -> BoxedStrategy<BuilderInput> {
         .prop_map(
             |(
                 (kind, user_id, email, id, name, user_locale, email_locale),
-                (client_id, organization_id, custom_domain),
+                (client_id, organization_id, custom_domain, code),
                 (result_url, ttl_sec, include_email, factor, allow_multiple, mark_verified),
                 tidy,
             )| BuilderInput {
@@ -546,6 +575,7 @@ fn builder_input() -> BoxedStrategy<BuilderInput> {
                 factor,
                 allow_multiple,
                 mark_verified,
+                code,
                 tidy,
             },
         )

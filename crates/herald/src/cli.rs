@@ -80,7 +80,8 @@ pub struct TokenCreateArgs {
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// verification-email | enrollment-email | password-change-email | welcome-email
+    /// verification-email | enrollment-email | password-change-email | welcome-email |
+    /// mfa-code-email
     #[arg(value_parser = clap::value_parser!(KindArg))]
     pub kind: KindArg,
     #[arg(long)]
@@ -105,7 +106,8 @@ pub struct SendArgs {
     pub organization_id: Option<String>,
     #[arg(long)]
     pub result_url: Option<String>,
-    /// Ticket lifetime in seconds (0 = 432000, five days).
+    /// Ticket lifetime in seconds (0 = 432000, five days); for mfa-code-email, the code's
+    /// lifetime (1 to 3600) for the "expires in" line.
     #[arg(long)]
     pub ttl_sec: Option<u64>,
     #[arg(long)]
@@ -121,6 +123,10 @@ pub struct SendArgs {
     /// Password change only.
     #[arg(long)]
     pub mark_email_as_verified: bool,
+    /// mfa-code-email only: the six-digit code to email (for trying the template; real codes
+    /// come from the service that keeps their digest, not from a shell history).
+    #[arg(long)]
+    pub code: Option<String>,
 }
 
 /// A job kind as typed on the command line.
@@ -220,7 +226,7 @@ pub enum TemplateCommand {
     Set {
         #[command(flatten)]
         scope: ScopeArgs,
-        /// verify_email | reset_email | enrollment_email | welcome_email
+        /// verify_email | reset_email | enrollment_email | welcome_email | mfa_oob_code
         template: TemplateName,
         /// Only for this locale (default: every locale).
         #[arg(long)]

@@ -1,5 +1,7 @@
-//! The data an email is rendered from (recipient, link, client, organization, brand) and the
-//! validated view of it that templates actually see.
+//! The data an email is rendered from (recipient, link or one-time code, client, organization,
+//! brand) and the validated view of it that templates actually see.
+
+use std::fmt;
 
 use herald_domain::{Locale, TemplateName};
 use serde::{Deserialize, Serialize};
@@ -80,14 +82,17 @@ impl Brand {
 }
 
 /// Everything a template can show about one email.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Its `Debug` output leaves the one-time code out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmailContext {
     pub user: UserView,
     /// The ticket link. Templates also see it as `link` (Auth0's name in enrollment emails).
     pub url: Option<String>,
     /// The seconds the ticket link has left when the email is rendered (the worker passes the
     /// ticket's expiry minus now, not the job's `ttl_sec`); templates show it as a localized
-    /// "expires in" line.
+    /// "expires in" line. With a `code`, it is the code's lifetime, and the line speaks of the
+    /// code.
     pub ttl_sec: Option<u64>,
     pub application: Option<ApplicationView>,
     pub organization: Option<OrganizationView>,
@@ -97,12 +102,36 @@ pub struct EmailContext {
     /// The enrollment factor (`otp`, `phone`, `email`, `push-notification`, `webauthn-roaming`,
     /// `webauthn-platform`).
     pub factor: Option<String>,
+    /// The one-time code of an `mfa_oob_code` email (Auth0's `code` variable). A secret, per
+    /// recipient: it stands behind a placeholder in the inlined-skeleton cache, like the links.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+impl fmt::Debug for EmailContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailContext")
+            .field("user", &self.user)
+            .field("url", &self.url)
+            .field("ttl_sec", &self.ttl_sec)
+            .field("application", &self.application)
+            .field("organization", &self.organization)
+            .field("brand", &self.brand)
+            .field("friendly_name", &self.friendly_name)
+            .field("factor", &self.factor)
+            .field("code", &self.code.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl EmailContext {
     /// A fully populated context for `template`, for previews and for checking overrides.
     pub fn sample(template: TemplateName) -> Self {
-        let ticket = template != TemplateName::WelcomeEmail;
+        let ticket = !matches!(
+            template,
+            TemplateName::WelcomeEmail | TemplateName::MfaOobCode
+        );
+        let code = template == TemplateName::MfaOobCode;
         Self {
             user: UserView {
                 user_id: "auth0|sample".into(),
@@ -110,7 +139,11 @@ impl EmailContext {
                 name: Some("Alex Example".into()),
             },
             url: ticket.then(|| "https://herald.example/tickets/sample?ticket=SAMPLE#".into()),
-            ttl_sec: ticket.then_some(432_000),
+            ttl_sec: if code {
+                Some(600)
+            } else {
+                ticket.then_some(432_000)
+            },
             application: Some(ApplicationView {
                 name: "Example App".into(),
                 login_uri: Some("https://app.example/login".into()),
@@ -128,14 +161,17 @@ impl EmailContext {
             },
             friendly_name: "Herald".into(),
             factor: (template == TemplateName::EnrollmentEmail).then(|| "otp".into()),
+            code: code.then(|| "042917".into()),
         }
     }
 
     /// The sparsest context a job can produce for `template`: no name, client, organization or
-    /// factor. Overrides must render with it too, or they would fail on real jobs.
+    /// factor (and for a code, no lifetime). Overrides must render with it too, or they would
+    /// fail on real jobs.
     pub(crate) fn minimal_sample(template: TemplateName) -> Self {
         let full = Self::sample(template);
         Self {
+            ttl_sec: full.ttl_sec.filter(|_| full.code.is_none()),
             user: UserView {
                 name: None,
                 ..full.user
@@ -164,6 +200,8 @@ pub(crate) struct View<'a> {
     brand: BrandOut<'a>,
     friendly_name: &'a str,
     factor: Option<&'a str>,
+    /// The one-time code (`mfa_oob_code`).
+    code: Option<&'a str>,
     /// The locale being rendered; the `t` helper reads it.
     lang: String,
     dir: &'static str,
@@ -270,7 +308,7 @@ impl<'a> View<'a> {
             link: url,
             login_url,
             ttl_sec: ctx.ttl_sec,
-            expires_in: ctx.ttl_sec.map(expiry),
+            expires_in: ctx.ttl_sec.map(|t| expiry(t, ctx.code.is_some())),
             application,
             organization: ctx.organization.as_ref(),
             brand: BrandOut::of(&ctx.brand),
@@ -280,6 +318,7 @@ impl<'a> View<'a> {
                 .as_deref()
                 .map(str::trim)
                 .filter(|f| !f.is_empty()),
+            code: ctx.code.as_deref().map(str::trim).filter(|c| !c.is_empty()),
             lang: locale.to_string(),
             dir: direction,
         })
@@ -298,6 +337,7 @@ impl<'a> View<'a> {
             self.url,
             self.link,
             self.login_url,
+            self.code,
         ];
         if values.iter().flatten().any(|v| !fits(v)) {
             return None;
@@ -309,6 +349,7 @@ impl<'a> View<'a> {
         skeleton.url = slot(3, self.url);
         skeleton.link = slot(4, self.link);
         skeleton.login_url = slot(5, self.login_url);
+        skeleton.code = slot(6, self.code);
         Some((skeleton, values))
     }
 }
@@ -373,22 +414,23 @@ const DAY: u64 = 24 * HOUR;
 
 /// Picks the unit a person would use, rounding down so the email never promises more time than
 /// the ticket has: whole days from two days up (or exact days), hours from one hour, else minutes.
-fn expiry(ttl_sec: u64) -> Expiry {
-    if ttl_sec >= 2 * DAY || (ttl_sec >= DAY && ttl_sec.is_multiple_of(DAY)) {
-        Expiry {
-            key: "expiry-days",
-            count: ttl_sec / DAY,
-        }
-    } else if ttl_sec >= HOUR {
-        Expiry {
-            key: "expiry-hours",
-            count: ttl_sec / HOUR,
-        }
-    } else {
-        Expiry {
-            key: "expiry-minutes",
-            count: (ttl_sec / MINUTE).max(1),
-        }
+/// The messages speak of the link, or of the code (`code-expiry-*`) when the email carries one.
+fn expiry(ttl_sec: u64, of_code: bool) -> Expiry {
+    let (link_key, code_key, count) =
+        if ttl_sec >= 2 * DAY || (ttl_sec >= DAY && ttl_sec.is_multiple_of(DAY)) {
+            ("expiry-days", "code-expiry-days", ttl_sec / DAY)
+        } else if ttl_sec >= HOUR {
+            ("expiry-hours", "code-expiry-hours", ttl_sec / HOUR)
+        } else {
+            (
+                "expiry-minutes",
+                "code-expiry-minutes",
+                (ttl_sec / MINUTE).max(1),
+            )
+        };
+    Expiry {
+        key: if of_code { code_key } else { link_key },
+        count,
     }
 }
 
@@ -420,7 +462,7 @@ mod tests {
     #[test]
     fn expiry_uses_the_largest_whole_unit_and_never_rounds_up() {
         let e = |ttl| {
-            let x = expiry(ttl);
+            let x = expiry(ttl, false);
             (x.key, x.count)
         };
         assert_eq!(e(432_000), ("expiry-days", 5));
@@ -432,6 +474,14 @@ mod tests {
         assert_eq!(e(30 * MINUTE), ("expiry-minutes", 30));
         assert_eq!(e(0), ("expiry-minutes", 1));
         assert_eq!(e(u64::MAX).0, "expiry-days");
+        assert_eq!(
+            expiry(600, true),
+            Expiry {
+                key: "code-expiry-minutes",
+                count: 10
+            }
+        );
+        assert_eq!(expiry(3_600, true).key, "code-expiry-hours");
     }
 
     #[test]

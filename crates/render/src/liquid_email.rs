@@ -1,6 +1,6 @@
 //! Auth0's email templates, in Liquid: compiled and test-rendered before they are saved, and
 //! rendered with Auth0's variables (`user.*`, `application.*`, `organization.*`, `url`, `link`,
-//! `friendly_name`, `support_email`, `support_url`, ...), so a template pasted from Auth0 works
+//! `code` (the MFA OOB code email's one-time code), `friendly_name`, `support_email`, `support_url`, ...), so a template pasted from Auth0 works
 //! unchanged.
 //!
 //! Two choices keep pasted templates working and user data safe:
@@ -425,6 +425,7 @@ fn globals(ctx: &EmailContext, extras: &LiquidExtras, locale: &Locale, escaped: 
     for (key, value) in [
         ("url", ctx.url.as_deref()),
         ("link", ctx.url.as_deref()),
+        ("code", ctx.code.as_deref()),
         ("friendly_name", Some(ctx.friendly_name.as_str())),
         ("tenant", Some(ctx.friendly_name.as_str())),
         ("support_email", extras.support_email.as_deref()),
@@ -1084,6 +1085,41 @@ mod tests {
             out.email.html
         );
         assert_eq!(out.email.subject, "Welcome Tom & \"Jerry\"");
+    }
+
+    #[test]
+    fn an_auth0_mfa_oob_code_template_gets_the_code() {
+        let r = renderer();
+        let template = TemplateName::MfaOobCode;
+        // As Auth0's "MFA OOB code" template is written: the code is `code`.
+        let s = LiquidSources {
+            subject: Some("{{ code }} is your {{ friendly_name }} code".into()),
+            body: Some(
+                "<p>Your verification code is <b>{{ code }}</b>.{% if url %} {{ url }}{% endif %}</p>"
+                    .into(),
+            ),
+            from: None,
+        };
+        r.check_liquid(template, &s).unwrap();
+        let ctx = EmailContext::sample(template);
+        let out = r
+            .render_liquid(
+                template,
+                &Locale::english(),
+                &ctx,
+                &LiquidExtras::default(),
+                &s,
+            )
+            .unwrap();
+        assert_eq!(out.email.subject, "042917 is your Herald code");
+        assert!(
+            out.email
+                .html
+                .contains("Your verification code is <b>042917</b>.</p>"),
+            "{}",
+            out.email.html
+        );
+        assert!(out.email.text.contains("042917"), "{}", out.email.text);
     }
 
     #[test]

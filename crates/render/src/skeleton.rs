@@ -1,5 +1,5 @@
 //! Inline CSS once per look, not once per email: the per-recipient strings of a view (user id,
-//! email, name and the links) are swapped for placeholders, the HTML is rendered and inlined
+//! email, name, the links and the one-time code) are swapped for placeholders, the HTML is rendered and inlined
 //! for that "skeleton", and each email then only fills the placeholders in.
 //!
 //! A skeleton renders exactly like the real view wherever templates only print those strings,
@@ -20,8 +20,9 @@ pub(crate) const PLACEHOLDERS: [&str; SLOTS] = [
     "\u{E000}3\u{E001}",
     "\u{E000}4\u{E001}",
     "\u{E000}5\u{E001}",
+    "\u{E000}6\u{E001}",
 ];
-pub(crate) const SLOTS: usize = 6;
+pub(crate) const SLOTS: usize = 7;
 
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
@@ -91,6 +92,7 @@ mod tests {
             None,
             None,
             None,
+            None,
         ];
         let skeleton = format!(
             "<p title=\"{}\">Hi {}, {}</p>",
@@ -105,7 +107,7 @@ mod tests {
 
     #[test]
     fn fill_refuses_missing_values_and_stray_delimiters() {
-        let values: Values<'_> = [Some("u1"), None, None, None, None, None];
+        let values: Values<'_> = [Some("u1"), None, None, None, None, None, None];
         assert_eq!(fill(PLACEHOLDERS[1], &values), None);
         assert_eq!(fill("x\u{E000}9", &values), None);
         assert_eq!(fill("x\u{E000}0", &values), None);

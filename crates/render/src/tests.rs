@@ -805,6 +805,7 @@ fn odd_contexts_render_without_panicking() {
         },
         friendly_name: String::new(),
         factor: Some("}{ $x".into()),
+        code: Some("<b>{{user.email}}</b>\u{E000}6\u{E001}".into()),
     };
     for template in TemplateName::ALL {
         for tag in LOCALES {
@@ -876,6 +877,10 @@ fn emails_from_the_inlined_skeleton_read_like_full_renders() {
                     if ctx.url.is_some() {
                         ctx.url = Some(format!("{URL}&a=<1>&b=\"2\""));
                     }
+                    if ctx.code.is_some() {
+                        // Every email its own code, as in real life.
+                        ctx.code = Some(format!("{:06}", 100_000 + renders));
+                    }
                     let expected = full.render(template, &locale(tag), &ctx, None).unwrap();
                     // Twice: the first builds the skeleton, the second reads it back.
                     for _ in 0..2 {
@@ -894,10 +899,141 @@ fn emails_from_the_inlined_skeleton_read_like_full_renders() {
             }
         }
     }
-    assert_eq!(renders, 4 * 6 * 7 * 2 * 2);
-    // One skeleton per template, locale, look and name present or not: far fewer than emails.
+    assert_eq!(renders, 5 * 6 * 7 * 2 * 2);
+    // One skeleton per template, locale, look and name present or not: far fewer than emails,
+    // and not one per code.
     let skeletons = cached.cached_skeletons();
-    assert!(skeletons > 0 && skeletons <= 4 * 6 * 2 * 2, "{skeletons}");
+    assert!(skeletons > 0 && skeletons <= 5 * 6 * 2 * 2, "{skeletons}");
+}
+
+#[test]
+fn each_code_email_shows_its_own_code_from_one_skeleton() {
+    let r = Renderer::embedded().unwrap();
+    let template = TemplateName::MfaOobCode;
+    let mut ctx = ctx(template);
+    ctx.code = Some("111111".into());
+    let first = r.render(template, &locale("en"), &ctx, None).unwrap();
+    let skeletons = r.cached_skeletons();
+    for code in ["222222", "042917", "999999"] {
+        ctx.code = Some(code.into());
+        let email = r.render(template, &locale("en"), &ctx, None).unwrap();
+        assert!(email.html.contains(code) && email.text.contains(code));
+        assert!(!email.html.contains("111111") && !email.text.contains("111111"));
+        assert_eq!(
+            email.html.replace(code, "111111"),
+            first.html,
+            "only the code differs"
+        );
+    }
+    assert_eq!(r.cached_skeletons(), skeletons, "codes are not cached");
+}
+
+#[test]
+fn the_code_email_shows_the_code_large_its_expiry_and_what_to_do_if_unasked_in_every_locale() {
+    let template = TemplateName::MfaOobCode;
+    let expect = [
+        (
+            "en",
+            "Your Example Org verification code",
+            "This code expires in 10 minutes.",
+            "If you did not ask for this code",
+        ),
+        (
+            "fr",
+            "Votre code de vérification Example Org",
+            "Ce code expire dans 10 minutes.",
+            "Si vous n’avez pas demandé ce code",
+        ),
+        (
+            "de",
+            "Ihr Bestätigungscode für Example Org",
+            "Dieser Code läuft in 10 Minuten ab.",
+            "Falls Sie diesen Code nicht angefordert haben",
+        ),
+        (
+            "es",
+            "Su código de verificación de Example Org",
+            "Este código caduca en 10 minutos.",
+            "Si no solicitó este código",
+        ),
+        (
+            "pt-BR",
+            "Seu código de verificação para Example Org",
+            "Este código expira em 10 minutos.",
+            "Se você não pediu este código",
+        ),
+        (
+            "ja",
+            "Example Org の確認コード",
+            "このコードの有効期限は 10 分です。",
+            "このコードをリクエストした覚えがない場合",
+        ),
+    ];
+    assert_eq!(expect.len(), LOCALES.len());
+    for (tag, subject, expiry, ignore) in expect {
+        let ctx = ctx(template);
+        let email = render(template, tag, &ctx);
+        assert_eq!(email.subject, subject, "{tag}");
+        assert!(
+            !email.subject.contains("042917"),
+            "{tag}: no code in the subject"
+        );
+        let code = email
+            .html
+            .split("<p ")
+            .find(|p| p.contains("042917"))
+            .unwrap_or_else(|| panic!("{tag}: no code in {}", email.html));
+        assert!(
+            code.contains("font-size: 32px") && code.contains("monospace"),
+            "{tag}: {code}"
+        );
+        assert!(
+            code.contains(">042917</p>"),
+            "{tag}: the code is one copyable run: {code}"
+        );
+        assert!(email.html.contains("#0f766e"), "{tag}: branded");
+        for part in [&email.html, &email.text] {
+            assert!(part.contains(expiry), "{tag}: {part}");
+            assert!(part.contains(ignore), "{tag}: {part}");
+        }
+        assert!(
+            !email.html.contains("href="),
+            "{tag}: a code email has no link"
+        );
+        assert!(!email.text.contains("https://"), "{tag}: {}", email.text);
+        assert!(
+            email.text.contains("\n    042917\n"),
+            "{tag}: {}",
+            email.text
+        );
+        // Without a lifetime, no expiry line; the code still shows.
+        let no_ttl = EmailContext {
+            ttl_sec: None,
+            ..ctx
+        };
+        let email = render(template, tag, &no_ttl);
+        assert!(
+            !email.text.contains(expiry) && email.text.contains("042917"),
+            "{tag}"
+        );
+    }
+}
+
+#[test]
+fn a_hostile_code_is_escaped_like_any_value() {
+    let template = TemplateName::MfaOobCode;
+    let mut ctx = ctx(template);
+    ctx.code = Some("<img src=x onerror=alert(1)>".into());
+    let email = render(template, "en", &ctx);
+    assert!(!email.html.contains("<img src=x"), "{}", email.html);
+    assert!(email.html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+}
+
+#[test]
+fn the_context_debug_output_hides_the_code() {
+    let shown = format!("{:?}", ctx(TemplateName::MfaOobCode));
+    assert!(!shown.contains("042917"), "{shown}");
+    assert!(shown.contains("code: Some(\"<redacted>\")"), "{shown}");
 }
 
 #[test]

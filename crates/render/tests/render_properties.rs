@@ -282,6 +282,15 @@ fn factor() -> impl Strategy<Value = Option<String>> {
     ])
 }
 
+/// A one-time code: usually six digits, sometimes whatever a buggy caller might pass.
+fn code() -> impl Strategy<Value = Option<String>> {
+    prop::option::of(prop_oneof![
+        3 => "[0-9]{6}",
+        1 => Just("  ".to_string()),
+        1 => hostile(),
+    ])
+}
+
 fn context() -> BoxedStrategy<(EmailContext, Link)> {
     let user = (
         prop::option::of(prop_oneof![hostile(), markup_name()]),
@@ -326,10 +335,19 @@ fn context() -> BoxedStrategy<(EmailContext, Link)> {
         organization,
         brand,
         hostile(),
-        factor(),
+        (factor(), code()),
     )
         .prop_map(
-            |(user, link, ttl_sec, application, organization, brand, friendly_name, factor)| {
+            |(
+                user,
+                link,
+                ttl_sec,
+                application,
+                organization,
+                brand,
+                friendly_name,
+                (factor, code),
+            )| {
                 let ctx = EmailContext {
                     user,
                     url: link.as_option(),
@@ -339,6 +357,7 @@ fn context() -> BoxedStrategy<(EmailContext, Link)> {
                     brand,
                     friendly_name,
                     factor,
+                    code,
                 };
                 (ctx, link)
             },
@@ -470,6 +489,7 @@ fn well_formed_source() -> impl Strategy<Value = String> {
             "{{organization.display_name}}",
             "{{application.name}}",
             "{{factor}}",
+            "{{code}}",
             "{{ttl_sec}}",
             "{{t \"verify_email-heading\"}}",
             "{{t \"greeting-named\" name=user.name}}",

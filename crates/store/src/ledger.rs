@@ -489,7 +489,7 @@ impl Store {
         &self,
         job: &herald_domain::EmailJob,
     ) -> Result<OffsetDateTime, StoreError> {
-        let payload = to_json(&job.to_wire())?;
+        let payload = to_json(&job.to_record())?;
         let created_at = sqlx::query_scalar(
             "WITH new AS (INSERT INTO email_jobs (id, type, status, recipient, user_id, \
              organization_id, client_id, payload) VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7) \

@@ -1,4 +1,5 @@
-//! Builds the render context of a job from the job, its organization and client, and its link.
+//! Builds the render context of a job from the job, its organization and client, and its link
+//! (or, for a code email, its one-time code).
 
 use herald_domain::{EmailJob, JobSpec};
 use herald_render::{ApplicationView, Brand, EmailContext, OrganizationView, UserView};
@@ -10,7 +11,8 @@ use time::OffsetDateTime;
 ///
 /// The "expires in" line states what the ticket has left at `now`: `ticket_expires_at` is the
 /// ticket's own expiry, fixed when it was issued, so time spent on retries is not promised again.
-/// Without one (a preview, or a job with no ticket) it is the job's `ttl_sec`.
+/// Without one (a preview, or a job with no ticket) it is the job's `ttl_sec`; for a code email,
+/// the code's lifetime as the job states it.
 pub fn email_context(
     job: &EmailJob,
     organization: Option<&Organization>,
@@ -42,7 +44,10 @@ pub fn email_context(
         url,
         ttl_sec: match ticket_expires_at {
             Some(at) => Some(seconds_left(at, now)),
-            None => job.ticket().map(|t| t.ttl_sec),
+            None => match &job.spec {
+                JobSpec::MfaCode { ttl_sec, .. } => *ttl_sec,
+                _ => job.ticket().map(|t| t.ttl_sec),
+            },
         },
         application: client.map(|c| ApplicationView {
             name: c.name.clone(),
@@ -56,6 +61,7 @@ pub fn email_context(
         brand,
         friendly_name: friendly_name.to_string(),
         factor,
+        code: job.code().map(|c| c.expose().to_owned()),
     }
 }
 

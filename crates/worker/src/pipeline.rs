@@ -112,7 +112,8 @@ impl Pipeline {
             ..
         } = &prepared;
 
-        let payload = serde_json::to_value(job.to_wire()).unwrap_or(serde_json::Value::Null);
+        // The ledger's copy: a code email's code is redacted there (`EmailJob::to_record`).
+        let payload = serde_json::to_value(job.to_record()).unwrap_or(serde_json::Value::Null);
         let kind = job.kind();
         let record = JobRecord {
             id: job.id.as_str(),
@@ -240,7 +241,9 @@ impl Pipeline {
 
         let url = match (&ticket, kind.ticket_purpose()) {
             (Some(t), Some(purpose)) => Some(purpose.url(base, &t.token).to_string()),
-            _ => client.as_ref().and_then(|c| c.login_uri.clone()),
+            // The welcome email's sign-in button; a code email has no link.
+            _ if kind == JobKind::Welcome => client.as_ref().and_then(|c| c.login_uri.clone()),
+            _ => None,
         };
         // A job re-sent after a crash is one whose send started and was not yet recorded; the
         // slot spans both, so a crash re-sends at most `send_slots` jobs. (Without it, a send
@@ -553,7 +556,7 @@ impl Pipeline {
             now(),
         );
         // The job's row is only written if it holds this job (same payload digest).
-        let payload = serde_json::to_value(job.to_wire()).ok();
+        let payload = serde_json::to_value(job.to_record()).ok();
         match &outcome {
             Outcome::Retry { error, .. } => {
                 warn!(attempt, error = %error, retry_in = ?delay, "Delivery failed; will retry.");

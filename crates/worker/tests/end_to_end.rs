@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use herald_domain::{EmailJob, EnrollmentFactor, JobKind, Locale, TicketToken};
+use herald_domain::{EmailJob, EnrollmentFactor, JobKind, Locale, REDACTED_CODE, TicketToken};
 use herald_mailsink::{CapturedMail, FaultPlan};
 use herald_queue::header_string;
 use herald_render::TemplateSources;
@@ -207,6 +207,74 @@ async fn each_job_type_is_delivered_localized_branded_with_a_hashed_ticket() {
         subject_in(&env, JobKind::Welcome, "de", Some(&acme())),
         "organization default locale"
     );
+
+    worker.stop().await.unwrap();
+}
+
+/// What the ledger keeps of a job, as JSON text.
+async fn ledger_payload(store: &herald_store::Store, job_id: &str) -> String {
+    sqlx::query_scalar::<_, serde_json::Value>("SELECT payload FROM email_jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_code_email_arrives_localized_and_branded_with_its_code_and_no_ticket() {
+    let env = TestEnv::new().await.unwrap();
+    env.db.store.upsert_organization(&acme()).await.unwrap();
+    let worker = env.spawn_worker(env.settings()).await;
+    let producer = env.producer().await;
+
+    let job = EmailJob::builder(JobKind::MfaCode, "auth0|7", "ana@example.com")
+        .name("Ana")
+        .organization_id("org_acme")
+        .email_locale("fr")
+        .code("042917")
+        .ttl_sec(600)
+        .build()
+        .unwrap();
+    producer.publish(&job).await.unwrap();
+    let mails = env.expect_mail(1).await;
+    let mail = mails[0].parsed();
+
+    assert_eq!(mail.to(), ["ana@example.com"]);
+    assert_eq!(
+        mail.subject().unwrap(),
+        "Votre code de vérification Acme Corp"
+    );
+    assert!(mail.from().unwrap().contains("no-reply@acme.test"));
+    let html = mail.html().unwrap();
+    let text = mail.text().unwrap();
+    for part in [&html, &text] {
+        assert!(part.contains("042917"), "{part}");
+        assert!(part.contains("Bonjour Ana,"), "{part}");
+        assert!(part.contains("Ce code expire dans 10 minutes."), "{part}");
+        assert!(
+            part.contains("Si vous n’avez pas demandé ce code"),
+            "{part}"
+        );
+    }
+    assert!(html.contains(">042917</p>"), "one copyable run: {html}");
+    assert!(html.contains("#e11d48"), "the organization's colour");
+    assert!(html.contains("https://cdn.acme.test/logo.png"));
+    assert!(!html.contains("href="), "a code email has no link");
+
+    let sent = env.wait_status(job.id.as_str(), "sent").await;
+    assert_eq!(sent.kind, "mfa_code_email");
+    assert!(
+        env.db
+            .store
+            .ticket_for_job(job.id.as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let payload = ledger_payload(&env.db.store, job.id.as_str()).await;
+    assert!(!payload.contains("042917"), "{payload}");
+    assert!(payload.contains(REDACTED_CODE), "{payload}");
 
     worker.stop().await.unwrap();
 }

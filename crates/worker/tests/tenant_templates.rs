@@ -1,7 +1,8 @@
 //! Against the real services: the tenant's email templates (`/email-templates`) as the worker
 //! applies them to jobs that arrive over AMQP. A job's unset ticket fields take the template's
 //! defaults, an organization's override still ranks above the template, a template that fails
-//! on a real email falls back to the built-in one, and a disabled template skips the job.
+//! on a real email falls back to the built-in one, a disabled template skips the job, and Auth0's
+//! `mfa_oob_code` template gets the job's one-time `code`.
 
 use herald_domain::{EmailJob, JobKind, TemplateName};
 use herald_render::TemplateSources;
@@ -189,5 +190,40 @@ async fn a_disabled_template_skips_its_jobs_and_a_failing_one_falls_back() {
         .unwrap();
     producer.publish(&later).await.unwrap();
     env.expect_mail(2).await;
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tenants_auth0_mfa_oob_code_template_gets_the_code() {
+    let env = TestEnv::new().await.unwrap();
+    let store = &env.db.store;
+    store
+        .create_email_template(&EmailTemplate {
+            syntax: TemplateSyntax::Liquid,
+            body: Some("<p>Your code is <b>{{ code }}</b>, {{ user.email }}.</p>".into()),
+            subject: Some("{{ friendly_name }} code".into()),
+            enabled: true,
+            ..EmailTemplate::new(TemplateName::MfaOobCode)
+        })
+        .await
+        .unwrap();
+    let worker = env.spawn_worker(env.settings()).await;
+    let producer = env.producer().await;
+    let job = EmailJob::builder(JobKind::MfaCode, "auth0|8", "bo@example.com")
+        .code("700001")
+        .build()
+        .unwrap();
+    producer.publish(&job).await.unwrap();
+
+    let mails = env.expect_mail(1).await;
+    let mail = mails[0].parsed();
+    assert!(
+        mail.html()
+            .unwrap()
+            .contains("Your code is <b>700001</b>, bo@example.com."),
+        "{}",
+        mail.html().unwrap()
+    );
+    assert!(mail.text().unwrap().contains("700001"));
     worker.stop().await.unwrap();
 }

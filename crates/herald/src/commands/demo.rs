@@ -544,6 +544,16 @@ fn demo_jobs() -> anyhow::Result<Vec<(String, EmailJob)>> {
                 .build()?,
         ),
         (
+            acme.clone(),
+            EmailJob::builder(MfaCode, "auth0|camille", "camille@acme.example")
+                .name("Camille Dubois")
+                .organization_id(DEMO_ORG)
+                .email_locale("fr")
+                .code("042917")
+                .ttl_sec(600)
+                .build()?,
+        ),
+        (
             acme,
             EmailJob::builder(Welcome, "auth0|lucia", "lucia@acme.example")
                 .name("Lucía García")
@@ -575,9 +585,16 @@ fn demo_jobs() -> anyhow::Result<Vec<(String, EmailJob)>> {
                 .build()?,
         ),
         (
-            plain,
+            plain.clone(),
             EmailJob::builder(Welcome, "auth0|sam", "sam@example.com")
                 .name("Sam Taylor")
+                .build()?,
+        ),
+        (
+            plain,
+            EmailJob::builder(MfaCode, "auth0|sam", "sam@example.com")
+                .name("Sam Taylor")
+                .code("318560")
                 .build()?,
         ),
     ];

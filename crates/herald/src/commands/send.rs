@@ -67,5 +67,51 @@ pub fn build_job(args: SendArgs) -> anyhow::Result<EmailJob> {
     if args.mark_email_as_verified {
         b = b.mark_email_as_verified(true);
     }
+    if let Some(v) = args.code {
+        b = b.code(v);
+    }
     b.build().context("the job is not valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn job_from(args: &[&str]) -> anyhow::Result<EmailJob> {
+        let cli = Cli::try_parse_from(["herald", "send"].iter().chain(args))?;
+        let Command::Send(send) = cli.command else {
+            unreachable!("herald send parses as Send")
+        };
+        build_job(send)
+    }
+
+    #[test]
+    fn send_mfa_code_email_takes_the_code_and_its_lifetime() {
+        let user = ["--user-id", "auth0|1", "--email", "a@example.com"];
+        let job = job_from(
+            &[
+                &["mfa-code-email"][..],
+                &user,
+                &["--code", "042917", "--ttl-sec", "600"],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert_eq!(job.kind(), herald_domain::JobKind::MfaCode);
+        assert_eq!(job.code().unwrap().expose(), "042917");
+        let missing = job_from(&[&["mfa-code-email"][..], &user].concat()).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("code is required"),
+            "{missing:#}"
+        );
+        let elsewhere =
+            job_from(&[&["welcome-email"][..], &user, &["--code", "042917"]].concat()).unwrap_err();
+        assert!(
+            format!("{elsewhere:#}").contains("code is only allowed"),
+            "{elsewhere:#}"
+        );
+    }
 }
