@@ -87,7 +87,13 @@ impl From<&Enrollment> for UserEnrollment {
 #[serde(deny_unknown_fields)]
 pub struct OtpVerification {
     /// The six digits the user's authenticator app shows (spaces are ignored).
-    #[schema(min_length = 1, max_length = 16, example = "123456", write_only)]
+    #[schema(
+        min_length = 1,
+        max_length = 16,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        example = "123456",
+        write_only
+    )]
     code: String,
 }
 

@@ -139,7 +139,12 @@ pub struct EnrollmentTicket {
     /// Email the ticket to the user (default false).
     send_mail: Option<bool>,
     /// The email's language, a BCP 47 tag such as `fr` or `pt-BR`.
-    #[schema(min_length = 2, max_length = 35, example = "fr")]
+    #[schema(
+        min_length = 2,
+        max_length = 35,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "fr"
+    )]
     email_locale: Option<String>,
     /// Herald enrolls `otp` and `email`; Auth0's other factors are refused with a 400.
     #[schema(value_type = Option<String>, example = "otp")]
