@@ -17,6 +17,7 @@ mod http;
 mod limits;
 mod locale;
 mod mfa;
+mod mfa_email;
 mod password;
 mod redirect;
 mod ticket_page;

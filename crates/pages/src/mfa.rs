@@ -58,7 +58,10 @@ pub(crate) async fn show(
     };
     match factor_of(&view) {
         Some(MfaFactor::Otp) => otp_page(&state, &view, &token, &hash, jar, None, &headers),
-        Some(MfaFactor::Email) | None => invalid_link(&state, &headers),
+        Some(MfaFactor::Email) => {
+            crate::mfa_email::page(&state, &view, &token, &hash, jar, false, None)
+        }
+        None => invalid_link(&state, &headers),
     }
 }
 
@@ -68,6 +71,8 @@ pub(crate) struct EnrollForm {
     pub(crate) ticket: Option<String>,
     pub(crate) csrf: Option<String>,
     pub(crate) code: Option<String>,
+    /// `send` asks for an emailed code (the email factor).
+    pub(crate) step: Option<String>,
 }
 
 ticket_form!(EnrollForm);
@@ -106,7 +111,10 @@ pub(crate) async fn redeem(
             };
             enroll(&state, &view, &hash, &new, &headers).await
         }
-        Some(MfaFactor::Email) | None => invalid_link(&state, &headers),
+        Some(MfaFactor::Email) => {
+            crate::mfa_email::redeem(&state, &view, &token, &hash, jar, form, &headers).await
+        }
+        None => invalid_link(&state, &headers),
     }
 }
 

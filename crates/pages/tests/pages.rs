@@ -922,3 +922,61 @@ async fn no_request_can_choose_where_a_page_redirects() {
     );
     assert!(!location.contains("evil"), "{location}");
 }
+
+#[tokio::test]
+async fn an_email_factor_is_enrolled_with_the_code_from_the_delivered_email() {
+    let s = setup(|_| {}).await;
+    let user_id = s.user("lea@example.com", json!({})).await;
+    let answer = s
+        .call(
+            "POST",
+            "/api/v2/guardian/enrollments/ticket",
+            json!({"user_id": user_id, "factor": "email"}),
+        )
+        .await;
+    let url = url::Url::parse(answer.json()["ticket_url"].as_str().unwrap()).unwrap();
+    let link = format!("{}?{}", url.path(), url.query().unwrap());
+    let page = s.get(&link, &[("Accept-Language", "fr")]).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains("M&#x27;envoyer un code"),
+        "{}",
+        page.body
+    );
+    let form = Form::of(&page);
+
+    let sent = s.post(&form, &[("step", "send")]).await;
+    assert_eq!(sent.status, 200, "{sent:?}");
+    assert!(sent.body.contains("lea@example.com"), "{}", sent.body);
+    let mails = s.env.expect_mail(1).await;
+    let text = mails[0].parsed().text().unwrap();
+    let code: String = text
+        .split_whitespace()
+        .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no code in {text}"))
+        .to_owned();
+    // The ledger keeps no code; the store only its digest.
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT code_digest FROM mfa_email_codes")
+        .fetch_one(s.api.store.pool())
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains(&code));
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let answer = s.post(&form, &[("code", wrong)]).await;
+    assert_eq!(answer.status, 422, "{answer:?}");
+    assert!(!ticket_used(&s.api, &link).await);
+    let done = s.post(&form, &[("code", &code)]).await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(ticket_used(&s.api, &link).await);
+    let listed = s
+        .call(
+            "GET",
+            &format!("/api/v2/users/{}/enrollments", urlencode(&user_id)),
+            Value::Null,
+        )
+        .await
+        .json();
+    assert_eq!(listed[0]["type"], "email", "{listed}");
+    assert_eq!(listed[0]["identifier"], "lea@example.com", "{listed}");
+}
