@@ -581,7 +581,7 @@ fn demo_jobs() -> anyhow::Result<Vec<(String, EmailJob)>> {
             plain.clone(),
             EmailJob::builder(Enrollment, "auth0|marie", "marie@example.com")
                 .email_locale("fr-CA")
-                .factor(EnrollmentFactor::Otp)
+                .factor(EnrollmentFactor::Email)
                 .build()?,
         ),
         (
