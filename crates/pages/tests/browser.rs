@@ -366,3 +366,57 @@ fn authenticator_code(shown_key: &str) -> String {
         .generate_current()
         .to_string()
 }
+
+#[tokio::test]
+async fn a_person_enrolls_their_email_as_a_second_factor_with_the_emailed_code() {
+    let s = setup().await;
+    let browser = Browser::start().await.unwrap();
+    let user = s
+        .call(
+            "POST",
+            "/api/v2/users",
+            json!({"connection": "Username-Password-Authentication", "email": "ines@example.com",
+                   "verify_email": false}),
+        )
+        .await
+        .json();
+    s.call(
+        "POST",
+        "/api/v2/guardian/enrollments/ticket",
+        json!({"user_id": user["user_id"], "factor": "email", "send_mail": true}),
+    )
+    .await;
+    let link = s.link_in_email(1, "ines@example.com").await;
+    browser.goto(&link).await.unwrap();
+    browser
+        .assert_accessible("the email-factor page")
+        .await
+        .unwrap();
+    browser.submit("Email me a code").await.unwrap();
+    let text = squeeze(&browser.text().await.unwrap());
+    assert!(
+        text.contains("We sent a code to ines@example.com."),
+        "{text}"
+    );
+    browser.assert_accessible("the code field").await.unwrap();
+
+    let mails = s.env.expect_mail(2).await;
+    let code_mail = mails
+        .iter()
+        .rfind(|m| m.rcpt_to.iter().any(|r| r == "ines@example.com"))
+        .unwrap();
+    let body = code_mail.parsed().text().unwrap();
+    let code = body
+        .split_whitespace()
+        .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no code in {body}"))
+        .to_owned();
+    browser.fill("Six-digit code", &code).await.unwrap();
+    browser.submit("Verify and turn on").await.unwrap();
+    let text = squeeze(&browser.text().await.unwrap());
+    assert!(
+        text.contains("Your account is now protected with two-factor authentication."),
+        "{text}"
+    );
+    browser.close().await.unwrap();
+}
