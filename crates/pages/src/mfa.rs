@@ -124,24 +124,7 @@ async fn usable(
     hash: &TokenHash,
     headers: &HeaderMap,
 ) -> Result<TicketView, Box<Response>> {
-    let ticket = match state
-        .store()
-        .peek_ticket(hash, TicketPurpose::MfaEnrollment)
-        .await
-    {
-        Ok(Redemption::Valid(ticket)) => ticket,
-        Ok(other) => return Err(Box::new(refused(state, other, headers).await)),
-        Err(e) => {
-            tracing::warn!(error = %e, "Could not look an enrollment ticket up.");
-            return Err(Box::new(unavailable(state, headers)));
-        }
-    };
-    let view = TicketView::load(state, ticket, headers)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "Could not load an enrollment ticket's page.");
-            Box::new(unavailable(state, headers))
-        })?;
+    let view = TicketView::usable(state, hash, TicketPurpose::MfaEnrollment, headers).await?;
     if !view.ticket.allow_multiple_enrollments {
         let enrolled = async {
             let mut conn = state.store().pool().acquire().await?;

@@ -113,28 +113,15 @@ pub(crate) async fn redeem(
     }
 }
 
-/// The ticket's page data when the ticket can still be used, else the answer to give.
+/// The ticket's page data when it can still be used, else the answer to give.
 async fn usable(
     state: &PagesState,
     hash: &TokenHash,
     headers: &HeaderMap,
 ) -> Result<TicketView, Response> {
-    let ticket = match state
-        .store()
-        .peek_ticket(hash, TicketPurpose::PasswordChange)
+    TicketView::usable(state, hash, TicketPurpose::PasswordChange, headers)
         .await
-    {
-        Ok(Redemption::Valid(ticket)) => ticket,
-        Ok(other) => return Err(refused(state, other, headers).await),
-        Err(e) => {
-            tracing::warn!(error = %e, "Could not look a password-change ticket up.");
-            return Err(unavailable(state, headers));
-        }
-    };
-    TicketView::load(state, ticket, headers).await.map_err(|e| {
-        tracing::warn!(error = %e, "Could not load a password-change ticket's page.");
-        unavailable(state, headers)
-    })
+        .map_err(|response| *response)
 }
 
 fn form_page(

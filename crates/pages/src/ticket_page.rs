@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum_extra::extract::cookie::CookieJar;
-use herald_domain::{Locale, TicketToken, TokenHash};
+use herald_domain::{Locale, TicketPurpose, TicketToken, TokenHash};
 use herald_render::{Brand, ContinueTo, Page, PageBody, PageMessage};
 use herald_store::{Redemption, StoredTicket};
 use serde::de::DeserializeOwned;
@@ -210,6 +210,28 @@ impl TicketView {
             locale,
             brand,
             target,
+        })
+    }
+
+    /// The page data of the ticket of `hash` when it can still be used for `purpose` (a GET's
+    /// look, which uses nothing), else the answer to give: used, expired, unknown or unavailable.
+    pub(crate) async fn usable(
+        state: &PagesState,
+        hash: &TokenHash,
+        purpose: TicketPurpose,
+        headers: &HeaderMap,
+    ) -> Result<Self, Box<Response>> {
+        let ticket = match state.store().peek_ticket(hash, purpose).await {
+            Ok(Redemption::Valid(ticket)) => ticket,
+            Ok(other) => return Err(Box::new(refused(state, other, headers).await)),
+            Err(e) => {
+                tracing::warn!(error = %e, purpose = purpose.as_str(), "Could not look a ticket up.");
+                return Err(Box::new(unavailable(state, headers)));
+            }
+        };
+        TicketView::load(state, ticket, headers).await.map_err(|e| {
+            tracing::warn!(error = %e, purpose = purpose.as_str(), "Could not load a ticket's page.");
+            Box::new(unavailable(state, headers))
         })
     }
 

@@ -30,25 +30,11 @@ pub(crate) async fn show(
     let Some((token, hash)) = presented(ticket_from_query(query.as_deref()).as_deref()) else {
         return invalid_link(&state, &headers);
     };
-    let ticket = match state
-        .store()
-        .peek_ticket(&hash, TicketPurpose::EmailVerification)
-        .await
-    {
-        Ok(Redemption::Valid(ticket)) => ticket,
-        Ok(other) => return refused(&state, other, &headers).await,
-        Err(e) => {
-            tracing::warn!(error = %e, "Could not look a verification ticket up.");
-            return unavailable(&state, &headers);
-        }
-    };
-    let view = match TicketView::load(&state, ticket, &headers).await {
-        Ok(view) => view,
-        Err(e) => {
-            tracing::warn!(error = %e, "Could not load a verification ticket's page.");
-            return unavailable(&state, &headers);
-        }
-    };
+    let view =
+        match TicketView::usable(&state, &hash, TicketPurpose::EmailVerification, &headers).await {
+            Ok(view) => view,
+            Err(response) => return *response,
+        };
     let (form, jar) = view.form(&state, ACTION, &token, &hash, jar);
     let email = view.ticket.email.clone();
     view.page(
