@@ -49,8 +49,8 @@ pub async fn authenticate(
         .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
     let peer = request
         .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<herald_domain::ClientAddress>()
+        .map(|c| herald_domain::limit_key(c.0));
     let principal = match principal(&state, header).await {
         Ok(p) => p,
         Err(e) => {

@@ -43,6 +43,7 @@ use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use herald_domain::{ClientAddress, TrustedProxies};
 use herald_observe::ObserveState;
 
 pub use error::ApiError;
@@ -55,6 +56,7 @@ const LIMITER_UPKEEP: Duration = Duration::from_secs(60);
 /// endpoints in `observe`, and `pages` (the ticket pages, or an empty router), all counted in
 /// the request metrics.
 pub fn router(state: ApiState, observe: ObserveState, pages: Router) -> Router {
+    let trusted_proxies = Arc::new(state.config().trusted_proxies.clone());
     let api = Router::new()
         .route("/users", post(users::create))
         .route(
@@ -117,6 +119,35 @@ pub fn router(state: ApiState, observe: ObserveState, pages: Router) -> Router {
         .merge(pages)
         .fallback(not_found)
         .layer(middleware::from_fn(record_request))
+        .layer(middleware::from_fn_with_state(
+            trusted_proxies,
+            resolve_client_address,
+        ))
+}
+
+/// Middleware: resolves the client's address once, from the TCP peer and, behind the trusted
+/// proxies of HERALD_TRUSTED_PROXIES, their `X-Forwarded-For`; it is left in the request as a
+/// [`ClientAddress`] for the rate limits of the API and the pages.
+async fn resolve_client_address(
+    axum::extract::State(proxies): axum::extract::State<Arc<TrustedProxies>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            // A value that is not text is not an address: it ends the walk.
+            .map(|v| v.to_str().unwrap_or("?"));
+        let client = proxies.client_address(peer, forwarded);
+        request.extensions_mut().insert(ClientAddress(client));
+    }
+    next.run(request).await
 }
 
 /// The readiness checks of `herald serve`: the database answers, the producer's connection is up.

@@ -35,6 +35,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// HERALD_JWT_*: JWT access tokens are accepted when set.
     pub jwt: Option<crate::jwt::JwtConfig>,
+    /// HERALD_TRUSTED_PROXIES: whose `X-Forwarded-For` names the client (for rate limits).
+    pub trusted_proxies: herald_domain::TrustedProxies,
 }
 
 /// Cheap to clone: one `Arc`.

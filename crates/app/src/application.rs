@@ -204,6 +204,7 @@ impl Application {
             rate_limit: std::num::NonZeroU32::new(s.api_rate_limit)
                 .unwrap_or(std::num::NonZeroU32::MIN),
             max_body_bytes: s.api_max_body_bytes,
+            trusted_proxies: s.trusted_proxies.clone(),
             jwt: match (&s.jwt_issuer, &s.jwt_audience) {
                 (Some(issuer), Some(audience))
                     if s.jwt_hs256_secret.is_some() || s.jwt_jwks_url.is_some() =>

@@ -96,6 +96,9 @@ pub struct Settings {
     pub password_policy: herald_domain::PasswordPolicy,
     /// HERALD_PAGE_RATE_LIMIT: POSTs per minute per ticket and per client address on the pages.
     pub page_rate_limit: u32,
+    /// HERALD_TRUSTED_PROXIES: the proxies whose `X-Forwarded-For` names the client, for the
+    /// rate limits of the API and the pages (none by default: the TCP peer is the client).
+    pub trusted_proxies: herald_domain::TrustedProxies,
     /// HERALD_JWT_HS256_SECRET: accept HS256 JWT access tokens signed with it (32+ bytes).
     pub jwt_hs256_secret: Option<SecretString>,
     /// HERALD_JWT_JWKS_URL: accept RS256 JWT access tokens signed with a key of this JSON Web
@@ -393,6 +396,15 @@ impl Settings {
             min_score: number(&get, "HERALD_PASSWORD_MIN_SCORE", 3u8, 0, 4)?,
         };
         let page_rate_limit = number(&get, "HERALD_PAGE_RATE_LIMIT", 10u32, 1, 100_000)?;
+        let trusted_proxies = herald_domain::TrustedProxies::parse(
+            &get("HERALD_TRUSTED_PROXIES").unwrap_or_default(),
+        )
+        .map_err(|e| {
+            bad(
+                "HERALD_TRUSTED_PROXIES",
+                format!("{e}; give a comma-separated list of addresses and networks"),
+            )
+        })?;
 
         let jwt_hs256_secret = get("HERALD_JWT_HS256_SECRET").filter(|v| !v.is_empty());
         if let Some(secret) = &jwt_hs256_secret
@@ -492,6 +504,7 @@ impl Settings {
             api_max_body_bytes,
             password_policy,
             page_rate_limit,
+            trusted_proxies,
             jwt_hs256_secret,
             jwt_jwks_url,
             jwt_issuer,
@@ -799,6 +812,7 @@ mod tests {
             ("HERALD_FROM", "nobody"),
             ("HERALD_TICKET_SECRET", "too-short"),
             ("HERALD_MFA_KEY", "too-short"),
+            ("HERALD_TRUSTED_PROXIES", "10.0.0.0/8, lb.internal"),
             ("HERALD_MAX_ATTEMPTS", "0"),
             ("HERALD_PREFETCH", "lots"),
             ("HERALD_RETRY_DELAYS", "5s,forever"),

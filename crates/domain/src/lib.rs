@@ -4,6 +4,7 @@
 //! parse at their edges into these types and pass them around.
 
 pub mod api_token;
+pub mod client_address;
 pub mod code;
 pub mod eml;
 pub mod event;
@@ -16,6 +17,7 @@ pub mod ticket;
 pub mod trace;
 
 pub use api_token::{ApiToken, SCOPES, parse_scopes};
+pub use client_address::{ClientAddress, TrustedProxies, limit_key};
 pub use code::{CodeError, OneTimeCode, WireCode};
 pub use eml::eml_file_stem;
 pub use event::{Event, EventData, EventKind, event_id};

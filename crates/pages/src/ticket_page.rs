@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum_extra::extract::cookie::CookieJar;
-use herald_domain::{Locale, TicketPurpose, TicketToken, TokenHash};
+use herald_domain::{ClientAddress, Locale, TicketPurpose, TicketToken, TokenHash};
 use herald_render::{Brand, ContinueTo, Page, PageBody, PageMessage};
 use herald_store::{Redemption, StoredTicket};
 use serde::de::DeserializeOwned;
@@ -135,7 +135,9 @@ where
     }
 }
 
-/// The client's address (for rate limits), or 0.0.0.0 when the server did not record it.
+/// The client's address as rate limits count it ([`herald_domain::limit_key`]): the one the
+/// server resolved behind its trusted proxies ([`ClientAddress`]), else the TCP peer, else
+/// 0.0.0.0 when the server recorded neither.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientAddr(pub(crate) IpAddr);
 
@@ -143,12 +145,14 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
+        let address = match parts.extensions.get::<ClientAddress>() {
+            Some(resolved) => resolved.0,
+            None => parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
-        ))
+        };
+        Ok(ClientAddr(herald_domain::limit_key(address)))
     }
 }
 

@@ -82,6 +82,16 @@ impl Setup {
     }
 
     async fn post(&self, form: &Form, fields: &[(&str, &str)]) -> Answer {
+        self.post_via(form, fields, None).await
+    }
+
+    /// [`Setup::post`] through a proxy that says the client is `forwarded_for`.
+    async fn post_via(
+        &self,
+        form: &Form,
+        fields: &[(&str, &str)],
+        forwarded_for: Option<&str>,
+    ) -> Answer {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
         pairs.append_pair("ticket", &form.ticket);
         pairs.append_pair("csrf", &form.csrf);
@@ -97,7 +107,10 @@ impl Setup {
                 ("Content-Type", "application/x-www-form-urlencoded"),
                 ("Cookie", &form.cookie),
                 ("Sec-Fetch-Site", "same-origin"),
-            ],
+            ]
+            .into_iter()
+            .chain(forwarded_for.map(|a| ("X-Forwarded-For", a)))
+            .collect::<Vec<_>>(),
             body.as_bytes(),
         )
         .await
@@ -833,9 +846,15 @@ async fn posts_past_the_limit_per_ticket_and_address_are_refused_and_use_nothing
         .await;
     let form = Form::of(&s.get(&link, &[]).await);
     let mut statuses = Vec::new();
-    for _ in 0..5 {
+    // No proxy is trusted here, so a client cannot pass for others with X-Forwarded-For.
+    for i in 0..5 {
+        let forged = format!("203.0.113.{i}");
         let answer = s
-            .post(&form, &[("password", "guess"), ("confirmation", "guess")])
+            .post_via(
+                &form,
+                &[("password", "guess"), ("confirmation", "guess")],
+                Some(&forged),
+            )
             .await;
         statuses.push(answer.status);
         if answer.status == 429 {
@@ -860,6 +879,46 @@ async fn posts_past_the_limit_per_ticket_and_address_are_refused_and_use_nothing
         .await;
     assert_eq!(answer.status, 429);
     assert!(!ticket_used(&s.api, &link).await);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let s = setup(|settings| {
+        settings.page_rate_limit = 3;
+        settings.trusted_proxies = herald_domain::TrustedProxies::parse("127.0.0.1").unwrap();
+    })
+    .await;
+    let user_id = s.user("una@example.com", json!({})).await;
+    // A fresh link for every POST, so that only the per-address limit can refuse one.
+    let mut forms = Vec::new();
+    for _ in 0..10 {
+        let link = s
+            .ticket(
+                "/api/v2/tickets/password-change",
+                json!({"user_id": user_id}),
+            )
+            .await;
+        forms.push(Form::of(&s.get(&link, &[]).await));
+    }
+    let mut forms = forms.into_iter();
+    let fields = [("password", "guess"), ("confirmation", "guess")];
+    let mut from = async |client: &str| {
+        let form = forms.next().unwrap();
+        s.post_via(&form, &fields, Some(client)).await.status
+    };
+    for _ in 0..3 {
+        assert_eq!(from("198.51.100.7").await, 422);
+    }
+    assert_eq!(from("198.51.100.7").await, 429);
+    // Another client behind the same proxy is not held back by the first one's tries.
+    assert_eq!(from("198.51.100.8").await, 422);
+    // What the client itself wrote to the left of what the proxy appended changes nothing.
+    assert_eq!(from("192.0.2.1, 198.51.100.7").await, 429);
+    // An IPv6 client is counted by its /64: a new address in it is the same client.
+    for _ in 0..3 {
+        assert_eq!(from("2001:db8:5:6::1").await, 422);
+    }
+    assert_eq!(from("2001:db8:5:6::ffff").await, 429);
 }
 
 #[tokio::test]
