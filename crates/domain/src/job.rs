@@ -21,6 +21,21 @@ pub const MAX_TTL_SEC: u64 = 31_536_000;
 pub const MAX_CODE_TTL_SEC: u64 = 3_600;
 /// What the ledger keeps in place of an `mfa_code_email` job's code ([`EmailJob::to_record`]).
 pub const REDACTED_CODE: &str = "<redacted>";
+/// A job body as a dead letter keeps it: the same JSON object with its `code` member (an
+/// `mfa_code_email` job's one-time code, or one a malformed job carried) replaced by
+/// [`REDACTED_CODE`], so a code does not outlive its few minutes in the dead-letter queue. Such
+/// a job is refused if replayed: a stale code is never sent. `None` when there is nothing to
+/// redact (no `code`, or not a JSON object).
+pub fn redact_code_in_body(body: &[u8]) -> Option<Vec<u8>> {
+    let mut job: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    let code = job.get_mut("code")?;
+    if code.as_str() == Some(REDACTED_CODE) {
+        return None;
+    }
+    *code = serde_json::Value::String(REDACTED_CODE.to_owned());
+    serde_json::to_vec(&job).ok()
+}
+
 /// The only schema version this crate reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -1275,6 +1290,20 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(welcome.to_record(), welcome.to_wire());
+
+        // A dead letter keeps the job without its code, and the redacted job cannot be replayed.
+        let dead = redact_code_in_body(&json).expect("a code to redact");
+        let dead_text = String::from_utf8(dead.clone()).unwrap();
+        assert!(!dead_text.contains("504132"), "{dead_text}");
+        assert!(dead_text.contains(REDACTED_CODE), "{dead_text}");
+        assert!(EmailJob::parse(&dead, LIMIT).is_err());
+        assert_eq!(redact_code_in_body(&dead), None, "already redacted");
+        // A malformed job's code goes too; bodies without one are kept byte for byte.
+        let stray = br#"{"type":"welcome_email","c\u006fde":"771204"}"#;
+        let redacted = redact_code_in_body(stray).unwrap();
+        assert!(!String::from_utf8(redacted).unwrap().contains("771204"));
+        assert_eq!(redact_code_in_body(&welcome.to_json()), None);
+        assert_eq!(redact_code_in_body(b"{not json"), None);
     }
 
     #[test]

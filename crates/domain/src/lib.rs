@@ -25,7 +25,7 @@ pub use ids::{ClientId, EmailAddress, IdError, JobId, OrganizationId, UserId};
 pub use job::{
     DEFAULT_TTL_SEC, EmailJob, EmailJobBuilder, EnrollmentFactor, JobError, JobSpec,
     MAX_CODE_TTL_SEC, MAX_TTL_SEC, REDACTED_CODE, TicketDefaults, TicketOptions, Unset, User,
-    WireJob,
+    WireJob, redact_code_in_body,
 };
 pub use kind::{JobKind, TemplateName};
 pub use locale::{Locale, negotiate};

@@ -464,8 +464,11 @@ async fn process(
                 error,
                 attempts,
             } => {
+                // A one-time code does not outlive its job: the dead letter keeps it redacted.
+                let redacted = herald_domain::redact_code_in_body(&delivery.data);
+                let body = redacted.as_deref().unwrap_or(&delivery.data);
                 publisher
-                    .publish_dead(&delivery.data, &delivery.properties, &routing_key, reason, error, *attempts)
+                    .publish_dead(body, &delivery.properties, &routing_key, reason, error, *attempts)
                     .await
             }
         };

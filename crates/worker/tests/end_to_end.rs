@@ -608,6 +608,49 @@ async fn smtp_5xx_is_dead_lettered_at_once() {
 }
 
 #[tokio::test]
+async fn a_dead_lettered_code_email_keeps_no_code() {
+    let env = TestEnv::new().await.unwrap();
+    env.sink
+        .set_faults(FaultPlan::reject_all(554, "5.7.1 Message rejected"));
+    let worker = env.spawn_worker(env.settings()).await;
+    let producer = env.producer().await;
+    let job = EmailJob::builder(JobKind::MfaCode, "auth0|7", "ana@example.com")
+        .code("604913")
+        .ttl_sec(600)
+        .build()
+        .unwrap();
+    producer.publish(&job).await.unwrap();
+    // And a malformed job that carries a code where none belongs.
+    producer
+        .publish_raw(
+            "email.welcome",
+            "stray-code",
+            br#"{"id":"stray-code","type":"welcome_email","code":"771204","user":{"user_id":"u1","email":"a@example.com"}}"#,
+        )
+        .await
+        .unwrap();
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        let (body, props) = env
+            .broker
+            .wait_get("herald.email.dead", Duration::from_secs(10))
+            .await
+            .expect("dead-lettered");
+        let body = String::from_utf8(body).unwrap();
+        assert!(
+            !body.contains("604913") && !body.contains("771204"),
+            "{body}"
+        );
+        assert!(body.contains(REDACTED_CODE), "{body}");
+        reasons.push(header_string(&props, "x-herald-reason").unwrap());
+    }
+    reasons.sort();
+    assert_eq!(reasons, ["invalid_job", "smtp_permanent"]);
+    env.wait_status(job.id.as_str(), "dead").await;
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn transient_failures_are_dead_lettered_once_attempts_run_out() {
     let env = TestEnv::new().await.unwrap();
     env.sink
