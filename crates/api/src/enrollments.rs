@@ -240,11 +240,8 @@ pub async fn verify_otp(
     };
     let mut replayed = false;
     for enrollment in &enrollments {
-        let secret = match TotpSecret::open(
-            &state.config().mfa_key,
-            &user_id,
-            &enrollment.secret_sealed,
-        ) {
+        let keys = &state.config().mfa_keys;
+        let secret = match TotpSecret::open(keys, &user_id, &enrollment.secret_sealed) {
             Ok(secret) => secret,
             Err(e) => {
                 tracing::error!(enrollment_id = %enrollment.id, error = %e, "An OTP enrollment's secret does not open.");
@@ -254,6 +251,16 @@ pub async fn verify_otp(
         match secret.verify_now(&body.code, enrollment.last_step) {
             Ok(step) if store.record_otp_step(&enrollment.id, step).await? => {
                 store.clear_otp_attempts(&user_id).await?;
+                if !herald_mfa::seal::is_sealed_under(keys.current(), &enrollment.secret_sealed) {
+                    // Sealed under a previous key: moved to the current one while it is open.
+                    let resealed = secret.seal(keys.current(), &user_id);
+                    if let Err(e) = store
+                        .reseal_enrollment(&enrollment.id, &enrollment.secret_sealed, &resealed)
+                        .await
+                    {
+                        tracing::warn!(enrollment_id = %enrollment.id, error = %e, "Could not reseal an OTP secret under the current MFA key; `herald mfa reseal` will.");
+                    }
+                }
                 return Ok(Json(OtpVerificationResult {
                     valid: true,
                     enrollment_id: Some(enrollment.id.clone()),

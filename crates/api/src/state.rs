@@ -26,9 +26,9 @@ pub struct ApiConfig {
     pub allowed_custom_domains: Vec<String>,
     /// Tickets are derived from it, as the worker's are.
     pub ticket_secret: TicketSecret,
-    /// HERALD_MFA_KEY (or derived from the ticket secret): opens sealed TOTP secrets for the
-    /// login check.
-    pub mfa_key: herald_mfa::MfaKey,
+    /// HERALD_MFA_KEY (or derived from the ticket secret) and HERALD_MFA_PREVIOUS_KEYS: open
+    /// sealed TOTP secrets for the login check (which reseals an old key's under the current).
+    pub mfa_keys: herald_mfa::MfaKeys,
     /// HERALD_API_RATE_LIMIT: requests per second per token (and the burst).
     pub rate_limit: NonZeroU32,
     /// HERALD_API_MAX_BODY_BYTES: larger bodies get a 413.

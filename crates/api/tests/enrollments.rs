@@ -71,8 +71,18 @@ async fn create_user(api: &TestApi, token: &str, email: &str) -> String {
 /// Stores a TOTP enrollment as the enrollment page does (secret of a ticket, sealed for the
 /// user), and returns its id and secret.
 async fn enroll_totp(store: &Store, user_id: &str, ticket: &str) -> (String, TotpSecret) {
-    let secret = TotpSecret::for_ticket(&key(), &TicketToken::from_presented(ticket).hash());
-    let sealed = secret.seal(&key(), user_id);
+    enroll_totp_under(&key(), store, user_id, ticket).await
+}
+
+/// [`enroll_totp`] as a page under another MFA key did.
+async fn enroll_totp_under(
+    key: &MfaKey,
+    store: &Store,
+    user_id: &str,
+    ticket: &str,
+) -> (String, TotpSecret) {
+    let secret = TotpSecret::for_ticket(key, &TicketToken::from_presented(ticket).hash());
+    let sealed = secret.seal(key, user_id);
     let mut tx = store.pool().begin().await.unwrap();
     let e = Store::insert_enrollment(
         &mut tx,
@@ -272,6 +282,67 @@ async fn a_login_code_is_valid_once_and_wrong_or_replayed_codes_are_refused() {
     );
     let gone = verify(&api, &token, &user_id, &secret.code_at(now() + 30)).await;
     assert_eq!(gone.status, 404, "{gone:?}");
+}
+
+/// The sealed secret of an enrollment, as stored.
+async fn sealed(store: &Store, enrollment_id: &str) -> Vec<u8> {
+    sqlx::query_scalar("SELECT secret_sealed FROM mfa_enrollments WHERE id = $1")
+        .bind(enrollment_id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn after_a_key_change_secrets_are_resealed_under_the_new_key_and_the_old_one_can_go() {
+    use herald_mfa::MfaKeys;
+    use herald_mfa::seal::is_sealed_under;
+
+    let env = TestEnv::new().await.unwrap();
+    let old = key();
+    let new = MfaKey::from_bytes(b"api-enrollment-tests-the-next-mfa-key-0123").unwrap();
+    let lost = MfaKey::from_bytes(b"api-enrollment-tests-a-key-nobody-kept-0123").unwrap();
+    // HERALD_MFA_KEY is the new key; the old one is kept in HERALD_MFA_PREVIOUS_KEYS.
+    let mut settings = env.settings();
+    settings.mfa_key = Some(new.clone());
+    settings.mfa_previous_keys = vec![old.clone()];
+    let api = TestApi::start(settings.clone()).await;
+    let token = api.token(SCOPES).await;
+    let ana = create_user(&api, &token, "ana@example.com").await;
+    let bo = create_user(&api, &token, "bo@example.com").await;
+    let cy = create_user(&api, &token, "cy@example.com").await;
+    let (ana_totp, ana_secret) = enroll_totp_under(&old, &api.store, &ana, "t-ana").await;
+    let (bo_totp, bo_secret) = enroll_totp_under(&old, &api.store, &bo, "t-bo").await;
+    let (cy_totp, _) = enroll_totp_under(&lost, &api.store, &cy, "t-cy").await;
+
+    // A login check opens a secret under the old key, and moves it to the new one.
+    let valid = verify(&api, &token, &ana, &ana_secret.code_at(now())).await;
+    assert_eq!(valid.json()["valid"], true, "{valid:?}");
+    assert!(is_sealed_under(&new, &sealed(&api.store, &ana_totp).await));
+    assert!(is_sealed_under(&old, &sealed(&api.store, &bo_totp).await));
+
+    // `herald mfa reseal` moves the rest, and reports the one no key opens.
+    let keys = MfaKeys::new(new.clone(), vec![old.clone()]);
+    let report = herald_app::reseal_mfa_secrets(&api.store, &keys)
+        .await
+        .unwrap();
+    assert_eq!(report.resealed, 1, "{report:?}");
+    assert_eq!(report.unopened.len(), 1, "{report:?}");
+    assert_eq!(report.unopened[0].0, cy_totp);
+    assert!(is_sealed_under(&new, &sealed(&api.store, &bo_totp).await));
+    assert!(is_sealed_under(&lost, &sealed(&api.store, &cy_totp).await));
+    // Run again, there is nothing left it can do.
+    let again = herald_app::reseal_mfa_secrets(&api.store, &keys)
+        .await
+        .unwrap();
+    assert_eq!((again.resealed, again.unopened.len()), (0, 1));
+
+    // The old key dropped: every secret it sealed still checks codes.
+    settings.mfa_previous_keys = Vec::new();
+    let after = TestApi::start(settings).await;
+    let valid = verify(&after, &token, &bo, &bo_secret.code_at(now())).await;
+    assert_eq!(valid.json()["valid"], true, "{valid:?}");
+    assert_eq!(valid.json()["enrollment_id"], bo_totp.as_str());
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_domain::{Locale, TicketSecret};
-use herald_mfa::MfaKey;
+use herald_mfa::MfaKeys;
 use herald_observe::ObserveState;
 use herald_producer::{ProduceError, Producer};
 use herald_queue::Topology;
@@ -116,8 +116,9 @@ pub struct Application {
     mailer: Mailer,
     /// Resolved once, so every worker built here signs with the same secret, even a random one.
     ticket_secret: TicketSecret,
-    /// HERALD_MFA_KEY, or the key derived from `ticket_secret`: the API and the pages share it.
-    mfa_key: MfaKey,
+    /// HERALD_MFA_KEY (or the key derived from `ticket_secret`) and HERALD_MFA_PREVIOUS_KEYS:
+    /// the API and the pages share them.
+    mfa_keys: MfaKeys,
 }
 
 impl std::fmt::Debug for Application {
@@ -140,17 +141,14 @@ impl Application {
             .ticket_secret
             .clone()
             .unwrap_or_else(TicketSecret::random);
-        let mfa_key = settings
-            .mfa_key
-            .clone()
-            .unwrap_or_else(|| MfaKey::derived_from(&ticket_secret));
+        let mfa_keys = crate::mfa_keys(&settings, &ticket_secret);
         Ok(Application {
             settings,
             store,
             renderer,
             mailer,
             ticket_secret,
-            mfa_key,
+            mfa_keys,
         })
     }
 
@@ -170,11 +168,12 @@ impl Application {
         &self.mailer
     }
 
-    /// The MFA key: HERALD_MFA_KEY, or when it is unset `HMAC(ticket secret, "herald.mfa-key.v1")`
-    /// (stable as long as HERALD_TICKET_SECRET is; random per process when both are unset). The
-    /// enrollment pages derive TOTP secrets and seal them with it; the API opens them.
-    pub fn mfa_key(&self) -> &MfaKey {
-        &self.mfa_key
+    /// The MFA keys. The current one is HERALD_MFA_KEY, or when it is unset
+    /// `HMAC(ticket secret, "herald.mfa-key.v1")` (stable as long as HERALD_TICKET_SECRET is;
+    /// random per process when both are unset): the enrollment pages derive TOTP secrets and
+    /// seal them with it. The API opens them with it or with one of HERALD_MFA_PREVIOUS_KEYS.
+    pub fn mfa_keys(&self) -> &MfaKeys {
+        &self.mfa_keys
     }
 
     /// True when HERALD_TICKET_SECRET is unset and this process signs with a random secret.
@@ -200,7 +199,7 @@ impl Application {
             public_url: s.public_url.clone(),
             allowed_custom_domains: s.allowed_custom_domains.clone(),
             ticket_secret: self.ticket_secret.clone(),
-            mfa_key: self.mfa_key.clone(),
+            mfa_keys: self.mfa_keys.clone(),
             rate_limit: std::num::NonZeroU32::new(s.api_rate_limit)
                 .unwrap_or(std::num::NonZeroU32::MIN),
             max_body_bytes: s.api_max_body_bytes,
@@ -254,7 +253,7 @@ impl Application {
                     per_minute: std::num::NonZeroU32::new(s.page_rate_limit)
                         .unwrap_or(std::num::NonZeroU32::MIN),
                 },
-                mfa_key: self.mfa_key.clone(),
+                mfa_keys: self.mfa_keys.clone(),
             },
         );
         herald_pages::router(state)

@@ -12,7 +12,9 @@
 //! line, printing and benchmark code.
 
 mod application;
+pub mod mfa_keys;
 pub mod settings;
 
 pub use application::{ApiBuildError, Application, BuildError, mailer, renderer, store};
+pub use mfa_keys::{ResealReport, mfa_keys, reseal_mfa_secrets};
 pub use settings::{Settings, SettingsError};

@@ -70,6 +70,9 @@ pub struct Settings {
     /// HERALD_MFA_KEY: seals TOTP secrets at rest and derives enrollment secrets (32+ bytes).
     /// `None`: the key is derived from the ticket secret (`MfaKey::derived_from`).
     pub mfa_key: Option<MfaKey>,
+    /// HERALD_MFA_PREVIOUS_KEYS: keys HERALD_MFA_KEY replaced, comma-separated; they still open
+    /// the secrets they sealed until `herald mfa reseal` has moved them to the current key.
+    pub mfa_previous_keys: Vec<MfaKey>,
     pub max_attempts: u32,
     pub retry_delays: Vec<Duration>,
     pub prefetch: u16,
@@ -278,6 +281,22 @@ impl Settings {
                 })
             })
             .transpose()?;
+
+        let mfa_previous_keys = get("HERALD_MFA_PREVIOUS_KEYS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .enumerate()
+            .map(|(i, k)| {
+                MfaKey::from_bytes(k.as_bytes()).map_err(|e| {
+                    bad(
+                        "HERALD_MFA_PREVIOUS_KEYS",
+                        format!("key {} of the list {e}", i + 1),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
 
         let max_attempts = number(&get, "HERALD_MAX_ATTEMPTS", 10u32, 1, 100)?;
         let prefetch = number(&get, "HERALD_PREFETCH", 128u16, 1, 1000)?;
@@ -488,6 +507,7 @@ impl Settings {
             support_url,
             ticket_secret,
             mfa_key,
+            mfa_previous_keys,
             max_attempts,
             retry_delays,
             prefetch,
@@ -812,6 +832,10 @@ mod tests {
             ("HERALD_FROM", "nobody"),
             ("HERALD_TICKET_SECRET", "too-short"),
             ("HERALD_MFA_KEY", "too-short"),
+            (
+                "HERALD_MFA_PREVIOUS_KEYS",
+                "an-old-key-of-more-than-32-bytes-0123456789, short",
+            ),
             ("HERALD_TRUSTED_PROXIES", "10.0.0.0/8, lb.internal"),
             ("HERALD_MAX_ATTEMPTS", "0"),
             ("HERALD_PREFETCH", "lots"),

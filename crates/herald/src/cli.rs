@@ -49,6 +49,9 @@ pub enum Command {
     /// Inspect jobs in the ledger.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// MFA keys: move stored secrets to the current HERALD_MFA_KEY after a key change.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
     /// Measure throughput, latency and cost on fresh vhosts and databases (docs/benchmarks.md).
     // Only in a build with the `bench` feature: the shipped binary has no benchmark code.
     #[cfg(feature = "bench")]
@@ -337,6 +340,13 @@ pub struct DlqSelect {
     /// Every dead letter (instead of filters or ids).
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCommand {
+    /// Reseal every stored MFA secret under the current HERALD_MFA_KEY (opening it with
+    /// HERALD_MFA_PREVIOUS_KEYS), so that the previous keys can be dropped. Safe while Herald runs.
+    Reseal,
 }
 
 #[derive(Debug, Subcommand)]

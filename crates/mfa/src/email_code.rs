@@ -8,7 +8,7 @@ use hmac::Mac;
 use rand::Rng;
 use subtle::ConstantTimeEq;
 
-use crate::MfaKey;
+use crate::{MfaKey, MfaKeys};
 
 /// A code to email. Its `Debug` prints nothing of it.
 #[derive(Clone)]
@@ -48,14 +48,15 @@ fn digest(key: &MfaKey, context: &[u8], code: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// Whether the code a user typed (spaces ignored) is the one whose digest was stored, compared
-/// in constant time.
-pub fn code_matches(key: &MfaKey, context: &[u8], presented: &str, stored_digest: &[u8]) -> bool {
+/// Whether the code a user typed (spaces ignored) is the one whose digest was stored under any
+/// of `keys` (a code sent just before a key change still works), compared in constant time.
+pub fn code_matches(keys: &MfaKeys, context: &[u8], presented: &str, stored_digest: &[u8]) -> bool {
     let presented: String = presented.chars().filter(|c| !c.is_whitespace()).collect();
     if presented.len() != 6 || !presented.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
-    digests_equal(&digest(key, context, &presented), stored_digest)
+    keys.all()
+        .any(|key| digests_equal(&digest(key, context, &presented), stored_digest))
 }
 
 /// Constant-time equality of two byte strings (of the same length; different lengths are
@@ -88,12 +89,17 @@ mod tests {
         let key = MfaKey::random();
         let code = EmailCode::generate();
         let stored = code.digest(&key, b"ticket-1");
-        assert!(code_matches(&key, b"ticket-1", code.expose(), &stored));
+        let keys = MfaKeys::from(key.clone());
+        assert!(code_matches(&keys, b"ticket-1", code.expose(), &stored));
+        // After a key change, a code sent before it still matches while the old key is kept.
+        let rotated = MfaKeys::new(MfaKey::random(), vec![key.clone()]);
+        assert!(code_matches(&rotated, b"ticket-1", code.expose(), &stored));
+        let key = keys;
         let spaced = format!("{} {}", &code.expose()[..3], &code.expose()[3..]);
         assert!(code_matches(&key, b"ticket-1", &spaced, &stored));
         assert!(!code_matches(&key, b"ticket-2", code.expose(), &stored));
         assert!(!code_matches(
-            &MfaKey::random(),
+            &MfaKeys::from(MfaKey::random()),
             b"ticket-1",
             code.expose(),
             &stored

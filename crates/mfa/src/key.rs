@@ -70,6 +70,58 @@ impl MfaKey {
     }
 }
 
+/// A deployment's MFA keys: the current one (HERALD_MFA_KEY), which derives and seals
+/// everything new, and the ones it replaced (HERALD_MFA_PREVIOUS_KEYS), which still open what
+/// they sealed and check what they derived (a QR code shown before the change, an emailed
+/// code's digest) until `herald mfa reseal` has moved every stored secret to the current key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaKeys {
+    current: MfaKey,
+    previous: Vec<MfaKey>,
+}
+
+impl MfaKeys {
+    /// `previous` in any order; repeats, and the current key among them, are dropped.
+    pub fn new(current: MfaKey, previous: Vec<MfaKey>) -> Self {
+        let mut kept: Vec<MfaKey> = Vec::with_capacity(previous.len());
+        for key in previous {
+            if key != current && !kept.contains(&key) {
+                kept.push(key);
+            }
+        }
+        Self {
+            current,
+            previous: kept,
+        }
+    }
+
+    /// The key everything new is derived and sealed with.
+    pub fn current(&self) -> &MfaKey {
+        &self.current
+    }
+
+    /// The keys that are only read.
+    pub fn previous(&self) -> &[MfaKey] {
+        &self.previous
+    }
+
+    /// Every key, the current one first.
+    pub fn all(&self) -> impl Iterator<Item = &MfaKey> {
+        std::iter::once(&self.current).chain(&self.previous)
+    }
+
+    /// The key whose [`MfaKey::id`] is `id`.
+    pub fn by_id(&self, id: &[u8]) -> Option<&MfaKey> {
+        self.all().find(|key| key.id() == id)
+    }
+}
+
+impl From<MfaKey> for MfaKeys {
+    fn from(current: MfaKey) -> Self {
+        Self::new(current, Vec::new())
+    }
+}
+
 impl fmt::Debug for MfaKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let id = self.id();
@@ -105,6 +157,21 @@ mod tests {
         assert!(!shown.contains("s3cret"));
         let raw: String = key.0.iter().map(|b| format!("{b:02x}")).collect();
         assert!(!shown.contains(&raw[..8]), "{shown}");
+    }
+
+    #[test]
+    fn a_keyring_finds_each_key_by_id_and_keeps_the_current_one_first() {
+        let (a, b, c) = (MfaKey::random(), MfaKey::random(), MfaKey::random());
+        let keys = MfaKeys::new(b.clone(), vec![a.clone(), b.clone(), a.clone()]);
+        assert_eq!(keys.current(), &b);
+        assert_eq!(keys.previous(), std::slice::from_ref(&a));
+        assert_eq!(
+            keys.all().cloned().collect::<Vec<_>>(),
+            vec![b.clone(), a.clone()]
+        );
+        assert_eq!(keys.by_id(&a.id()), Some(&a));
+        assert_eq!(keys.by_id(&b.id()), Some(&b));
+        assert_eq!(keys.by_id(&c.id()), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod seal;
 pub mod totp;
 
 pub use email_code::EmailCode;
-pub use key::{KeyError, MfaKey};
+pub use key::{KeyError, MfaKey, MfaKeys};
 pub use qr::qr_svg;
 pub use seal::SealError;
 pub use totp::{CodeRefused, Issuer, TotpSecret};

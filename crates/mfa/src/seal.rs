@@ -6,7 +6,7 @@
 use chacha20poly1305::aead::{Aead, Generate, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
-use crate::MfaKey;
+use crate::{MfaKey, MfaKeys};
 
 const KEY_ID_LEN: usize = 8;
 const NONCE_LEN: usize = 24;
@@ -18,8 +18,11 @@ pub enum SealError {
     /// Too short to be anything this module sealed.
     #[error("the sealed secret is malformed")]
     Malformed,
-    /// Sealed under another MFA key (HERALD_MFA_KEY changed since).
-    #[error("the secret was sealed under another MFA key (was HERALD_MFA_KEY changed?)")]
+    /// Sealed under another MFA key (HERALD_MFA_KEY changed since, and the old key is not
+    /// among HERALD_MFA_PREVIOUS_KEYS).
+    #[error(
+        "the secret was sealed under another MFA key (was HERALD_MFA_KEY changed without keeping the old one in HERALD_MFA_PREVIOUS_KEYS?)"
+    )]
     OtherKey,
     /// The key is right but the bytes or the associated data are not: tampered with, or
     /// another user's or factor's secret.
@@ -85,6 +88,18 @@ pub fn open(key: &MfaKey, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealErro
         .map_err(|_| SealError::Forged)
 }
 
+/// Decrypts what [`seal`] returned under any of `keys` (the one its key id names).
+pub fn open_any(keys: &MfaKeys, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError> {
+    let id = sealed.get(..KEY_ID_LEN).ok_or(SealError::Malformed)?;
+    let key = keys.by_id(id).ok_or(SealError::OtherKey)?;
+    open(key, sealed, aad)
+}
+
+/// Whether `sealed` was sealed under `key` (by its key id; nothing is decrypted).
+pub fn is_sealed_under(key: &MfaKey, sealed: &[u8]) -> bool {
+    sealed.get(..KEY_ID_LEN) == Some(&key.id()[..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +146,27 @@ mod tests {
         );
         // Length prefixes: moving a character from the user id to the factor changes the aad.
         assert_ne!(aad("ab", "c"), aad("a", "bc"));
+    }
+
+    #[test]
+    fn a_keyring_opens_what_any_of_its_keys_sealed() {
+        let (old, new) = (MfaKey::random(), MfaKey::random());
+        let sealed = seal(&old, b"twenty bytes secret!", b"aad");
+        assert!(is_sealed_under(&old, &sealed) && !is_sealed_under(&new, &sealed));
+        let keys = MfaKeys::new(new.clone(), vec![old.clone()]);
+        assert_eq!(
+            open_any(&keys, &sealed, b"aad").unwrap(),
+            b"twenty bytes secret!"
+        );
+        let without_old = MfaKeys::from(new);
+        assert_eq!(
+            open_any(&without_old, &sealed, b"aad"),
+            Err(SealError::OtherKey)
+        );
+        assert_eq!(
+            open_any(&keys, &sealed[..4], b"aad"),
+            Err(SealError::Malformed)
+        );
     }
 
     #[test]

@@ -113,9 +113,14 @@ impl TotpSecret {
         crate::seal::seal(key, &self.0, &crate::seal::aad(user_id, crate::factor::OTP))
     }
 
-    /// The secret a [`TotpSecret::seal`] of this user stored.
-    pub fn open(key: &MfaKey, user_id: &str, sealed: &[u8]) -> Result<Self, crate::SealError> {
-        let bytes = crate::seal::open(key, sealed, &crate::seal::aad(user_id, crate::factor::OTP))?;
+    /// The secret a [`TotpSecret::seal`] of this user stored, under any of `keys`.
+    pub fn open(
+        keys: &crate::MfaKeys,
+        user_id: &str,
+        sealed: &[u8],
+    ) -> Result<Self, crate::SealError> {
+        let aad = crate::seal::aad(user_id, crate::factor::OTP);
+        let bytes = crate::seal::open_any(keys, sealed, &aad)?;
         Self::from_bytes(&bytes).ok_or(crate::SealError::Malformed)
     }
 
@@ -315,8 +320,8 @@ mod tests {
 
     #[test]
     fn a_sealed_secret_opens_for_its_user_only() {
-        let key = MfaKey::random();
-        let sealed = secret().seal(&key, "auth0|ana");
+        let key = crate::MfaKeys::from(MfaKey::random());
+        let sealed = secret().seal(key.current(), "auth0|ana");
         assert_eq!(TotpSecret::open(&key, "auth0|ana", &sealed), Ok(secret()));
         assert_eq!(
             TotpSecret::open(&key, "auth0|bob", &sealed),

@@ -51,8 +51,9 @@ pub struct PagesConfig {
     pub password_policy: PasswordPolicy,
     /// HERALD_PAGE_RATE_LIMIT: POSTs per minute per ticket and per client address.
     pub limits: PageLimits,
-    /// HERALD_MFA_KEY: derives enrollment tickets' TOTP secrets and seals them at rest.
-    pub mfa_key: herald_mfa::MfaKey,
+    /// HERALD_MFA_KEY derives enrollment tickets' TOTP secrets and seals them at rest;
+    /// HERALD_MFA_PREVIOUS_KEYS still check what they derived before a key change.
+    pub mfa_keys: herald_mfa::MfaKeys,
 }
 
 /// What every page handler shares. Cheap to clone.
@@ -112,8 +113,8 @@ impl PagesState {
         &self.0.limiter
     }
 
-    fn mfa_key(&self) -> &herald_mfa::MfaKey {
-        &self.0.config.mfa_key
+    fn mfa_keys(&self) -> &herald_mfa::MfaKeys {
+        &self.0.config.mfa_keys
     }
 }
 

@@ -94,13 +94,18 @@ pub(crate) async fn redeem(
     };
     match factor_of(&view) {
         Some(MfaFactor::Otp) => {
-            let secret = TotpSecret::for_ticket(state.mfa_key(), &hash);
             let code = form.code.unwrap_or_default();
-            let Ok(step) = secret.verify_now(&code, None) else {
+            // The current key's secret, or, for a page shown before a key change, an old key's.
+            let verified = state.mfa_keys().all().find_map(|key| {
+                let secret = TotpSecret::for_ticket(key, &hash);
+                let step = secret.verify_now(&code, None).ok()?;
+                Some((secret, step))
+            });
+            let Some((secret, step)) = verified else {
                 let error = PageMessage::new("page-mfa-otp-wrong");
                 return otp_page(&state, &view, &token, &hash, jar, Some(error), &headers);
             };
-            let sealed = secret.seal(state.mfa_key(), &view.ticket.user_id);
+            let sealed = secret.seal(state.mfa_keys().current(), &view.ticket.user_id);
             let new = NewEnrollment {
                 user_id: &view.ticket.user_id,
                 factor: MfaFactor::Otp,
@@ -166,7 +171,7 @@ fn otp_page(
     error: Option<PageMessage>,
     headers: &HeaderMap,
 ) -> Response {
-    let secret = TotpSecret::for_ticket(state.mfa_key(), hash);
+    let secret = TotpSecret::for_ticket(state.mfa_keys().current(), hash);
     let issuer = Issuer::named(&view.brand.name);
     let url = secret.otpauth_url(&issuer, &view.ticket.email);
     let Some(svg) = qr_svg(&url, &view.brand.name) else {

@@ -84,11 +84,11 @@ pub(crate) async fn redeem(
         };
     }
     let typed = form.code.unwrap_or_default();
-    let key = state.mfa_key();
+    let keys = state.mfa_keys();
     let checked = state
         .store()
         .check_email_code(hash, MAX_ATTEMPTS, |stored| {
-            code_matches(key, hash.as_bytes(), &typed, stored)
+            code_matches(keys, hash.as_bytes(), &typed, stored)
         })
         .await;
     let wrong = Some(PageMessage::new("page-mfa-email-wrong"));
@@ -121,7 +121,7 @@ async fn send_code(
     hash: &TokenHash,
 ) -> Result<EmailCodeIssue, Box<dyn std::error::Error + Send + Sync>> {
     let code = EmailCode::generate();
-    let digest = code.digest(state.mfa_key(), hash.as_bytes());
+    let digest = code.digest(state.mfa_keys().current(), hash.as_bytes());
     let ticket = &view.ticket;
     let issued = state
         .store()

@@ -68,6 +68,16 @@ impl Setup {
         format!("{}?{}", url.path(), url.query().unwrap())
     }
 
+    /// An MFA enrollment ticket's link (`/u/mfa-enrollment?ticket=…`) for `body`.
+    async fn enrollment_link(&self, body: Value) -> String {
+        let answer = self
+            .call("POST", "/api/v2/guardian/enrollments/ticket", body)
+            .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        let url = url::Url::parse(answer.json()["ticket_url"].as_str().unwrap()).unwrap();
+        format!("{}?{}", url.path(), url.query().unwrap())
+    }
+
     async fn get(&self, link: &str, headers: &[(&str, &str)]) -> Answer {
         request(self.api.addr, "GET", link, headers, b"").await
     }
@@ -92,28 +102,7 @@ impl Setup {
         fields: &[(&str, &str)],
         forwarded_for: Option<&str>,
     ) -> Answer {
-        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
-        pairs.append_pair("ticket", &form.ticket);
-        pairs.append_pair("csrf", &form.csrf);
-        for (k, v) in fields {
-            pairs.append_pair(k, v);
-        }
-        let body = pairs.finish();
-        request(
-            self.api.addr,
-            "POST",
-            &form.action,
-            &[
-                ("Content-Type", "application/x-www-form-urlencoded"),
-                ("Cookie", &form.cookie),
-                ("Sec-Fetch-Site", "same-origin"),
-            ]
-            .into_iter()
-            .chain(forwarded_for.map(|a| ("X-Forwarded-For", a)))
-            .collect::<Vec<_>>(),
-            body.as_bytes(),
-        )
-        .await
+        post_at(self.api.addr, form, fields, forwarded_for).await
     }
 
     /// The next event on the `test.events` queue, with its AMQP message id.
@@ -134,6 +123,38 @@ impl Setup {
         assert_eq!(answer.status, 200, "{answer:?}");
         answer.json()
     }
+}
+
+/// Sends a page's form to the server at `addr` as a browser would (same cookie,
+/// `Sec-Fetch-Site: same-origin`), through a proxy when `forwarded_for` names the client.
+async fn post_at(
+    addr: std::net::SocketAddr,
+    form: &Form,
+    fields: &[(&str, &str)],
+    forwarded_for: Option<&str>,
+) -> Answer {
+    let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+    pairs.append_pair("ticket", &form.ticket);
+    pairs.append_pair("csrf", &form.csrf);
+    for (k, v) in fields {
+        pairs.append_pair(k, v);
+    }
+    let body = pairs.finish();
+    request(
+        addr,
+        "POST",
+        &form.action,
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &form.cookie),
+            ("Sec-Fetch-Site", "same-origin"),
+        ]
+        .into_iter()
+        .chain(forwarded_for.map(|a| ("X-Forwarded-For", a)))
+        .collect::<Vec<_>>(),
+        body.as_bytes(),
+    )
+    .await
 }
 
 fn urlencode(s: &str) -> String {
@@ -509,15 +530,7 @@ async fn expired_tampered_unknown_and_hostile_tickets_get_a_page_and_use_nothing
         .await;
     assert_eq!(answer.status, 413, "{answer:?}");
     assert!(!ticket_used(&s.api, &reset).await);
-    let enroll = s
-        .call(
-            "POST",
-            "/api/v2/guardian/enrollments/ticket",
-            json!({"user_id": user_id}),
-        )
-        .await;
-    let url = url::Url::parse(enroll.json()["ticket_url"].as_str().unwrap()).unwrap();
-    let enroll = format!("{}?{}", url.path(), url.query().unwrap());
+    let enroll = s.enrollment_link(json!({"user_id": user_id})).await;
     let enroll_form = Form::of(&s.get(&enroll, &[]).await);
     for code in ["<img src=x>", "12345678901234567890", "１２３４５６", ""] {
         let answer = s.post(&enroll_form, &[("code", code)]).await;
@@ -740,16 +753,9 @@ async fn a_totp_enrollment_keeps_the_factor_only_for_a_code_that_verifies() {
         .subscribe_events("test.events", "user.mfa_enrolled")
         .await;
     let user_id = s.user("hana@example.com", json!({})).await;
-    let answer = s
-        .call(
-            "POST",
-            "/api/v2/guardian/enrollments/ticket",
-            json!({"user_id": user_id, "factor": "otp"}),
-        )
+    let link = s
+        .enrollment_link(json!({"user_id": user_id, "factor": "otp"}))
         .await;
-    assert_eq!(answer.status, 200, "{answer:?}");
-    let url = url::Url::parse(answer.json()["ticket_url"].as_str().unwrap()).unwrap();
-    let link = format!("{}?{}", url.path(), url.query().unwrap());
 
     let page = s.get(&link, &[]).await;
     assert_eq!(page.status, 200, "{page:?}");
@@ -758,10 +764,7 @@ async fn a_totp_enrollment_keeps_the_factor_only_for_a_code_that_verifies() {
         "{}",
         page.body
     );
-    let shown = {
-        let start = page.body.find("<code class=\"secret\">").unwrap() + 21;
-        page.body[start..start + page.body[start..].find("</code>").unwrap()].to_owned()
-    };
+    let shown = shown_secret(&page);
     // The same secret every time the link is opened (nothing is stored before a code).
     assert!(s.get(&link, &[]).await.body.contains(&shown));
     let form = Form::of(&page);
@@ -813,17 +816,8 @@ async fn a_totp_enrollment_keeps_the_factor_only_for_a_code_that_verifies() {
 
     // The link is used; a new ticket finds the factor already there.
     assert_eq!(s.get(&link, &[]).await.status, 410);
-    let again = s
-        .call(
-            "POST",
-            "/api/v2/guardian/enrollments/ticket",
-            json!({"user_id": user_id}),
-        )
-        .await;
-    let url = url::Url::parse(again.json()["ticket_url"].as_str().unwrap()).unwrap();
-    let second = s
-        .get(&format!("{}?{}", url.path(), url.query().unwrap()), &[])
-        .await;
+    let again = s.enrollment_link(json!({"user_id": user_id})).await;
+    let second = s.get(&again, &[]).await;
     assert_eq!(second.status, 409, "{second:?}");
     assert!(
         second
@@ -832,6 +826,56 @@ async fn a_totp_enrollment_keeps_the_factor_only_for_a_code_that_verifies() {
         "{}",
         second.body
     );
+}
+
+/// The secret an enrollment page shows (groups of four).
+fn shown_secret(page: &Answer) -> String {
+    let start = page.body.find("<code class=\"secret\">").unwrap() + 21;
+    page.body[start..start + page.body[start..].find("</code>").unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn a_totp_page_opened_before_an_mfa_key_change_still_enrolls_under_the_new_key() {
+    let old = herald_mfa::MfaKey::from_bytes(b"pages-tests-the-old-mfa-key-0123456789ab").unwrap();
+    let new = herald_mfa::MfaKey::from_bytes(b"pages-tests-the-new-mfa-key-0123456789ab").unwrap();
+    let s = setup(|settings| settings.mfa_key = Some(old.clone())).await;
+    let user_id = s.user("ines@example.com", json!({})).await;
+    let link = s
+        .enrollment_link(json!({"user_id": user_id, "factor": "otp"}))
+        .await;
+    let page = s.get(&link, &[]).await;
+    let scanned = shown_secret(&page);
+    let form = Form::of(&page);
+
+    // The key changes (the old one kept in HERALD_MFA_PREVIOUS_KEYS) before the person types
+    // the code of what they scanned.
+    let mut settings = s.env.settings();
+    settings.ticket_secret = Some(
+        herald_domain::TicketSecret::from_bytes(b"pages-tests-ticket-secret-0123456789abcdef")
+            .unwrap(),
+    );
+    settings.mfa_key = Some(new.clone());
+    settings.mfa_previous_keys = vec![old];
+    let after = TestApi::start(settings).await;
+    let reopened = request(after.addr, "GET", &link, &[], b"").await;
+    assert_ne!(
+        shown_secret(&reopened),
+        scanned,
+        "a new page shows the new key's secret"
+    );
+
+    let code = authenticator_code(&scanned, unix_now());
+    let done = post_at(after.addr, &form, &[("code", &code)], None).await;
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(done.body.contains("Two-factor authentication is on"));
+    let sealed: Vec<u8> = sqlx::query_scalar(
+        "SELECT secret_sealed FROM mfa_enrollments WHERE user_id = $1 AND factor = 'otp'",
+    )
+    .bind(&user_id)
+    .fetch_one(s.api.store.pool())
+    .await
+    .unwrap();
+    assert!(herald_mfa::seal::is_sealed_under(&new, &sealed));
 }
 
 #[tokio::test]
@@ -986,15 +1030,9 @@ async fn no_request_can_choose_where_a_page_redirects() {
 async fn an_email_factor_is_enrolled_with_the_code_from_the_delivered_email() {
     let s = setup(|_| {}).await;
     let user_id = s.user("lea@example.com", json!({})).await;
-    let answer = s
-        .call(
-            "POST",
-            "/api/v2/guardian/enrollments/ticket",
-            json!({"user_id": user_id, "factor": "email"}),
-        )
+    let link = s
+        .enrollment_link(json!({"user_id": user_id, "factor": "email"}))
         .await;
-    let url = url::Url::parse(answer.json()["ticket_url"].as_str().unwrap()).unwrap();
-    let link = format!("{}?{}", url.path(), url.query().unwrap());
     let page = s.get(&link, &[("Accept-Language", "fr")]).await;
     assert_eq!(page.status, 200, "{page:?}");
     assert!(

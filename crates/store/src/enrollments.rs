@@ -105,6 +105,25 @@ impl fmt::Debug for OtpEnrollment {
     }
 }
 
+/// An enrollment's sealed secret, as `herald mfa reseal` moves it to the current key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub id: String,
+    pub user_id: String,
+    /// The factor's name, as the secret's associated data names it (`otp`).
+    pub factor: String,
+    pub secret_sealed: Vec<u8>,
+}
+
+impl fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedSecret")
+            .field("id", &self.id)
+            .field("factor", &self.factor)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Whether one more login OTP check of a user may go ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtpAttempt {
@@ -293,6 +312,58 @@ impl Store {
                     user_id: row.try_get("user_id")?,
                     secret_sealed: row.try_get("secret_sealed")?,
                     last_step: step(row.try_get("last_step")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the sealed secret of enrollment `id` with `resealed` (the same secret under
+    /// the current MFA key) if it is still `sealed`. False when it changed or is gone.
+    pub async fn reseal_enrollment(
+        &self,
+        id: &str,
+        sealed: &[u8],
+        resealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE mfa_enrollments SET secret_sealed = $3 WHERE id = $1 AND secret_sealed = $2",
+        )
+        .bind(id)
+        .bind(sealed)
+        .bind(resealed)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Up to `limit` enrollments with a sealed secret whose key id is not `current_key_id`,
+    /// after the enrollment id `after`, by id (`herald mfa reseal` pages through them).
+    pub async fn enrollments_sealed_elsewhere(
+        &self,
+        current_key_id: &[u8],
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<SealedSecret>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, factor, secret_sealed FROM mfa_enrollments \
+             WHERE secret_sealed IS NOT NULL AND id > $2 \
+               AND substring(secret_sealed FROM 1 FOR $3) <> $1 \
+             ORDER BY id LIMIT $4",
+        )
+        .bind(current_key_id)
+        .bind(after)
+        .bind(i32::try_from(current_key_id.len()).unwrap_or(i32::MAX))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SealedSecret {
+                    id: row.try_get("id")?,
+                    user_id: row.try_get("user_id")?,
+                    factor: row.try_get("factor")?,
+                    secret_sealed: row.try_get("secret_sealed")?,
                 })
             })
             .collect()

@@ -24,7 +24,7 @@ pub use db::Store;
 pub use email_templates::{EmailTemplate, StoredEmailTemplate, TemplateSyntax};
 pub use enrollments::{
     EmailCodeCheck, EmailCodeIssue, EmailCodeSpec, Enrollment, MfaFactor, NewEnrollment,
-    OtpAttempt, OtpEnrollment,
+    OtpAttempt, OtpEnrollment, SealedSecret,
 };
 pub use error::StoreError;
 pub use ledger::{

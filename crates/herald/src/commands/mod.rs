@@ -6,6 +6,7 @@ mod demo;
 mod demo_redeem;
 mod dlq;
 mod jobs;
+mod mfa;
 mod queues;
 mod registry;
 mod send;
@@ -50,6 +51,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Queues(args) => queues::run(&settings, args).await,
         Command::Dlq(cmd) => dlq::run(&settings, cmd).await,
         Command::Jobs(cmd) => jobs::run(&settings, cmd).await,
+        Command::Mfa(cmd) => mfa::run(&settings, cmd).await,
         #[cfg(feature = "bench")]
         Command::Bench(options) => bench::run(&settings, options).await,
     }
