@@ -96,7 +96,7 @@ pub struct Settings {
     pub api_max_body_bytes: usize,
     /// HERALD_PASSWORD_MIN_LENGTH and HERALD_PASSWORD_MIN_SCORE: what a password set on the
     /// password-change page must be.
-    pub password_policy: herald_domain::PasswordPolicy,
+    pub password_policy: herald_password::PasswordPolicy,
     /// HERALD_PAGE_RATE_LIMIT: POSTs per minute per ticket and per client address on the pages.
     pub page_rate_limit: u32,
     /// HERALD_TRUSTED_PROXIES: the proxies whose `X-Forwarded-For` names the client, for the
@@ -410,7 +410,7 @@ impl Settings {
             10_485_760,
         )?;
 
-        let password_policy = herald_domain::PasswordPolicy {
+        let password_policy = herald_password::PasswordPolicy {
             min_length: number(&get, "HERALD_PASSWORD_MIN_LENGTH", 10usize, 8, 128)?,
             min_score: number(&get, "HERALD_PASSWORD_MIN_SCORE", 3u8, 0, 4)?,
         };

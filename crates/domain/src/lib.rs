@@ -12,7 +12,6 @@ pub mod ids;
 pub mod job;
 pub mod kind;
 pub mod locale;
-pub mod password;
 pub mod ticket;
 pub mod trace;
 
@@ -29,6 +28,5 @@ pub use job::{
 };
 pub use kind::{JobKind, TemplateName};
 pub use locale::{Locale, negotiate};
-pub use password::{PasswordPolicy, PolicyProblem, hash_password};
 pub use ticket::{TicketPurpose, TicketSecret, TicketToken, TokenHash, TokenSalt, ticket_base};
 pub use trace::TraceParent;

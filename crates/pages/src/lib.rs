@@ -27,7 +27,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use herald_domain::{PasswordPolicy, TicketSecret};
+use herald_domain::TicketSecret;
+use herald_password::PasswordPolicy;
 use herald_producer::Producer;
 use herald_render::Renderer;
 use herald_store::Store;

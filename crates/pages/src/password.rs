@@ -5,17 +5,15 @@
 //! tickets, and publishes `user.password_changed` (with the PHC string, never the password)
 //! before it commits.
 
-use std::sync::LazyLock;
-
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum_extra::extract::cookie::CookieJar;
-use herald_domain::{EventData, EventKind, PolicyProblem, TicketPurpose, TokenHash, hash_password};
+use herald_domain::{EventData, EventKind, TicketPurpose, TokenHash};
+use herald_password::PolicyProblem;
 use herald_render::{PageBody, PageMessage};
 use herald_store::{PasswordChange, Redemption, StoredTicket};
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 
 use crate::PagesState;
 use crate::redirect::Message;
@@ -25,9 +23,6 @@ use crate::ticket_page::{
 };
 
 const ACTION: &str = "/u/reset-password";
-
-/// Hashes at once at most: each takes 19 MiB and tens of milliseconds of one core.
-static HASHING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(4));
 
 pub(crate) async fn show(
     State(state): State<PagesState>,
@@ -81,7 +76,7 @@ pub(crate) async fn redeem(
     if !problems.is_empty() {
         return form_page(&state, &view, &token, &hash, jar, problems);
     }
-    let phc = match hash_new(password).await {
+    let phc = match herald_password::hash(password).await {
         Ok(phc) => phc,
         Err(e) => {
             tracing::error!(error = %e, "argon2 could not hash a password.");
@@ -180,13 +175,6 @@ fn problems(
         messages.push(PageMessage::new("page-password-mismatch"));
     }
     messages
-}
-
-async fn hash_new(password: String) -> Result<String, String> {
-    let _permit = HASHING.acquire().await.map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| e.to_string())?
 }
 
 enum Changed {

@@ -1,10 +1,27 @@
-//! Passwords: the policy a new password must meet (length, and a strength estimate with zxcvbn)
-//! and its argon2id PHC hash. Pure and synchronous: callers hash off their async runtime.
+//! `herald-password`: passwords set through Herald (the Management API's `password` field and
+//! the password-change page). The policy a new password must meet (length, and a strength
+//! estimate with zxcvbn), its argon2id PHC hash ([`hash_password`], pure and synchronous), and
+//! [`hash`], which runs it off the async runtime, at most [`MAX_CONCURRENT_HASHES`] at once in
+//! the whole process.
 //!
 //! Argon2id with the argon2 crate's defaults, OWASP's first recommendation (m = 19 MiB, t = 2,
 //! p = 1), and a fresh random salt per hash. The password itself is never kept, logged or shown.
 
+use std::sync::LazyLock;
+
 use argon2::{Argon2, PasswordHasher};
+use tokio::sync::Semaphore;
+
+/// Hashes running at once, in the whole process (the API's and the pages' together): each
+/// takes 19 MiB and tens of milliseconds of one core.
+pub const MAX_CONCURRENT_HASHES: usize = 4;
+
+static HASHING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(MAX_CONCURRENT_HASHES));
+
+/// Why [`hash`] gave no hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the password could not be hashed: {0}")]
+pub struct HashError(String);
 
 /// The longest password accepted, in characters (argon2 takes any length; this bounds the work
 /// and the request).
@@ -74,6 +91,24 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// [`hash_password`] on tokio's blocking threads, waiting for a turn when
+/// [`MAX_CONCURRENT_HASHES`] are running, so a burst of password changes can neither stall the
+/// async runtime nor take memory without bound.
+///
+/// # Errors
+/// When argon2 fails (it does not for a password within [`MAX_PASSWORD_CHARS`]) or the
+/// blocking task was cancelled (the runtime is shutting down).
+pub async fn hash(password: String) -> Result<String, HashError> {
+    let _turn = HASHING
+        .acquire()
+        .await
+        .map_err(|e| HashError(e.to_string()))?;
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| HashError(e.to_string()))?
+        .map_err(HashError)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +141,25 @@ mod tests {
         let b = hash_password("correct horse battery staple").unwrap();
         assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
         assert_ne!(a, b);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_burst_of_hashes_all_verify_and_gives_back_every_turn() {
+        use argon2::{PasswordHash, PasswordVerifier};
+
+        let burst: Vec<_> = (0..MAX_CONCURRENT_HASHES * 2)
+            .map(|i| tokio::spawn(hash(format!("violet harbor lantern {i}"))))
+            .collect();
+        for (i, task) in burst.into_iter().enumerate() {
+            let phc = task.await.unwrap().unwrap();
+            let parsed = PasswordHash::new(&phc).unwrap();
+            let password = format!("violet harbor lantern {i}");
+            assert!(
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            );
+        }
+        assert_eq!(HASHING.available_permits(), MAX_CONCURRENT_HASHES);
     }
 }
