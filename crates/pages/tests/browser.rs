@@ -4,53 +4,17 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::Setup;
 use herald_testkit::browser::Browser;
-use herald_testkit::env::{TestApi, TestEnv, TestWorker};
-use herald_testkit::http::{Answer, request};
 use serde_json::{Value, json};
 
-const SCOPES: &str = "read:users create:users update:users create:user_tickets \
-                      create:guardian_enrollment_tickets create:organizations create:clients";
-
-struct Setup {
-    env: TestEnv,
-    api: TestApi,
-    _worker: TestWorker,
-    token: String,
-}
-
 async fn setup() -> Setup {
-    let env = TestEnv::new().await.unwrap();
-    let mut settings = env.settings();
-    settings.ticket_secret = Some(
-        herald_domain::TicketSecret::from_bytes(b"browser-tests-ticket-secret-0123456789abcdef")
-            .unwrap(),
-    );
-    // The emailed links must open this serve's pages.
-    let (api, settings) = TestApi::start_serving_links(settings).await;
-    let worker = env.spawn_worker(settings).await;
-    let token = api.token(SCOPES).await;
-    Setup {
-        env,
-        api,
-        _worker: worker,
-        token,
-    }
+    common::setup(|_| {}).await
 }
 
 impl Setup {
-    async fn call(&self, method: &str, path: &str, body: Value) -> Answer {
-        let auth = format!("Bearer {}", self.token);
-        let body = body.to_string();
-        let headers = [
-            ("Authorization", auth.as_str()),
-            ("Content-Type", "application/json"),
-        ];
-        let answer = request(self.api.addr, method, path, &headers, body.as_bytes()).await;
-        assert!(answer.status < 300, "{method} {path}: {answer:?}");
-        answer
-    }
-
     /// The link in the next delivered email (the `n`th of the sink) to `to`.
     async fn link_in_email(&self, n: usize, to: &str) -> String {
         let mails = self.env.expect_mail(n).await;
@@ -91,7 +55,7 @@ async fn a_person_verifies_their_email_changes_their_password_and_enrolls_totp_i
     // The application's login page is this server's /healthz: the redirect lands somewhere real.
     let login = format!("{}/healthz", s.base());
     let client = s
-        .call(
+        .call_ok(
             "POST",
             "/api/v2/clients",
             json!({"name": "Kumo App", "initiate_login_uri": login}),
@@ -100,7 +64,7 @@ async fn a_person_verifies_their_email_changes_their_password_and_enrolls_totp_i
         .json();
     let client_id = client["client_id"].as_str().unwrap().to_owned();
     let user = s
-        .call(
+        .call_ok(
             "POST",
             "/api/v2/users",
             json!({"connection": "Username-Password-Authentication", "email": "rio@example.com",
@@ -111,7 +75,7 @@ async fn a_person_verifies_their_email_changes_their_password_and_enrolls_totp_i
     let user_id = user["user_id"].as_str().unwrap().to_owned();
 
     // 1. Verify the email from the verification email's link.
-    s.call(
+    s.call_ok(
         "POST",
         "/api/v2/jobs/verification-email",
         json!({"user_id": user_id, "client_id": client_id}),
@@ -161,7 +125,7 @@ async fn a_person_verifies_their_email_changes_their_password_and_enrolls_totp_i
 
     // 2. Change the password from a password-change link, with one weak password refused.
     let ticket = s
-        .call(
+        .call_ok(
             "POST",
             "/api/v2/tickets/password-change",
             json!({"user_id": user_id}),
@@ -223,7 +187,7 @@ async fn a_person_verifies_their_email_changes_their_password_and_enrolls_totp_i
     assert!(stored.starts_with("$argon2id$"), "{stored}");
 
     // 3. Enroll TOTP from the enrollment email's link, with the code an authenticator computes.
-    s.call(
+    s.call_ok(
         "POST",
         "/api/v2/guardian/enrollments/ticket",
         json!({"user_id": user_id, "send_mail": true}),
@@ -254,7 +218,7 @@ async fn a_person_verifies_their_email_changes_their_password_and_enrolls_totp_i
         .await
         .unwrap();
     let listed = s
-        .call(
+        .call_ok(
             "GET",
             &format!(
                 "/api/v2/users/{}/enrollments",
@@ -277,7 +241,7 @@ async fn an_expired_link_and_a_japanese_branded_page_are_shown_accessibly() {
     let s = setup().await;
     let browser = Browser::start().await.unwrap();
     let org = s
-        .call(
+        .call_ok(
             "POST",
             "/api/v2/organizations",
             json!({"name": "kumo", "display_name": "株式会社クモ",
@@ -286,7 +250,7 @@ async fn an_expired_link_and_a_japanese_branded_page_are_shown_accessibly() {
         .await
         .json();
     let user = s
-        .call(
+        .call_ok(
             "POST",
             "/api/v2/users",
             json!({"connection": "Username-Password-Authentication", "email": "yui@example.com",
@@ -295,7 +259,7 @@ async fn an_expired_link_and_a_japanese_branded_page_are_shown_accessibly() {
         .await
         .json();
     let ticket = s
-        .call(
+        .call_ok(
             "POST",
             "/api/v2/tickets/password-change",
             json!({"user_id": user["user_id"], "organization_id": org["id"]}),
@@ -325,7 +289,7 @@ async fn an_expired_link_and_a_japanese_branded_page_are_shown_accessibly() {
     browser.assert_accessible("the expired page").await.unwrap();
 
     let plain = s
-        .call(
+        .call_ok(
             "POST",
             "/api/v2/users",
             json!({"connection": "Username-Password-Authentication", "email": "max@example.com",
@@ -334,7 +298,7 @@ async fn an_expired_link_and_a_japanese_branded_page_are_shown_accessibly() {
         .await
         .json();
     let ticket = s
-        .call(
+        .call_ok(
             "POST",
             "/api/v2/tickets/email-verification",
             json!({"user_id": plain["user_id"], "ttl_sec": 1}),
@@ -372,7 +336,7 @@ async fn a_person_enrolls_their_email_as_a_second_factor_with_the_emailed_code()
     let s = setup().await;
     let browser = Browser::start().await.unwrap();
     let user = s
-        .call(
+        .call_ok(
             "POST",
             "/api/v2/users",
             json!({"connection": "Username-Password-Authentication", "email": "ines@example.com",
@@ -380,7 +344,7 @@ async fn a_person_enrolls_their_email_as_a_second_factor_with_the_emailed_code()
         )
         .await
         .json();
-    s.call(
+    s.call_ok(
         "POST",
         "/api/v2/guardian/enrollments/ticket",
         json!({"user_id": user["user_id"], "factor": "email", "send_mail": true}),

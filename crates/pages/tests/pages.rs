@@ -5,50 +5,14 @@
 
 use std::time::Duration;
 
-use herald_testkit::env::{TestApi, TestEnv, TestWorker};
+mod common;
+
+use common::{Setup, setup};
+use herald_testkit::env::TestApi;
 use herald_testkit::http::{Answer, request};
 use serde_json::{Value, json};
 
-const SCOPES: &str = "read:users create:users update:users create:user_tickets \
-                      create:guardian_enrollment_tickets create:organizations";
-
-struct Setup {
-    env: TestEnv,
-    api: TestApi,
-    _worker: TestWorker,
-    token: String,
-}
-
-async fn setup(configure: impl FnOnce(&mut herald_app::Settings)) -> Setup {
-    let env = TestEnv::new().await.unwrap();
-    let mut settings = env.settings();
-    settings.ticket_secret = Some(
-        herald_domain::TicketSecret::from_bytes(b"pages-tests-ticket-secret-0123456789abcdef")
-            .unwrap(),
-    );
-    configure(&mut settings);
-    let api = TestApi::start(settings.clone()).await;
-    let worker = env.spawn_worker(settings).await;
-    let token = api.token(SCOPES).await;
-    Setup {
-        env,
-        api,
-        _worker: worker,
-        token,
-    }
-}
-
 impl Setup {
-    async fn call(&self, method: &str, path: &str, body: Value) -> Answer {
-        let auth = format!("Bearer {}", self.token);
-        let body = body.to_string();
-        let headers = [
-            ("Authorization", auth.as_str()),
-            ("Content-Type", "application/json"),
-        ];
-        request(self.api.addr, method, path, &headers, body.as_bytes()).await
-    }
-
     async fn user(&self, email: &str, extra: Value) -> String {
         let mut body = json!({"email": email, "connection": "Username-Password-Authentication",
                               "verify_email": false});
@@ -850,10 +814,7 @@ async fn a_totp_page_opened_before_an_mfa_key_change_still_enrolls_under_the_new
     // The key changes (the old one kept in HERALD_MFA_PREVIOUS_KEYS) before the person types
     // the code of what they scanned.
     let mut settings = s.env.settings();
-    settings.ticket_secret = Some(
-        herald_domain::TicketSecret::from_bytes(b"pages-tests-ticket-secret-0123456789abcdef")
-            .unwrap(),
-    );
+    settings.ticket_secret = Some(common::ticket_secret());
     settings.mfa_key = Some(new.clone());
     settings.mfa_previous_keys = vec![old];
     let after = TestApi::start(settings).await;
