@@ -98,14 +98,19 @@ fn unix_now() -> f64 {
 }
 
 /// Sets `herald_queue_messages`, `herald_queue_consumers` and
-/// `herald_queue_oldest_message_age_seconds` for each watched queue every `poller.every`, until
-/// `shutdown`. A lost connection is reopened on a later round.
+/// `herald_queue_oldest_message_age_seconds` for each watched queue every `poller.every` (the
+/// first time `poller.every` after the start), until `shutdown`. A lost connection is reopened on
+/// a later round.
 pub fn spawn_queue_poller(poller: QueuePoller, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         let queues = poller.topology.queues_by_role();
         let tiers = poller.topology.retry_delays.len();
         let mut conn: Option<Connection> = None;
-        let mut tick = tokio::time::interval(poller.every);
+        // The first round one interval in, not at once: a worker starting on a fresh broker
+        // declares its queues first, and a passive declare of a queue not there yet makes the
+        // broker close the channel (which lapin logs as an error).
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + poller.every, poller.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
