@@ -608,9 +608,13 @@ async fn a_database_outage_is_retried_from_the_delay_queues_and_leaves_the_ledge
     sink.set_faults(FaultPlan::delay_all(ms(10)));
     let mut settings = private_settings(&broker.url, &pg.url("herald"), &sink);
     settings.max_attempts = 100;
+    // One retry tier of 2 s, not the tests' 200 ms: the outage is seen as a copy waiting on the
+    // delay queue, and polling could miss a 200 ms window on a loaded machine.
+    settings.retry_delays = vec![secs(2)];
+    let topology = TestEnv::topology().with_retry_delays(settings.retry_delays.clone());
     let worker = spawn_worker(settings).await;
     let producer = Arc::new(
-        Producer::connect_with(&broker.url, TestEnv::topology())
+        Producer::connect_with(&broker.url, topology.clone())
             .await
             .unwrap(),
     );
@@ -635,7 +639,7 @@ async fn a_database_outage_is_retried_from_the_delay_queues_and_leaves_the_ledge
         pg.stop_server(mode).await.unwrap();
         let down = Instant::now();
         wait_until("a retry copy on a delay queue", secs(90), || async {
-            retry_depth(&broker).await > 0
+            retry_depth(&broker, &topology).await > 0
         })
         .await;
         first_retry.push(down.elapsed());
@@ -1011,9 +1015,9 @@ async fn consumers_and_depth(url: &str, queue: &str) -> (u32, u32) {
     (stats.messages, stats.consumers)
 }
 
-async fn retry_depth(broker: &TestBroker) -> u32 {
+async fn retry_depth(broker: &TestBroker, topology: &Topology) -> u32 {
     let mut depth = 0;
-    for queue in TestEnv::topology().retry_queues() {
+    for queue in topology.retry_queues() {
         depth += broker.depth(&queue).await;
     }
     depth
