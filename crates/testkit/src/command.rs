@@ -11,8 +11,8 @@ pub const TEST_TICKET_SECRET: &str = "integration-test-secret-0123456789abcdef";
 
 /// `herald` (the executable at `exe`: `env!("CARGO_BIN_EXE_herald")` in the herald crate's
 /// tests) with nothing inherited but `PATH`, pointed at `env`'s broker vhost, database and SMTP
-/// sink, with [`TestEnv::topology`]'s retry tiers, the tests' public URL and ticket secret, and
-/// warnings-only logs. A later `.env(..)` replaces any of these; add the arguments.
+/// sink, with [`TestEnv::topology`]'s retry tiers, the tests' public URL and ticket secret, free
+/// ports for `/metrics` and `herald serve`, and warnings-only logs. A later `.env(..)` replaces any of these; add the arguments.
 pub fn herald(exe: impl AsRef<OsStr>, env: &TestEnv) -> Command {
     let retry_delays = TestEnv::topology()
         .retry_delays
@@ -29,6 +29,10 @@ pub fn herald(exe: impl AsRef<OsStr>, env: &TestEnv) -> Command {
         .env("HERALD_RETRY_DELAYS", retry_delays)
         .env("HERALD_PUBLIC_URL", TEST_PUBLIC_URL)
         .env("HERALD_TICKET_SECRET", TEST_TICKET_SECRET)
+        // Free ports, so that a worker or server started here never collides with another
+        // process on the machine (a developer's `herald worker` holds 9464).
+        .env("HERALD_METRICS_ADDR", "127.0.0.1:0")
+        .env("HERALD_HTTP_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn");
     cmd
 }
