@@ -53,6 +53,8 @@ fn the_dashboard_only_queries_metrics_herald_exports() {
         m::QUEUE_CONSUMERS,
         m::QUEUE_OLDEST_MESSAGE_AGE_SECONDS,
         m::BUILD_INFO,
+        herald_observe::http::HTTP_REQUESTS_TOTAL,
+        herald_observe::http::HTTP_REQUEST_DURATION_SECONDS,
     ]
     .into_iter()
     .collect();

@@ -11,11 +11,14 @@
 //!   security headers of `http` (no referrer, no store, a CSP with no script, no framing).
 //! - Redirects go only to the ticket's `result_url` or its client's login URI (`redirect`).
 //! - POSTs are rate-limited per ticket and per client address (`limits`).
+//! - Each redeemed ticket counts in `herald_tickets_redeemed_total` (`metrics`); every answer
+//!   counts in `herald serve`'s request metrics, by route and status.
 
 mod csrf;
 mod http;
 mod limits;
 mod locale;
+mod metrics;
 mod mfa;
 mod mfa_email;
 mod password;

@@ -272,6 +272,7 @@ async fn store_enrollment(
     );
     state.producer().publish_event(&event).await?;
     tx.commit().await?;
+    crate::metrics::redeemed(TicketPurpose::MfaEnrollment);
     tracing::info!(
         factor = enrollment.factor.as_str(),
         "Enrolled a second factor."

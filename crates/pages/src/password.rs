@@ -216,5 +216,6 @@ async fn change(
         }
     };
     tx.commit().await?;
+    crate::metrics::redeemed(TicketPurpose::PasswordChange);
     Ok(Changed::Done(message))
 }

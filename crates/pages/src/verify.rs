@@ -136,6 +136,7 @@ async fn verify(
         }
     };
     tx.commit().await?;
+    crate::metrics::redeemed(TicketPurpose::EmailVerification);
     Ok(Verified::Done(ticket, message))
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Setup, setup};
+use common::{Form, Setup, post_at, setup};
 use herald_testkit::env::TestApi;
 use herald_testkit::http::{Answer, request};
 use serde_json::{Value, json};
@@ -89,78 +89,8 @@ impl Setup {
     }
 }
 
-/// Sends a page's form to the server at `addr` as a browser would (same cookie,
-/// `Sec-Fetch-Site: same-origin`), through a proxy when `forwarded_for` names the client.
-async fn post_at(
-    addr: std::net::SocketAddr,
-    form: &Form,
-    fields: &[(&str, &str)],
-    forwarded_for: Option<&str>,
-) -> Answer {
-    let mut pairs = url::form_urlencoded::Serializer::new(String::new());
-    pairs.append_pair("ticket", &form.ticket);
-    pairs.append_pair("csrf", &form.csrf);
-    for (k, v) in fields {
-        pairs.append_pair(k, v);
-    }
-    let body = pairs.finish();
-    request(
-        addr,
-        "POST",
-        &form.action,
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", &form.cookie),
-            ("Sec-Fetch-Site", "same-origin"),
-        ]
-        .into_iter()
-        .chain(forwarded_for.map(|a| ("X-Forwarded-For", a)))
-        .collect::<Vec<_>>(),
-        body.as_bytes(),
-    )
-    .await
-}
-
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// A page's form: where it posts, its hidden fields and the cookie the page set.
-#[derive(Debug, Clone)]
-struct Form {
-    action: String,
-    ticket: String,
-    csrf: String,
-    cookie: String,
-}
-
-impl Form {
-    fn of(page: &Answer) -> Form {
-        let cookie = page
-            .headers
-            .iter()
-            .find(|(n, v)| n == "set-cookie" && v.starts_with("__Host-herald-csrf="))
-            .map(|(_, v)| v.split(';').next().unwrap().to_owned())
-            .expect("the page sets the CSRF cookie");
-        Form {
-            action: attribute(&page.body, "action"),
-            ticket: hidden(&page.body, "ticket"),
-            csrf: hidden(&page.body, "csrf"),
-            cookie,
-        }
-    }
-}
-
-fn attribute(html: &str, name: &str) -> String {
-    let start = html.find(&format!("{name}=\"")).expect(name) + name.len() + 2;
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let at = html
-        .find(&format!("name=\"{name}\" value=\""))
-        .unwrap_or_else(|| panic!("no hidden {name} in {html}"));
-    attribute(&html[at..], "value")
 }
 
 async fn ticket_used(api: &TestApi, link: &str) -> bool {

@@ -104,7 +104,7 @@ pub fn describe() {
     );
     describe_counter!(
         TICKETS_REDEEMED_TOTAL,
-        "Tickets redeemed, by purpose. Stays 0 until `herald serve` (the ticket pages) exists."
+        "Tickets redeemed on `herald serve`'s ticket pages, by purpose (counted by herald serve)."
     );
     describe_gauge!(
         SMTP_POOL_CONNECTIONS,

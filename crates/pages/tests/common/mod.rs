@@ -1,6 +1,10 @@
-//! What the pages' HTTP tests (`pages.rs`) and browser tests (`browser.rs`) set up alike: a
-//! `herald serve` whose ticket links open its own pages, a worker delivering the emails on the
-//! same settings, a Management API token, and calls to the API with it.
+//! What the pages' HTTP tests (`pages.rs`, `metrics.rs`) and browser tests (`browser.rs`) set up
+//! alike: a `herald serve` whose ticket links open its own pages, a worker delivering the emails
+//! on the same settings, a Management API token, calls to the API with it, and a page's form
+//! posted as a browser would.
+
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
 
 use herald_testkit::env::{TestApi, TestEnv, TestWorker};
 use herald_testkit::http::{Answer, request};
@@ -54,10 +58,79 @@ impl Setup {
     }
 
     /// [`Setup::call`], which must succeed.
-    #[allow(dead_code, reason = "used by browser.rs only")]
     pub async fn call_ok(&self, method: &str, path: &str, body: Value) -> Answer {
         let answer = self.call(method, path, body).await;
         assert!(answer.status < 300, "{method} {path}: {answer:?}");
         answer
     }
+}
+
+/// Sends a page's form to the server at `addr` as a browser would (same cookie,
+/// `Sec-Fetch-Site: same-origin`), through a proxy when `forwarded_for` names the client.
+pub async fn post_at(
+    addr: std::net::SocketAddr,
+    form: &Form,
+    fields: &[(&str, &str)],
+    forwarded_for: Option<&str>,
+) -> Answer {
+    let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+    pairs.append_pair("ticket", &form.ticket);
+    pairs.append_pair("csrf", &form.csrf);
+    for (k, v) in fields {
+        pairs.append_pair(k, v);
+    }
+    let body = pairs.finish();
+    request(
+        addr,
+        "POST",
+        &form.action,
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &form.cookie),
+            ("Sec-Fetch-Site", "same-origin"),
+        ]
+        .into_iter()
+        .chain(forwarded_for.map(|a| ("X-Forwarded-For", a)))
+        .collect::<Vec<_>>(),
+        body.as_bytes(),
+    )
+    .await
+}
+
+/// A page's form: where it posts, its hidden fields and the cookie the page set.
+#[derive(Debug, Clone)]
+pub struct Form {
+    pub action: String,
+    pub ticket: String,
+    pub csrf: String,
+    pub cookie: String,
+}
+
+impl Form {
+    pub fn of(page: &Answer) -> Form {
+        let cookie = page
+            .headers
+            .iter()
+            .find(|(n, v)| n == "set-cookie" && v.starts_with("__Host-herald-csrf="))
+            .map(|(_, v)| v.split(';').next().unwrap().to_owned())
+            .expect("the page sets the CSRF cookie");
+        Form {
+            action: attribute(&page.body, "action"),
+            ticket: hidden(&page.body, "ticket"),
+            csrf: hidden(&page.body, "csrf"),
+            cookie,
+        }
+    }
+}
+
+pub fn attribute(html: &str, name: &str) -> String {
+    let start = html.find(&format!("{name}=\"")).expect(name) + name.len() + 2;
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+pub fn hidden(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no hidden {name} in {html}"));
+    attribute(&html[at..], "value")
 }
