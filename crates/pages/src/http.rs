@@ -15,7 +15,7 @@ use tower_http::csrf::{CsrfLayer, ProtectionError};
 use url::Url;
 
 /// Headers every answer under `/u/` gets unless the handler set its own.
-const FIXED_HEADERS: [(HeaderName, &str); 5] = [
+const FIXED_HEADERS: [(HeaderName, &str); 6] = [
     // The ticket is in the page's URL: no Referer may carry it to the logo's host or onwards.
     (header::REFERRER_POLICY, "no-referrer"),
     (header::CACHE_CONTROL, "no-store"),
@@ -25,6 +25,8 @@ const FIXED_HEADERS: [(HeaderName, &str); 5] = [
         HeaderName::from_static("cross-origin-opener-policy"),
         "same-origin",
     ),
+    // A link posted somewhere public is not a page for search engines to keep.
+    (HeaderName::from_static("x-robots-tag"), "noindex, nofollow"),
 ];
 
 /// For answers that are not a rendered page (a refused cross-origin POST, a 405).

@@ -131,6 +131,7 @@ async fn a_verification_link_verifies_once_publishes_the_event_and_queues_one_we
         assert!(page.body.contains("<form method=\"post\""), "{}", page.body);
         assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
         assert_eq!(page.header("cache-control"), Some("no-store"));
+        assert_eq!(page.header("x-robots-tag"), Some("noindex, nofollow"));
         let csp = page.header("content-security-policy").unwrap();
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         assert!(!csp.contains("script-src"), "{csp}");
