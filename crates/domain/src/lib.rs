@@ -1,4 +1,6 @@
-//! Herald's domain: the email-job contract (v1), its validation rules, locales and tickets.
+//! Herald's domain: the email-job contract (v1), its validation rules, locales and tickets,
+//! events, and the rules the HTTP front ends share (API tokens, the client's address behind
+//! trusted proxies).
 //!
 //! Everything here is pure: no I/O, no async runtime, no database or broker types. Other crates
 //! parse at their edges into these types and pass them around.

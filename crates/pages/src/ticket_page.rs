@@ -194,15 +194,10 @@ impl TicketView {
                 .as_ref()
                 .and_then(|o| o.default_locale.as_deref()),
         );
-        let brand = match &organization {
-            Some(org) => Brand::of_organization(
-                &org.display_name,
-                org.branding.logo_url.as_deref(),
-                org.branding.primary_color.as_deref(),
-                org.branding.page_background.as_deref(),
-            ),
-            None => Brand::neutral(&state.config().friendly_name),
-        };
+        let brand = organization.as_ref().map_or_else(
+            || Brand::neutral(&state.config().friendly_name),
+            herald_store::Organization::brand,
+        );
         let target = redirect::target(
             ticket.result_url.as_deref(),
             client.as_ref().and_then(|c| c.login_uri.as_deref()),

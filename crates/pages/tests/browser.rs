@@ -42,6 +42,16 @@ async fn screenshot(browser: &Browser, name: &str) {
     }
 }
 
+/// Types `password` twice on the password-change page and sends it.
+async fn change_password(browser: &Browser, password: &str) {
+    browser.fill("New password", password).await.unwrap();
+    browser
+        .fill("Confirm the new password", password)
+        .await
+        .unwrap();
+    browser.submit("Change password").await.unwrap();
+}
+
 /// What `text` is, once its runs of white space are one space.
 fn squeeze(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -139,12 +149,7 @@ async fn a_person_verifies_their_email_changes_their_password_and_enrolls_totp_i
         .await
         .unwrap();
     screenshot(&browser, "reset-password").await;
-    browser.fill("New password", "password1234").await.unwrap();
-    browser
-        .fill("Confirm the new password", "password1234")
-        .await
-        .unwrap();
-    browser.submit("Change password").await.unwrap();
+    change_password(&browser, "password1234").await;
     let text = squeeze(&browser.text().await.unwrap());
     assert!(
         text.contains("This password is too easy to guess."),
@@ -156,12 +161,7 @@ async fn a_person_verifies_their_email_changes_their_password_and_enrolls_totp_i
         .unwrap();
     screenshot(&browser, "reset-password-refused").await;
     let strong = "violet harbor seventeen lanterns";
-    browser.fill("New password", strong).await.unwrap();
-    browser
-        .fill("Confirm the new password", strong)
-        .await
-        .unwrap();
-    browser.submit("Change password").await.unwrap();
+    change_password(&browser, strong).await;
     let text = squeeze(&browser.text().await.unwrap());
     assert!(
         text.contains("You can now log in to the application with the new password."),

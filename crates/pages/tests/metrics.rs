@@ -19,25 +19,14 @@ fn sample(exposition: &str, series: &str) -> f64 {
 #[tokio::test]
 async fn a_redeemed_ticket_is_counted_by_purpose_and_a_reused_link_by_its_status() {
     let s = setup(|_| {}).await;
-    let created = s
-        .call(
-            "POST",
-            "/api/v2/users",
-            json!({"email": "mia@example.com", "connection": "Username-Password-Authentication",
-                   "verify_email": false}),
-        )
-        .await;
-    let user_id = created.json()["user_id"].as_str().unwrap().to_owned();
-    let ticket = s
-        .call_ok(
-            "POST",
+    let user_id = s.user("mia@example.com", json!({})).await;
+    let link = s
+        .ticket(
             "/api/v2/tickets/email-verification",
             json!({"user_id": user_id}),
         )
         .await;
-    let url = url::Url::parse(ticket.json()["ticket"].as_str().unwrap()).unwrap();
-    let link = format!("{}?{}", url.path(), url.query().unwrap());
-    let page = request(s.api.addr, "GET", &link, &[], b"").await;
+    let page = s.get(&link, &[]).await;
     let form = Form::of(&page);
     assert_eq!(post_at(s.api.addr, &form, &[], None).await.status, 200);
     assert_eq!(post_at(s.api.addr, &form, &[], None).await.status, 410);

@@ -13,25 +13,6 @@ use herald_testkit::http::{Answer, request};
 use serde_json::{Value, json};
 
 impl Setup {
-    async fn user(&self, email: &str, extra: Value) -> String {
-        let mut body = json!({"email": email, "connection": "Username-Password-Authentication",
-                              "verify_email": false});
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
-        }
-        let answer = self.call("POST", "/api/v2/users", body).await;
-        assert_eq!(answer.status, 201, "{answer:?}");
-        answer.json()["user_id"].as_str().unwrap().to_owned()
-    }
-
-    /// A ticket link's path and query (`/u/…?ticket=…`).
-    async fn ticket(&self, path: &str, body: Value) -> String {
-        let answer = self.call("POST", path, body).await;
-        assert_eq!(answer.status, 201, "{answer:?}");
-        let url = url::Url::parse(answer.json()["ticket"].as_str().unwrap()).unwrap();
-        format!("{}?{}", url.path(), url.query().unwrap())
-    }
-
     /// An MFA enrollment ticket's link (`/u/mfa-enrollment?ticket=…`) for `body`.
     async fn enrollment_link(&self, body: Value) -> String {
         let answer = self
@@ -40,10 +21,6 @@ impl Setup {
         assert_eq!(answer.status, 200, "{answer:?}");
         let url = url::Url::parse(answer.json()["ticket_url"].as_str().unwrap()).unwrap();
         format!("{}?{}", url.path(), url.query().unwrap())
-    }
-
-    async fn get(&self, link: &str, headers: &[(&str, &str)]) -> Answer {
-        request(self.api.addr, "GET", link, headers, b"").await
     }
 
     /// Opens `link` and sends its form with `fields` added, as a browser would (same cookie,

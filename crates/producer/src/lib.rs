@@ -252,10 +252,9 @@ impl Producer {
             message_id: event.id.clone(),
             source,
         })?;
-        let exchange = self.topology.events_exchange.clone();
         match self
             .send_to(
-                &exchange,
+                &self.topology.events_exchange,
                 &event.id,
                 event.routing_key(),
                 &event.to_json(),
@@ -324,9 +323,14 @@ impl Producer {
         body: &[u8],
         props: BasicProperties,
     ) -> Result<(), ProduceError> {
-        let exchange = self.topology.exchange.clone();
-        self.send_to(&exchange, message_id, routing_key, body, props)
-            .await
+        self.send_to(
+            &self.topology.exchange,
+            message_id,
+            routing_key,
+            body,
+            props,
+        )
+        .await
     }
 
     /// [`Producer::send`] to another exchange of the topology.

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use herald_domain::{Locale, TemplateName};
-use herald_render::{CheckedOverride, TemplateSources};
+use herald_render::{Brand, CheckedOverride, TemplateSources};
 use sqlx::error::ErrorKind;
 use time::OffsetDateTime;
 
@@ -32,6 +32,18 @@ pub struct Organization {
     pub default_locale: Option<String>,
     /// Replaces the default sender, e.g. `Acme <no-reply@acme.example>`.
     pub from_address: Option<String>,
+}
+
+impl Organization {
+    /// The brand its emails and pages wear: its display name, logo and colours.
+    pub fn brand(&self) -> Brand {
+        Brand::of_organization(
+            &self.display_name,
+            self.branding.logo_url.as_deref(),
+            self.branding.primary_color.as_deref(),
+            self.branding.page_background.as_deref(),
+        )
+    }
 }
 
 /// How an organization's emails look; anything left `None` uses Herald's default.

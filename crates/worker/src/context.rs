@@ -22,15 +22,7 @@ pub fn email_context(
     now: OffsetDateTime,
     friendly_name: &str,
 ) -> EmailContext {
-    let brand = match organization {
-        Some(org) => Brand::of_organization(
-            &org.display_name,
-            org.branding.logo_url.as_deref(),
-            org.branding.primary_color.as_deref(),
-            org.branding.page_background.as_deref(),
-        ),
-        None => Brand::neutral(friendly_name),
-    };
+    let brand = organization.map_or_else(|| Brand::neutral(friendly_name), Organization::brand);
     let factor = match &job.spec {
         JobSpec::Enrollment { factor, .. } => factor.map(|f| f.as_str().to_string()),
         _ => None,

@@ -8,7 +8,7 @@
 
 use herald_testkit::env::{TestApi, TestEnv, TestWorker};
 use herald_testkit::http::{Answer, request};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// What the tests' tokens may do.
 pub const SCOPES: &str = "read:users create:users update:users create:user_tickets \
@@ -55,6 +55,31 @@ impl Setup {
             ("Content-Type", "application/json"),
         ];
         request(self.api.addr, method, path, &headers, body.as_bytes()).await
+    }
+
+    /// A registry user with `email` (and the fields of `extra`) who got no email; their id.
+    pub async fn user(&self, email: &str, extra: Value) -> String {
+        let mut body = json!({"email": email, "connection": "Username-Password-Authentication",
+                              "verify_email": false});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let answer = self.call("POST", "/api/v2/users", body).await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        answer.json()["user_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A ticket link's path and query (`/u/…?ticket=…`).
+    pub async fn ticket(&self, path: &str, body: Value) -> String {
+        let answer = self.call("POST", path, body).await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        let url = url::Url::parse(answer.json()["ticket"].as_str().unwrap()).unwrap();
+        format!("{}?{}", url.path(), url.query().unwrap())
+    }
+
+    /// A GET of a page, with `headers`.
+    pub async fn get(&self, link: &str, headers: &[(&str, &str)]) -> Answer {
+        request(self.api.addr, "GET", link, headers, b"").await
     }
 
     /// [`Setup::call`], which must succeed.
